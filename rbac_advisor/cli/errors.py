@@ -1,0 +1,41 @@
+"""Maps AdvisorError to one stderr line and its exit code, in one place."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from rbac_advisor.errors import AdvisorError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def error(message: str) -> None:
+    """Print one ``error:`` line on stderr."""
+    typer.echo(f"error: {message}", err=True)
+
+
+def warning(message: str) -> None:
+    """Print one ``warning:`` line on stderr."""
+    typer.echo(f"warning: {message}", err=True)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn AdvisorError (and OS errors on inputs) into one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except AdvisorError as err:
+            error(str(err))
+            raise typer.Exit(int(err.exit_code)) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper

@@ -1,0 +1,93 @@
+"""The error tree and exit codes: core modules raise these, only the CLI prints them."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes; each has exactly one meaning."""
+
+    OK = 0
+    BUG = 1
+    USAGE = 2
+    BAD_INPUT = 3
+    CLUSTER = 4
+    FINDINGS = 5
+
+
+class AdvisorError(Exception):
+    """Base of every error the tool reports to the user as one line."""
+
+    exit_code: ExitCode = ExitCode.BUG
+
+    def __init__(self, message: str) -> None:
+        """Keep the one-line message."""
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        """Return the one-line message."""
+        return self.message
+
+
+class InputError(AdvisorError):
+    """A file, flag value or document the user gave us is unusable."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class AuditParseError(InputError):
+    """An audit log line could not be read as an audit event."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        """Name the file, line and problem."""
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class ManifestError(InputError):
+    """An RBAC manifest could not be read."""
+
+    def __init__(self, path: str, obj: str, reason: str) -> None:
+        """Name the file, object and problem."""
+        where = f"{path}: {obj}" if obj else path
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.obj = obj
+        self.reason = reason
+
+
+class UnsoundRecommendation(AdvisorError):
+    """The recommendation failed its own replay proof; nothing was written."""
+
+    exit_code = ExitCode.FINDINGS
+
+
+class ClusterError(AdvisorError):
+    """The cluster could not be read completely."""
+
+    exit_code = ExitCode.CLUSTER
+
+
+class ClusterUnreachable(ClusterError):
+    """No connection, TLS failure, timeout or bad kubeconfig."""
+
+
+class ClusterForbidden(ClusterError):
+    """The tool's identity lacks a permission it needs."""
+
+    def __init__(self, verb: str, resource: str, detail: str = "") -> None:
+        """Name the missing verb and resource."""
+        msg = (
+            f"the cluster refused to {verb} {resource}: this identity needs "
+            f"'{verb}' on {resource}; bind it to the rbac-advisor-reader ClusterRole "
+            "(deploy/reader-clusterrole.yaml) or use --rbac with a dump"
+        )
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+        self.verb = verb
+        self.resource = resource

@@ -1,0 +1,52 @@
+"""The normalised audit event: one record per API request, whatever the log format.
+
+Pure values only. Parsers in ``audit`` produce these; ``usage`` aggregates them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from rbac_advisor.rbac import Access, BindingKey, Identity, RoleKey, Subject
+
+
+class Decision(enum.StrEnum):
+    """The authorization decision as logged (``unknown`` when the log does not say)."""
+
+    ALLOW = "allow"
+    FORBID = "forbid"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ReasonRef:
+    """An ``RBAC: allowed by ...`` reason string, parsed."""
+
+    binding: BindingKey
+    role: RoleKey
+    subject: Subject
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One API request as the authorizer saw it.
+
+    ``identity`` is the effective (impersonated, if any) user; ``impersonator`` the
+    authenticated one when impersonation was used. ``uri`` is the request URI with
+    exec/attach ``command=`` arguments redacted. Bodies are never kept.
+    """
+
+    audit_id: str
+    identity: Identity
+    access: Access
+    decision: Decision
+    time: float
+    code: int = 0
+    reason: ReasonRef | None = None
+    raw_reason: str = ""
+    user_agent: str = ""
+    source_ip: str = ""
+    impersonator: Identity | None = None
+    uri: str = ""
+    stage: str = ""

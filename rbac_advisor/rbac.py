@@ -1,0 +1,309 @@
+"""RBAC vocabulary: rules, roles, bindings, subjects, requests. Pure values, no I/O.
+
+Parsing of raw Kubernetes objects into these values lives in ``manifests.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+SA_PREFIX = "system:serviceaccount:"
+BOOTSTRAP_LABEL = ("kubernetes.io/bootstrapping", "rbac-defaults")
+
+
+def norm(values: object) -> tuple[str, ...]:
+    """Sort and de-duplicate a list of strings into a tuple (None -> ())."""
+    if not values:
+        return ()
+    assert isinstance(values, list | tuple | set | frozenset)
+    return tuple(sorted({str(v) for v in values}))
+
+
+class SubjectKind(enum.StrEnum):
+    """The subject kinds RBAC knows; anything else never matches."""
+
+    USER = "User"
+    GROUP = "Group"
+    SERVICE_ACCOUNT = "ServiceAccount"
+
+
+class RoleKind(enum.StrEnum):
+    """What a roleRef can point at."""
+
+    ROLE = "Role"
+    CLUSTER_ROLE = "ClusterRole"
+
+
+class BindingKind(enum.StrEnum):
+    """The two binding kinds."""
+
+    ROLE_BINDING = "RoleBinding"
+    CLUSTER_ROLE_BINDING = "ClusterRoleBinding"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Subject:
+    """A binding subject. ``kind`` is a plain string so unknown kinds survive parsing."""
+
+    kind: str
+    name: str
+    namespace: str = ""
+    api_group: str = ""
+
+    def display(self) -> str:
+        """Format as the apiserver's reason string does (``ServiceAccount "name/ns"``)."""
+        if self.kind == SubjectKind.SERVICE_ACCOUNT:
+            return f'ServiceAccount "{self.name}/{self.namespace}"'
+        return f'{self.kind} "{self.name}"'
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PolicyRule:
+    """One RBAC rule; every list is a sorted, de-duplicated tuple."""
+
+    verbs: tuple[str, ...] = ()
+    api_groups: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    resource_names: tuple[str, ...] = ()
+    non_resource_urls: tuple[str, ...] = ()
+
+    @staticmethod
+    def of(
+        verbs: object = (),
+        api_groups: object = (),
+        resources: object = (),
+        resource_names: object = (),
+        non_resource_urls: object = (),
+    ) -> PolicyRule:
+        """Build a rule from any string collections, normalising them."""
+        return PolicyRule(
+            norm(verbs), norm(api_groups), norm(resources), norm(resource_names),
+            norm(non_resource_urls),
+        )
+
+    def compact(self) -> str:
+        """Format like Kubernetes' CompactString, used in escalation errors."""
+        parts = []
+        for label, vals in (
+            ("APIGroups", self.api_groups),
+            ("Resources", self.resources),
+            ("ResourceNames", self.resource_names),
+            ("NonResourceURLs", self.non_resource_urls),
+            ("Verbs", self.verbs),
+        ):
+            if vals:
+                parts.append(f"{label}:[" + " ".join(f'"{v}"' for v in vals) + "]")
+        return "{" + ", ".join(parts) + "}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LabelRequirement:
+    """One matchExpressions entry: key, operator (In, NotIn, Exists, DoesNotExist), values."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LabelSelector:
+    """A label selector; matchLabels are folded into ``In`` requirements."""
+
+    requirements: tuple[LabelRequirement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Role:
+    """A Role (namespace set) or ClusterRole (namespace empty)."""
+
+    kind: RoleKind
+    name: str
+    namespace: str = ""
+    rules: tuple[PolicyRule, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    aggregation: tuple[LabelSelector, ...] | None = None
+
+    @property
+    def key(self) -> RoleKey:
+        """The identity of this role."""
+        return RoleKey(self.kind, self.name, self.namespace)
+
+    @property
+    def builtin(self) -> bool:
+        """True for bootstrap objects and ``system:`` names, which we never change."""
+        return BOOTSTRAP_LABEL in self.labels or self.name.startswith("system:")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RoleKey:
+    """Identity of a role: kind, name, and namespace for Roles."""
+
+    kind: RoleKind
+    name: str
+    namespace: str = ""
+
+    def display(self) -> str:
+        """``ClusterRole/view`` or ``Role/ns/name``."""
+        if self.namespace:
+            return f"{self.kind}/{self.namespace}/{self.name}"
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RoleRef:
+    """A binding's roleRef."""
+
+    kind: RoleKind
+    name: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class BindingKey:
+    """Identity of a binding: kind, name, and namespace for RoleBindings."""
+
+    kind: BindingKind
+    name: str
+    namespace: str = ""
+
+    def display(self) -> str:
+        """``ClusterRoleBinding/name`` or ``RoleBinding/ns/name``."""
+        if self.namespace:
+            return f"{self.kind}/{self.namespace}/{self.name}"
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Binding:
+    """A RoleBinding (namespace set) or ClusterRoleBinding (namespace empty)."""
+
+    kind: BindingKind
+    name: str
+    namespace: str
+    role_ref: RoleRef
+    subjects: tuple[Subject, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> BindingKey:
+        """The identity of this binding."""
+        return BindingKey(self.kind, self.name, self.namespace)
+
+    @property
+    def role_key(self) -> RoleKey:
+        """The role this binding points at (Roles resolve in the binding's namespace)."""
+        if self.role_ref.kind == RoleKind.ROLE:
+            return RoleKey(RoleKind.ROLE, self.role_ref.name, self.namespace)
+        return RoleKey(RoleKind.CLUSTER_ROLE, self.role_ref.name)
+
+    @property
+    def builtin(self) -> bool:
+        """True for bootstrap objects and ``system:`` names, which we never change."""
+        return BOOTSTRAP_LABEL in self.labels or self.name.startswith("system:")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """All RBAC objects of a cluster (or dump), plus what loading them had to say."""
+
+    roles: tuple[Role, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+    warnings: tuple[str, ...] = ()
+    ignored_objects: int = 0
+    source: str = ""
+
+    def role(self, key: RoleKey) -> Role | None:
+        """Look up one role by key (linear; use the authorizer's index on hot paths)."""
+        for r in self.roles:
+            if r.key == key:
+                return r
+        return None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Identity:
+    """The user a request was authorized as: name and groups (sorted)."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def service_account(self) -> tuple[str, str] | None:
+        """(namespace, name) when the user is a service account."""
+        if not self.user.startswith(SA_PREFIX):
+            return None
+        rest = self.user[len(SA_PREFIX) :]
+        ns, sep, name = rest.partition(":")
+        if not sep or not ns or not name or ":" in name:
+            return None
+        return ns, name
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Access:
+    """Authorizer attributes of a request without the user.
+
+    Resource requests carry verb, api_group, resource, subresource, namespace and name;
+    non-resource requests carry verb and path (``resource_request`` False).
+    """
+
+    verb: str
+    api_group: str = ""
+    resource: str = ""
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+    path: str = ""
+    resource_request: bool = True
+
+    @property
+    def combined_resource(self) -> str:
+        """``resource/subresource`` or ``resource``, the string RBAC rules are matched to."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+    def display(self) -> str:
+        """A compact human form: ``get pods/log "x" in ns`` or ``get /healthz``."""
+        if not self.resource_request:
+            return f"{self.verb} {self.path}"
+        res = self.combined_resource
+        if self.api_group:
+            res = f"{res}.{self.api_group}"
+        out = f"{self.verb} {res}"
+        if self.name:
+            out += f' "{self.name}"'
+        out += f" in {self.namespace}" if self.namespace else " (cluster-wide)"
+        return out
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Request:
+    """One authorization question: who, and what."""
+
+    identity: Identity
+    access: Access
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Provenance of an allow: which binding, role and rule allowed the request."""
+
+    binding: BindingKey
+    role: RoleKey
+    rule_index: int
+    rule: PolicyRule
+    subject: Subject = field(default_factory=lambda: Subject("", ""))
+
+    def reason(self) -> str:
+        """The apiserver's ``authorization.k8s.io/reason`` string for this grant."""
+        b = self.binding
+        if b.kind == BindingKind.CLUSTER_ROLE_BINDING:
+            where = f'ClusterRoleBinding "{b.name}"'
+        else:
+            where = f'RoleBinding "{b.name}/{b.namespace}"'
+        return (
+            f'RBAC: allowed by {where} of {self.role.kind} "{self.role.name}" '
+            f"to {self.subject.display()}"
+        )
