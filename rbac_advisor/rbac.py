@@ -6,11 +6,14 @@ Parsing of raw Kubernetes objects into these values lives in ``manifests.py``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_PREFIX = "system:serviceaccount:"
 BOOTSTRAP_LABEL = ("kubernetes.io/bootstrapping", "rbac-defaults")
+# User-facing default roles; protected even when a dump lost their bootstrap label.
+DEFAULT_ROLE_NAMES = frozenset({"cluster-admin", "admin", "edit", "view"})
 
 
 def norm(values: object) -> tuple[str, ...]:
@@ -79,7 +82,10 @@ class PolicyRule:
     ) -> PolicyRule:
         """Build a rule from any string collections, normalising them."""
         return PolicyRule(
-            norm(verbs), norm(api_groups), norm(resources), norm(resource_names),
+            norm(verbs),
+            norm(api_groups),
+            norm(resources),
+            norm(resource_names),
             norm(non_resource_urls),
         )
 
@@ -134,6 +140,8 @@ class Role:
     @property
     def builtin(self) -> bool:
         """True for bootstrap objects and ``system:`` names, which we never change."""
+        if self.kind == RoleKind.CLUSTER_ROLE and self.name in DEFAULT_ROLE_NAMES:
+            return True
         return BOOTSTRAP_LABEL in self.labels or self.name.startswith("system:")
 
 
@@ -307,3 +315,33 @@ class Grant:
             f'RBAC: allowed by {where} of {self.role.kind} "{self.role.name}" '
             f"to {self.subject.display()}"
         )
+
+
+ALL_AUTHENTICATED = "system:authenticated"
+ALL_UNAUTHENTICATED = "system:unauthenticated"
+ANONYMOUS = "system:anonymous"
+SA_ALL_GROUP = "system:serviceaccounts"
+MASTERS_GROUP = "system:masters"
+NODES_GROUP = "system:nodes"
+NODE_PREFIX = "system:node:"
+
+
+def authenticated_identity(
+    user: str, groups: Iterable[str] = (), *, add_sa_groups: bool = True
+) -> Identity:
+    """The identity the apiserver would authorize for ``user`` with ``groups``.
+
+    Mirrors the authenticated-group adder and the impersonation filter: a service account
+    user gets ``system:serviceaccounts`` and ``system:serviceaccounts:NS`` (impersonation
+    adds them only when no group was requested, hence ``add_sa_groups``), and every user but
+    ``system:anonymous`` gets ``system:authenticated`` unless it already carries
+    ``system:authenticated`` or ``system:unauthenticated``.
+    """
+    out = list(groups)
+    ident = Identity(user)
+    sa = ident.service_account
+    if sa is not None and add_sa_groups:
+        out += [SA_ALL_GROUP, f"{SA_ALL_GROUP}:{sa[0]}"]
+    if user != ANONYMOUS and not {ALL_AUTHENTICATED, ALL_UNAUTHENTICATED} & set(out):
+        out.append(ALL_AUTHENTICATED)
+    return Identity(user, norm(out))

@@ -1,0 +1,381 @@
+"""Granted versus used: attribute every observed request to bindings. Pure: no I/O.
+
+For each binding this finds which requests it served, which of its rules (and rule atoms)
+were exercised, which subjects were idle, and what was denied.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rbac_advisor.authorizer import Authorizer, breakdown, rule_allows
+from rbac_advisor.events import Decision
+from rbac_advisor.rbac import (
+    Access,
+    Binding,
+    BindingKey,
+    BindingKind,
+    Identity,
+    PolicyRule,
+    Request,
+    Role,
+    Snapshot,
+    Subject,
+)
+from rbac_advisor.risk import classify
+
+MASTERS = "system:masters"
+# Verbs an audit log can show for resources; anything else (bind, escalate, approve,
+# sign, use, custom verbs) is never observed and so never judged unused.
+OBSERVABLE_VERBS = frozenset(
+    {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+        "impersonate",
+        "proxy",
+    }
+)
+OBSERVABLE_URL_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One distinct observed request with its aggregate statistics (usage-model agnostic)."""
+
+    identity: Identity
+    access: Access
+    decision: Decision
+    count: int
+    first: float
+    last: float
+    days: frozenset[int]
+    via: BindingKey | None = None
+    tools: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class DiffOptions:
+    """How requests are attributed to bindings."""
+
+    attribute_all: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """A distinct request served by one binding."""
+
+    identity: Identity
+    access: Access
+    subject: Subject
+    rule_indexes: tuple[int, ...]
+    names_required: bool
+    count: int
+    first: float
+    last: float
+    days: frozenset[int]
+    by_reason: bool
+    tools: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AtomReport:
+    """One broken-down permission of a rule and whether it was exercised."""
+
+    atom: PolicyRule
+    used: bool
+    count: int
+    last: float | None
+    risks: tuple[str, ...]
+    observable: bool
+    covered: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleReport:
+    """One rule of a binding's role with its atoms."""
+
+    index: int
+    rule: PolicyRule
+    atoms: tuple[AtomReport, ...]
+
+    @property
+    def used(self) -> bool:
+        """True when any atom of the rule was exercised."""
+        return any(a.used for a in self.atoms)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectUse:
+    """How much one subject of a binding used it."""
+
+    subject: Subject
+    requests: int
+    last: float | None
+    users: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BindingFinding:
+    """Everything observed about one binding."""
+
+    binding: Binding
+    role: Role | None
+    reviewable: bool
+    not_reviewable_why: str
+    uses: tuple[Use, ...]
+    rules: tuple[RuleReport, ...]
+    subjects: tuple[SubjectUse, ...]
+
+    @property
+    def idle(self) -> bool:
+        """No observed request went through this binding."""
+        return not self.uses
+
+    @property
+    def idle_subjects(self) -> tuple[Subject, ...]:
+        """Subjects of the binding that sent no request through it."""
+        return tuple(s.subject for s in self.subjects if s.requests == 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """A distinct request that was denied."""
+
+    identity: Identity
+    access: Access
+    count: int
+    last: float
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """The diff of one snapshot against one usage model."""
+
+    bindings: tuple[BindingFinding, ...]
+    denied: tuple[Denied, ...]
+    unexplained: tuple[Observation, ...]
+    privileged_requests: int
+    observations: tuple[Observation, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _is_masters(identity: Identity) -> bool:
+    return MASTERS in identity.groups
+
+
+def _choose(
+    grants_by_binding: dict[BindingKey, list[int]],
+    bindings: dict[BindingKey, Binding],
+    used_by: set[tuple[str, BindingKey]],
+    identity: Identity,
+) -> BindingKey:
+    """Pick the binding that keeps the recommendation tightest.
+
+    Built-in bindings first (they are never changed, so using them costs nothing), then a
+    binding the subject already uses, then namespaced over cluster-wide, then name order.
+    """
+
+    def key(bk: BindingKey) -> tuple[int, int, int, str, str]:
+        b = bindings[bk]
+        return (
+            0 if b.builtin else 1,
+            0 if (identity.user, bk) in used_by else 1,
+            0 if bk.kind == BindingKind.ROLE_BINDING else 1,
+            bk.namespace,
+            bk.name,
+        )
+
+    return min(grants_by_binding, key=key)
+
+
+def find(
+    snapshot: Snapshot,
+    observations: Iterable[Observation],
+    options: DiffOptions = DiffOptions(),
+) -> Findings:
+    """Attribute observations to bindings and report used and unused grants per binding."""
+    authz = Authorizer(snapshot)
+    bindings = {b.key: b for b in snapshot.bindings}
+    obs = sorted(observations, key=lambda o: (o.identity, o.access, o.decision))
+    used_by = {(o.identity.user, o.via) for o in obs if o.via is not None}
+    uses: dict[BindingKey, dict[tuple[Identity, Access], Use]] = defaultdict(dict)
+    denied: dict[tuple[Identity, Access], Denied] = {}
+    unexplained: list[Observation] = []
+    privileged = 0
+    for o in obs:
+        if _is_masters(o.identity):
+            privileged += o.count
+            continue
+        decision = authz.decide(Request(o.identity, o.access))
+        if o.decision == Decision.FORBID or (
+            o.decision == Decision.UNKNOWN and not decision.allowed
+        ):
+            _add_denied(denied, o)
+            continue
+        if not decision.allowed:
+            unexplained.append(o)
+            continue
+        per_binding: dict[BindingKey, list[int]] = defaultdict(list)
+        subjects: dict[BindingKey, Subject] = {}
+        for g in decision.grants:
+            per_binding[g.binding].append(g.rule_index)
+            subjects[g.binding] = g.subject
+        if options.attribute_all:
+            chosen = list(per_binding)
+        elif o.via is not None and o.via in per_binding:
+            chosen = [o.via]
+        else:
+            chosen = [_choose(per_binding, bindings, used_by, o.identity)]
+        for bk in chosen:
+            role = authz.roles[bindings[bk].role_key]
+            _add_use(uses[bk], o, subjects[bk], per_binding[bk], role, by_reason=o.via == bk)
+    findings = tuple(
+        _binding_finding(b, authz.roles.get(b.role_key), uses.get(b.key, {}))
+        for b in sorted(snapshot.bindings, key=lambda b: b.key)
+    )
+    return Findings(
+        bindings=findings,
+        denied=tuple(sorted(denied.values(), key=lambda d: (d.identity, d.access))),
+        unexplained=tuple(unexplained),
+        privileged_requests=privileged,
+        observations=tuple(obs),
+        warnings=snapshot.warnings,
+    )
+
+
+def _add_denied(denied: dict[tuple[Identity, Access], Denied], o: Observation) -> None:
+    k = (o.identity, o.access)
+    prev = denied.get(k)
+    if prev is None:
+        denied[k] = Denied(o.identity, o.access, o.count, o.last)
+    else:
+        denied[k] = Denied(o.identity, o.access, prev.count + o.count, max(prev.last, o.last))
+
+
+def _add_use(
+    table: dict[tuple[Identity, Access], Use],
+    o: Observation,
+    subject: Subject,
+    rule_indexes: list[int],
+    role: Role,
+    *,
+    by_reason: bool,
+) -> None:
+    names_required = all(role.rules[i].resource_names for i in rule_indexes)
+    k = (o.identity, o.access)
+    prev = table.get(k)
+    if prev is None:
+        table[k] = Use(
+            o.identity,
+            o.access,
+            subject,
+            tuple(sorted(set(rule_indexes))),
+            names_required,
+            o.count,
+            o.first,
+            o.last,
+            o.days,
+            by_reason,
+            o.tools,
+        )
+        return
+    table[k] = Use(
+        o.identity,
+        o.access,
+        prev.subject,
+        tuple(sorted(set(prev.rule_indexes) | set(rule_indexes))),
+        prev.names_required and names_required,
+        prev.count + o.count,
+        min(prev.first, o.first),
+        max(prev.last, o.last),
+        prev.days | o.days,
+        prev.by_reason or by_reason,
+        prev.tools | o.tools,
+    )
+
+
+def is_observable(atom: PolicyRule) -> bool:
+    """Can an audit log ever show this atom being used."""
+    verbs = OBSERVABLE_URL_VERBS if atom.non_resource_urls else OBSERVABLE_VERBS
+    return all(v == "*" or v in verbs for v in atom.verbs)
+
+
+def _binding_finding(
+    b: Binding, role: Role | None, uses: dict[tuple[Identity, Access], Use]
+) -> BindingFinding:
+    ordered = tuple(uses[k] for k in sorted(uses))
+    if role is None:
+        why = f"{b.role_key.display()} does not exist (the binding grants nothing)"
+    elif b.builtin:
+        why = "built-in binding (never changed)"
+    else:
+        why = ""
+    rules = tuple(_rule_report(i, r, ordered) for i, r in enumerate(role.rules)) if role else ()
+    return BindingFinding(
+        binding=b,
+        role=role,
+        reviewable=not why,
+        not_reviewable_why=why,
+        uses=ordered,
+        rules=rules,
+        subjects=_subject_uses(b, ordered),
+    )
+
+
+def _rule_report(index: int, rule: PolicyRule, uses: tuple[Use, ...]) -> RuleReport:
+    mine = [u for u in uses if index in u.rule_indexes]
+    atoms = []
+    for atom in breakdown(rule):
+        hit = [u for u in mine if rule_allows(atom, u.access)]
+        wildcard = (
+            "*" in atom.verbs
+            or "*" in atom.resources
+            or "*" in atom.api_groups
+            or (any(r.startswith("*/") for r in atom.resources))
+        )
+        covered = (
+            tuple(sorted({f"{u.access.verb} {_res(u.access)}" for u in hit}))[:50]
+            if wildcard
+            else ()
+        )
+        atoms.append(
+            AtomReport(
+                atom=atom,
+                used=bool(hit),
+                count=sum(u.count for u in hit),
+                last=max((u.last for u in hit), default=None),
+                risks=tuple(c.name for c in classify(atom)),
+                observable=is_observable(atom),
+                covered=covered,
+            )
+        )
+    return RuleReport(index, rule, tuple(atoms))
+
+
+def _res(a: Access) -> str:
+    if not a.resource_request:
+        return a.path
+    return f"{a.combined_resource}.{a.api_group}" if a.api_group else a.combined_resource
+
+
+def _subject_uses(b: Binding, uses: tuple[Use, ...]) -> tuple[SubjectUse, ...]:
+    out = []
+    for s in b.subjects:
+        mine = [u for u in uses if u.subject == s]
+        out.append(
+            SubjectUse(
+                subject=s,
+                requests=sum(u.count for u in mine),
+                last=max((u.last for u in mine), default=None),
+                users=tuple(sorted({u.identity.user for u in mine})),
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,45 @@
+"""Usage model -> the distinct observations the diff engine works on. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from rbac_advisor.diff import Observation
+from rbac_advisor.rbac import Access, BindingKey, Identity
+from rbac_advisor.events import Decision
+from rbac_advisor.usage import Usage
+
+
+def observations(usage: Usage) -> list[Observation]:
+    """Merge usage entries that differ only by client tool into one observation each."""
+    merged: dict[tuple[Identity, Access, Decision, BindingKey | None], Observation] = {}
+    for key, st in usage.entries.items():
+        via = key.via.binding if key.via is not None else None
+        k = (key.identity, key.access, key.decision, via)
+        prev = merged.get(k)
+        tools = frozenset({key.tool}) if key.tool else frozenset()
+        if prev is None:
+            merged[k] = Observation(
+                key.identity, key.access, key.decision, st.count, st.first, st.last,
+                frozenset(st.days), via, tools,
+            )
+        else:
+            merged[k] = Observation(
+                key.identity, key.access, key.decision, prev.count + st.count,
+                min(prev.first, st.first), max(prev.last, st.last),
+                prev.days | frozenset(st.days), via, prev.tools | tools,
+            )
+    return [merged[k] for k in sorted(merged, key=_sort_key)]
+
+
+def _sort_key(k: tuple[Identity, Access, Decision, BindingKey | None]) -> tuple[object, ...]:
+    return (k[0], k[1], k[2], k[3] is not None, k[3].display() if k[3] else "")
+
+
+def window_label(usage: Usage, fmt: Callable[[float], str] | None = None) -> str:
+    """``START/END`` of the observed window in UTC, or empty when nothing was observed."""
+    if usage.start is None or usage.end is None:
+        return ""
+    f = fmt or (lambda t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return f"{f(usage.start)}/{f(usage.end)}"

@@ -1,0 +1,344 @@
+"""Recommendation: per reviewable binding, the smallest roles and bindings that still allow
+every request observed through it. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rbac_advisor.authorizer import breakdown
+from rbac_advisor.diff import BindingFinding, Findings, Use, is_observable
+from rbac_advisor.rbac import (
+    Binding,
+    BindingKey,
+    BindingKind,
+    PolicyRule,
+    Role,
+    RoleKey,
+    RoleKind,
+    RoleRef,
+    Snapshot,
+    Subject,
+    SubjectKind,
+)
+from rbac_advisor.rules import Need, minimal_rules
+
+PREFIX = "rbac-advisor:"
+GENERATED_LABEL = ("rbac-advisor.io/generated", "true")
+AGGREGATE_LABEL_PREFIX = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+@dataclass(frozen=True, slots=True)
+class TightenOptions:
+    """Knobs of the recommendation."""
+
+    max_names: int = 5
+    keep_unobservable: bool = True
+    window: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What the recommendation does to one binding, and why."""
+
+    binding: BindingKey
+    action: str  # "remove", "tighten", "unchanged", "report-only"
+    summary: str
+    creates: tuple[Role | Binding, ...] = ()
+    deletes: tuple[Role | Binding, ...] = ()
+    kept_unobservable: tuple[PolicyRule, ...] = ()
+    dropped_wildcard_unobservable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The whole recommendation: objects to apply and to delete, per-binding changes."""
+
+    changes: tuple[Change, ...]
+    apply: tuple[Role | Binding, ...] = ()
+    prune: tuple[Role | Binding, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+def _safe_name(base: str) -> str:
+    name = PREFIX + base.removeprefix(PREFIX)
+    if len(name) > 200:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        name = f"{name[:189]}-{digest}"
+    return name
+
+
+def _meta(
+    source: BindingKey, options: TightenOptions
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    labels = (GENERATED_LABEL,)
+    ann = [("rbac-advisor.io/source", source.display())]
+    if options.window:
+        ann.append(("rbac-advisor.io/window", options.window))
+    return labels, tuple(ann)
+
+
+def _feeds_aggregation(role: Role) -> bool:
+    return any(k.startswith(AGGREGATE_LABEL_PREFIX) for k, _ in role.labels)
+
+
+def _used_subjects(f: BindingFinding) -> tuple[Subject, ...]:
+    used = {u.subject for u in f.uses}
+    return tuple(s for s in f.binding.subjects if s in used)
+
+
+def _unobservable(f: BindingFinding) -> tuple[tuple[PolicyRule, ...], bool]:
+    """Explicit atoms with verbs an audit log cannot show; and whether ``*`` verbs hid some."""
+    kept: list[PolicyRule] = []
+    wildcard = False
+    for rr in f.rules:
+        for a in rr.atoms:
+            if a.observable:
+                if "*" in a.atom.verbs:
+                    wildcard = True
+                continue
+            kept.append(a.atom)
+    return tuple(kept), wildcard
+
+
+def _needs(uses: Iterable[Use]) -> list[Need]:
+    return [Need(u.access, u.names_required) for u in uses]
+
+
+class _Planner:
+    def __init__(self, snapshot: Snapshot, options: TightenOptions) -> None:
+        self.snapshot = snapshot
+        self.options = options
+        self.refs: dict[RoleKey, int] = defaultdict(int)
+        for b in snapshot.bindings:
+            self.refs[b.role_key] += 1
+        self.taken: set[tuple[str, str, str]] = {
+            (r.kind, r.namespace, r.name) for r in snapshot.roles
+        } | {(b.kind, b.namespace, b.name) for b in snapshot.bindings}
+
+    def name(self, kind: str, namespace: str, base: str, replaces: str | None = None) -> str:
+        """A deterministic, valid name not used by another object."""
+        name = _safe_name(base)
+        candidate, i = name, 2
+        while (kind, namespace, candidate) in self.taken and candidate != replaces:
+            candidate = f"{name}-{i}"
+            i += 1
+        self.taken.add((kind, namespace, candidate))
+        return candidate
+
+    def role_prunable(self, role: Role | None) -> bool:
+        return (
+            role is not None
+            and not role.builtin
+            and self.refs[role.key] == 1
+            and not _feeds_aggregation(role)
+        )
+
+    def in_place(self, role: Role | None) -> bool:
+        return self.role_prunable(role) and role is not None and role.aggregation is None
+
+
+def plan(
+    snapshot: Snapshot, findings: Findings, options: TightenOptions = TightenOptions()
+) -> Plan:
+    """Build the recommendation for every reviewable binding."""
+    p = _Planner(snapshot, options)
+    changes = [_plan_binding(p, f) for f in findings.bindings]
+    apply: list[Role | Binding] = []
+    prune: list[Role | Binding] = []
+    for c in changes:
+        apply.extend(c.creates)
+        prune.extend(c.deletes)
+    return Plan(
+        changes=tuple(changes),
+        apply=tuple(sorted(set(apply), key=_order)),
+        prune=tuple(sorted(set(prune), key=_order)),
+    )
+
+
+def _order(obj: Role | Binding) -> tuple[int, str, str]:
+    if isinstance(obj, Role):
+        return (0 if obj.kind == RoleKind.CLUSTER_ROLE else 1, obj.namespace, obj.name)
+    return (2 if obj.kind == BindingKind.CLUSTER_ROLE_BINDING else 3, obj.namespace, obj.name)
+
+
+def _plan_binding(p: _Planner, f: BindingFinding) -> Change:
+    b = f.binding
+    if not f.reviewable:
+        return Change(b.key, "report-only", f.not_reviewable_why)
+    role = f.role
+    assert role is not None
+    kept, hidden = _unobservable(f) if p.options.keep_unobservable else ((), False)
+    if f.idle and not kept:
+        deletes: list[Role | Binding] = [b]
+        if p.role_prunable(role):
+            deletes.append(role)
+        return Change(
+            b.key, "remove", "no request used this binding in the window", (), tuple(deletes)
+        )
+    subjects = _used_subjects(f) or b.subjects
+    if b.kind == BindingKind.ROLE_BINDING:
+        scopes = {b.namespace: list(f.uses)}
+        cluster: list[Use] = []
+    else:
+        scopes = defaultdict(list)
+        cluster = []
+        for u in f.uses:
+            ns = u.access.namespace if u.access.resource_request else ""
+            (scopes[ns] if ns else cluster).append(u)
+    max_names = p.options.max_names
+    cluster_rules = minimal_rules(
+        _needs(cluster), kept if b.kind != BindingKind.ROLE_BINDING else (), max_names
+    )
+    ns_rules = {
+        ns: minimal_rules(_needs(us), kept if b.kind == BindingKind.ROLE_BINDING else (), max_names)
+        for ns, us in sorted(scopes.items())
+    }
+    change = _emit(p, f, subjects, cluster_rules, ns_rules)
+    return Change(
+        change.binding,
+        change.action,
+        change.summary,
+        change.creates,
+        change.deletes,
+        kept,
+        hidden,
+    )
+
+
+def _same(old: tuple[PolicyRule, ...], new: tuple[PolicyRule, ...]) -> bool:
+    atoms_old = {a for r in old for a in breakdown(r)}
+    atoms_new = {a for r in new for a in breakdown(r)}
+    return atoms_old == atoms_new
+
+
+def _emit(
+    p: _Planner,
+    f: BindingFinding,
+    subjects: tuple[Subject, ...],
+    cluster_rules: tuple[PolicyRule, ...],
+    ns_rules: dict[str, tuple[PolicyRule, ...]],
+) -> Change:
+    b = f.binding
+    role = f.role
+    assert role is not None
+    labels, ann = _meta(b.key, p.options)
+    creates: list[Role | Binding] = []
+    deletes: list[Role | Binding] = []
+    parts: list[str] = []
+    same_subjects = subjects == b.subjects
+    if b.kind == BindingKind.ROLE_BINDING:
+        rules = ns_rules[b.namespace]
+        if _same(role.rules, rules) and same_subjects and role.kind == RoleKind.ROLE:
+            return Change(b.key, "unchanged", "every granted permission was used")
+        if role.kind == RoleKind.ROLE and p.in_place(role):
+            if not _same(role.rules, rules):
+                creates.append(_replace_rules(role, rules, ann))
+                parts.append(f"narrow {role.key.display()} to {len(rules)} rule(s)")
+            if not same_subjects:
+                creates.append(_with_subjects(b, subjects))
+                parts.append("drop idle subjects")
+        else:
+            rname = p.name("Role", b.namespace, b.name)
+            new_role = Role(RoleKind.ROLE, rname, b.namespace, rules, labels, ann)
+            new_b = Binding(
+                BindingKind.ROLE_BINDING,
+                p.name("RoleBinding", b.namespace, b.name),
+                b.namespace,
+                RoleRef(RoleKind.ROLE, rname),
+                subjects,
+                labels,
+                ann,
+            )
+            creates += [new_role, new_b]
+            deletes.append(b)
+            if p.role_prunable(role):
+                deletes.append(role)
+            parts.append(f"replace with Role {rname} ({len(rules)} rule(s))")
+        return Change(b.key, "tighten", "; ".join(parts), tuple(creates), tuple(deletes))
+    # ClusterRoleBinding: keep only cluster-wide use on it, move the rest to namespaces.
+    if not ns_rules and _same(role.rules, cluster_rules) and same_subjects:
+        return Change(b.key, "unchanged", "every granted permission was used")
+    if cluster_rules:
+        if not ns_rules and p.in_place(role):
+            creates.append(_replace_rules(role, cluster_rules, ann))
+            if not same_subjects:
+                creates.append(_with_subjects(b, subjects))
+            parts.append(f"narrow {role.key.display()} to {len(cluster_rules)} rule(s)")
+        else:
+            rname = p.name("ClusterRole", "", b.name)
+            creates.append(Role(RoleKind.CLUSTER_ROLE, rname, "", cluster_rules, labels, ann))
+            creates.append(
+                Binding(
+                    BindingKind.CLUSTER_ROLE_BINDING,
+                    p.name("ClusterRoleBinding", "", b.name),
+                    "",
+                    RoleRef(RoleKind.CLUSTER_ROLE, rname),
+                    subjects,
+                    labels,
+                    ann,
+                )
+            )
+            deletes.append(b)
+            parts.append(f"cluster-wide: {len(cluster_rules)} rule(s)")
+    else:
+        deletes.append(b)
+    if ns_rules:
+        distinct = set(ns_rules.values())
+        if len(distinct) == 1:
+            rules = next(iter(distinct))
+            rname = p.name("ClusterRole", "", b.name + ":namespaced")
+            creates.append(Role(RoleKind.CLUSTER_ROLE, rname, "", rules, labels, ann))
+            for ns in ns_rules:
+                creates.append(
+                    Binding(
+                        BindingKind.ROLE_BINDING,
+                        p.name("RoleBinding", ns, b.name),
+                        ns,
+                        RoleRef(RoleKind.CLUSTER_ROLE, rname),
+                        subjects,
+                        labels,
+                        ann,
+                    )
+                )
+        else:
+            for ns, rules in ns_rules.items():
+                rname = p.name("Role", ns, b.name)
+                creates.append(Role(RoleKind.ROLE, rname, ns, rules, labels, ann))
+                creates.append(
+                    Binding(
+                        BindingKind.ROLE_BINDING,
+                        p.name("RoleBinding", ns, b.name),
+                        ns,
+                        RoleRef(RoleKind.ROLE, rname),
+                        subjects,
+                        labels,
+                        ann,
+                    )
+                )
+        parts.append("namespaced use moved to RoleBindings in " + ", ".join(ns_rules))
+    if b in deletes and p.role_prunable(role):
+        deletes.append(role)
+    return Change(b.key, "tighten", "; ".join(parts), tuple(creates), tuple(deletes))
+
+
+def _replace_rules(
+    role: Role, rules: tuple[PolicyRule, ...], ann: tuple[tuple[str, str], ...]
+) -> Role:
+    labels = tuple(sorted(set(role.labels) | {GENERATED_LABEL}))
+    annotations = tuple(sorted((dict(role.annotations) | dict(ann)).items()))
+    return Role(role.kind, role.name, role.namespace, rules, labels, annotations)
+
+
+def _with_subjects(b: Binding, subjects: tuple[Subject, ...]) -> Binding:
+    return Binding(b.kind, b.name, b.namespace, b.role_ref, subjects, b.labels, b.annotations)
+
+
+def subject_label(s: Subject) -> str:
+    """``User alice``, ``Group dev``, ``ServiceAccount ns/name``."""
+    if s.kind == SubjectKind.SERVICE_ACCOUNT:
+        return f"ServiceAccount {s.namespace}/{s.name}"
+    return f"{s.kind} {s.name}"
