@@ -44,7 +44,7 @@ def resource_matches(rule: PolicyRule, combined: str, subresource: str) -> bool:
     ``pods/*`` is not a wildcard: it only equals the literal string ``pods/*``.
     """
     for res in rule.resources:
-        if res == ALL or res == combined:
+        if res in (ALL, combined):
             return True
         if subresource and len(res) == len(subresource) + 2 and res == "*/" + subresource:
             return True
@@ -59,7 +59,7 @@ def resource_name_matches(rule: PolicyRule, name: str) -> bool:
 def non_resource_url_matches(rule: PolicyRule, path: str) -> bool:
     """As NonResourceURLMatches: ``*``, exact, or a trailing ``*`` prefix (all ``*`` stripped)."""
     for url in rule.non_resource_urls:
-        if url == ALL or url == path:
+        if url in (ALL, path):
             return True
         if url.endswith("*") and path.startswith(url.rstrip("*")):
             return True
@@ -113,9 +113,7 @@ def breakdown(rule: PolicyRule) -> list[PolicyRule]:
         for r in rule.resources:
             for v in rule.verbs:
                 if rule.resource_names:
-                    out.extend(
-                        PolicyRule((v,), (g,), (r,), (n,)) for n in rule.resource_names
-                    )
+                    out.extend(PolicyRule((v,), (g,), (r,), (n,)) for n in rule.resource_names)
                 else:
                     out.append(PolicyRule((v,), (g,), (r,)))
     for u in rule.non_resource_urls:
@@ -142,7 +140,8 @@ def _resource_covers_all(owner: Sequence[str], wanted: Sequence[str]) -> bool:
     return True
 
 
-def _url_covers(owner: str, sub: str) -> bool:
+def url_covers(owner: str, sub: str) -> bool:
+    """As nonResourceURLCovers: exact, or ``owner`` ends in ``*`` and prefixes ``sub``."""
     return owner == sub or (owner.endswith("*") and sub.startswith(owner.rstrip("*")))
 
 
@@ -152,7 +151,7 @@ def rule_covers(owner: PolicyRule, sub: PolicyRule) -> bool:
     groups = ALL in owner.api_groups or _has_all(owner.api_groups, sub.api_groups)
     resources = _resource_covers_all(owner.resources, sub.resources)
     urls = all(
-        any(_url_covers(o, p) for o in owner.non_resource_urls) for p in sub.non_resource_urls
+        any(url_covers(o, p) for o in owner.non_resource_urls) for p in sub.non_resource_urls
     )
     if not sub.resource_names:
         names = not owner.resource_names
@@ -191,6 +190,14 @@ class Authorizer:
 
     Mirrors RBACAuthorizer.Authorize + VisitRulesFor: every ClusterRoleBinding is
     consulted, then RoleBindings of the request's namespace. RBAC never denies.
+
+    Bindings are numbered in visit order (ClusterRoleBindings by name, then RoleBindings by
+    namespace and name) and indexed by the subject keys they match: (scope, ``u``, user name)
+    for users and service accounts, (scope, ``g``, group); scope is ``""`` for
+    ClusterRoleBindings and the namespace for RoleBindings. An index hit is exactly
+    appliesToUser. Caches: applying bindings per identity (cluster scope) and per (identity,
+    namespace); the rules to try per identity and per (identity, namespace); the decision and
+    the bare allow per request.
     """
 
     def __init__(self, snapshot: Snapshot) -> None:
@@ -201,22 +208,26 @@ class Authorizer:
             (b for b in snapshot.bindings if b.kind == BindingKind.CLUSTER_ROLE_BINDING),
             key=lambda b: b.name,
         )
+        # A RoleBinding always has a namespace; one without could never apply.
         rbs = sorted(
-            (b for b in snapshot.bindings if b.kind == BindingKind.ROLE_BINDING),
+            (b for b in snapshot.bindings if b.kind == BindingKind.ROLE_BINDING and b.namespace),
             key=lambda b: (b.namespace, b.name),
         )
-        self._order = {b.key: i for i, b in enumerate([*crbs, *rbs])}
-        # (namespace or "" for CRBs, subject key) -> bindings
-        self._index: dict[tuple[str, str, str], list[Binding]] = defaultdict(list)
-        for b in [*crbs, *rbs]:
+        self._bindings: list[Binding] = [*crbs, *rbs]
+        self._role_of: list[Role | None] = [self.roles.get(b.role_key) for b in self._bindings]
+        self._index: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        for i, b in enumerate(self._bindings):
             ns = b.namespace if b.kind == BindingKind.ROLE_BINDING else ""
-            seen: set[tuple[str, str, str]] = set()
-            for s in b.subjects:
-                k = self._subject_key(s, ns)
-                if k is not None and k not in seen:
-                    seen.add(k)
-                    self._index[k].append(b)
+            for k in {self._subject_key(s, ns) for s in b.subjects} - {None}:
+                assert k is not None
+                self._index[k].append(i)
+        self.missing_roles: frozenset[RoleKey] = frozenset(
+            b.role_key for b in snapshot.bindings if b.role_key not in self.roles
+        )
+        self._scoped: dict[tuple[Identity, str], tuple[int, ...]] = {}
+        self._rules: dict[tuple[Identity, str], tuple[PolicyRule, ...]] = {}
         self._cache: dict[Request, Decision] = {}
+        self._allowed: dict[Request, bool] = {}
 
     @staticmethod
     def _subject_key(s: Subject, ns: str) -> tuple[str, str, str] | None:
@@ -229,27 +240,56 @@ class Authorizer:
             return (ns, "u", sa_username(sa_ns, s.name)) if sa_ns else None
         return None
 
+    def _in_scope(self, identity: Identity, scope: str) -> tuple[int, ...]:
+        """Numbers of the bindings of one scope that apply to the identity (cached)."""
+        key = (identity, scope)
+        hit = self._scoped.get(key)
+        if hit is None:
+            index = self._index
+            found = set(index.get((scope, "u", identity.user), ()))
+            for g in identity.groups:
+                found.update(index.get((scope, "g", g), ()))
+            hit = self._scoped[key] = tuple(sorted(found))
+        return hit
+
+    def _applying(self, identity: Identity, namespace: str) -> tuple[int, ...]:
+        cluster = self._in_scope(identity, "")
+        return cluster + self._in_scope(identity, namespace) if namespace else cluster
+
+    def _rules_in_scope(self, identity: Identity, scope: str) -> tuple[PolicyRule, ...]:
+        """The distinct rules of one scope's applying bindings, in visit order (cached)."""
+        key = (identity, scope)
+        hit = self._rules.get(key)
+        if hit is None:
+            rules: dict[PolicyRule, None] = {}
+            for i in self._in_scope(identity, scope):
+                role = self._role_of[i]
+                if role is not None:
+                    rules.update(dict.fromkeys(role.rules))
+            hit = self._rules[key] = tuple(rules)
+        return hit
+
     def bindings_for(self, identity: Identity, namespace: str) -> list[Binding]:
         """Bindings whose subjects match the identity: all CRBs, RBs of ``namespace``."""
-        found: dict[tuple[object, ...], Binding] = {}
-        scopes = [""] + ([namespace] if namespace else [])
-        for ns in scopes:
-            keys = [(ns, "u", identity.user)] + [(ns, "g", g) for g in identity.groups]
-            for k in keys:
-                for b in self._index.get(k, ()):
-                    found[(b.kind, b.namespace, b.name)] = b
-        return sorted(found.values(), key=lambda b: self._order[b.key])
+        return [self._bindings[i] for i in self._applying(identity, namespace)]
 
     def rules_for(
         self, identity: Identity, namespace: str
     ) -> Iterator[tuple[Binding, Role, Subject]]:
-        """As VisitRulesFor: (binding, role, matched subject) for every applying binding."""
-        for b in self.bindings_for(identity, namespace):
-            subj = applies_to(identity, b)
-            role = self.roles.get(b.role_key)
-            if subj is None or role is None:
-                continue
-            yield b, role, subj
+        """As VisitRulesFor: (binding, role, matched subject) for every applying binding.
+
+        Bindings whose role is missing are skipped, as the resolver skips them after
+        recording the error (see ``missing_roles``).
+        """
+        for i in self._applying(identity, namespace):
+            role = self._role_of[i]
+            subject = applies_to(identity, self._bindings[i])
+            if role is not None and subject is not None:
+                yield self._bindings[i], role, subject
+
+    def effective_rules(self, identity: Identity, namespace: str) -> list[PolicyRule]:
+        """As RulesFor: every rule that applies to the identity in ``namespace``."""
+        return [rule for _, role, _ in self.rules_for(identity, namespace) for rule in role.rules]
 
     def decide(self, request: Request) -> Decision:
         """Authorize one request, with every grant that allows it (cached)."""
@@ -268,5 +308,22 @@ class Authorizer:
         return d
 
     def allows(self, request: Request) -> bool:
-        """True when some binding allows the request."""
-        return self.decide(request).allowed
+        """True when some binding allows the request (stops at the first allowing rule)."""
+        hit = self._allowed.get(request)
+        if hit is not None:
+            return hit
+        a = request.access
+        identity = request.identity
+        result = False
+        for rule in self._rules_in_scope(identity, ""):
+            if rule_allows(rule, a):
+                result = True
+                break
+        else:
+            if a.resource_request and a.namespace:
+                for rule in self._rules_in_scope(identity, a.namespace):
+                    if rule_allows(rule, a):
+                        result = True
+                        break
+        self._allowed[request] = result
+        return result

@@ -311,9 +311,14 @@ class Grant:
             where = f'ClusterRoleBinding "{b.name}"'
         else:
             where = f'RoleBinding "{b.name}/{b.namespace}"'
+        subject = self.subject
+        if subject.kind == SubjectKind.SERVICE_ACCOUNT and not subject.namespace:
+            # As describeSubject in rule.go: a namespace-less SA subject is shown with
+            # the binding's namespace.
+            subject = Subject(subject.kind, subject.name, b.namespace, subject.api_group)
         return (
             f'RBAC: allowed by {where} of {self.role.kind} "{self.role.name}" '
-            f"to {self.subject.display()}"
+            f"to {subject.display()}"
         )
 
 

@@ -51,26 +51,47 @@ def nsrole(ns: str, name: str, *rules: PolicyRule) -> Role:
 
 def crb(name: str, role: str, *subjects: str) -> Binding:
     return Binding(
-        BindingKind.CLUSTER_ROLE_BINDING, name, "", RoleRef(RoleKind.CLUSTER_ROLE, role),
+        BindingKind.CLUSTER_ROLE_BINDING,
+        name,
+        "",
+        RoleRef(RoleKind.CLUSTER_ROLE, role),
         tuple(subj(s) for s in subjects),
     )
 
 
-def rb(ns: str, name: str, role: str, *subjects: str, kind: RoleKind = RoleKind.CLUSTER_ROLE) -> Binding:
+def rb(
+    ns: str, name: str, role: str, *subjects: str, kind: RoleKind = RoleKind.CLUSTER_ROLE
+) -> Binding:
     return Binding(
         BindingKind.ROLE_BINDING, name, ns, RoleRef(kind, role), tuple(subj(s) for s in subjects)
     )
 
 
-def obs(user: str, verb: str, resource: str, ns: str = "", name: str = "", *, group: str = "",
-        groups: tuple[str, ...] = (), decision: Decision = Decision.ALLOW, count: int = 1) -> Observation:
+def obs(
+    user: str,
+    verb: str,
+    resource: str,
+    ns: str = "",
+    name: str = "",
+    *,
+    group: str = "",
+    groups: tuple[str, ...] = (),
+    decision: Decision = Decision.ALLOW,
+    count: int = 1,
+) -> Observation:
     res, _, sub = resource.partition("/")
     if resource.startswith("/"):
         access = Access(verb, path=resource, resource_request=False)
     else:
         access = Access(verb, group, res, sub, ns, name)
     return Observation(
-        Identity(user, tuple(sorted(groups))), access, decision, count, 0.0, 5 * DAY, frozenset({0, 5})
+        Identity(user, tuple(sorted(groups))),
+        access,
+        decision,
+        count,
+        0.0,
+        5 * DAY,
+        frozenset({0, 5}),
     )
 
 
@@ -112,10 +133,24 @@ def traffic() -> list[Observation]:
         obs(SA, "list", "namespaces", groups=SA_GROUPS),
         obs("alice", "get", "pods", "team-a", "p1", groups=("system:authenticated", "team-a-devs")),
         obs("alice", "list", "pods", "team-a", groups=("system:authenticated", "team-a-devs")),
-        obs("alice", "get", "pods/log", "team-a", "p1", groups=("system:authenticated", "team-a-devs"),
-            decision=Decision.FORBID),
-        obs("alice", "delete", "secrets", "team-a", "s", groups=("team-a-devs",),
-            decision=Decision.FORBID),
+        obs(
+            "alice",
+            "get",
+            "pods/log",
+            "team-a",
+            "p1",
+            groups=("system:authenticated", "team-a-devs"),
+            decision=Decision.FORBID,
+        ),
+        obs(
+            "alice",
+            "delete",
+            "secrets",
+            "team-a",
+            "s",
+            groups=("team-a-devs",),
+            decision=Decision.FORBID,
+        ),
         obs("bob", "get", "configmaps", "team-b", "cfg"),
         obs("bob", "create", "configmaps", "team-b", ""),
     ]
@@ -141,10 +176,14 @@ def test_plan_is_sound_and_tight() -> None:
     sa = Identity(SA, SA_GROUPS)
     # cluster-admin leftovers are gone
     assert not after.allows(Request(sa, Access("get", "", "secrets", "", "team-a", "x")))
-    assert not after.allows(Request(sa, Access("delete", "apps", "deployments", "", "team-c", "web")))
+    assert not after.allows(
+        Request(sa, Access("delete", "apps", "deployments", "", "team-c", "web"))
+    )
     assert after.allows(Request(sa, Access("list", "", "namespaces")))
     # names kept where every request named the object
-    assert not after.allows(Request(sa, Access("get", "apps", "deployments", "", "team-a", "other")))
+    assert not after.allows(
+        Request(sa, Access("get", "apps", "deployments", "", "team-a", "other"))
+    )
     # idle binding removed
     assert all(b.name != "idle" for b in res.after.bindings)
     # alice: pods/log was never granted, stays denied; get pods allowed; exec gone

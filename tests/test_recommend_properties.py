@@ -42,12 +42,23 @@ IDENTITIES = [
     Identity("system:serviceaccount:n1:sa", ("g0",)),
 ]
 CONCRETE_VERBS = ["get", "list", "watch", "create", "delete"]
-CONCRETE_RES = [("", "pods", ""), ("", "pods", "log"), ("", "secrets", ""), ("apps", "deployments", ""),
-                ("apps", "deployments", "log")]
+CONCRETE_RES = [
+    ("", "pods", ""),
+    ("", "pods", "log"),
+    ("", "secrets", ""),
+    ("apps", "deployments", ""),
+    ("apps", "deployments", "log"),
+]
 UNIVERSE = [
     Access(v, g, r, s, ns, n)
-    for v, (g, r, s), ns, n in itertools.product(CONCRETE_VERBS, CONCRETE_RES, ["", *NAMESPACES], ["", *NAMES])
-] + [Access(v, path=p, resource_request=False) for v in ("get", "post") for p in ("/healthz", "/api", "/api/v1")]
+    for v, (g, r, s), ns, n in itertools.product(
+        CONCRETE_VERBS, CONCRETE_RES, ["", *NAMESPACES], ["", *NAMES]
+    )
+] + [
+    Access(v, path=p, resource_request=False)
+    for v in ("get", "post")
+    for p in ("/healthz", "/api", "/api/v1")
+]
 
 rules = st.one_of(
     st.builds(
@@ -75,23 +86,53 @@ def clusters(draw: st.DrawFn) -> Snapshot:
     roles: list[Role] = []
     bindings: list[Binding] = []
     for i in range(draw(st.integers(1, 3))):
-        roles.append(Role(RoleKind.CLUSTER_ROLE, f"cr{i}", "", tuple(draw(st.lists(rules, min_size=1, max_size=3)))))
+        roles.append(
+            Role(
+                RoleKind.CLUSTER_ROLE,
+                f"cr{i}",
+                "",
+                tuple(draw(st.lists(rules, min_size=1, max_size=3))),
+            )
+        )
     for i in range(draw(st.integers(0, 2))):
         ns = draw(st.sampled_from(NAMESPACES))
-        resource_rules = [r for r in draw(st.lists(rules, min_size=1, max_size=3)) if not r.non_resource_urls]
+        resource_rules = [
+            r for r in draw(st.lists(rules, min_size=1, max_size=3)) if not r.non_resource_urls
+        ]
         roles.append(Role(RoleKind.ROLE, f"r{i}", ns, tuple(resource_rules)))
     for i in range(draw(st.integers(1, 4))):
         role = draw(st.sampled_from(roles))
         subs = tuple(draw(st.lists(subjects, min_size=1, max_size=2, unique=True)))
         if role.kind == RoleKind.ROLE:
-            bindings.append(Binding(BindingKind.ROLE_BINDING, f"b{i}", role.namespace,
-                                    RoleRef(RoleKind.ROLE, role.name), subs))
+            bindings.append(
+                Binding(
+                    BindingKind.ROLE_BINDING,
+                    f"b{i}",
+                    role.namespace,
+                    RoleRef(RoleKind.ROLE, role.name),
+                    subs,
+                )
+            )
         elif draw(st.booleans()):
-            bindings.append(Binding(BindingKind.CLUSTER_ROLE_BINDING, f"b{i}", "",
-                                    RoleRef(RoleKind.CLUSTER_ROLE, role.name), subs))
+            bindings.append(
+                Binding(
+                    BindingKind.CLUSTER_ROLE_BINDING,
+                    f"b{i}",
+                    "",
+                    RoleRef(RoleKind.CLUSTER_ROLE, role.name),
+                    subs,
+                )
+            )
         else:
-            bindings.append(Binding(BindingKind.ROLE_BINDING, f"b{i}", draw(st.sampled_from(NAMESPACES)),
-                                    RoleRef(RoleKind.CLUSTER_ROLE, role.name), subs))
+            bindings.append(
+                Binding(
+                    BindingKind.ROLE_BINDING,
+                    f"b{i}",
+                    draw(st.sampled_from(NAMESPACES)),
+                    RoleRef(RoleKind.CLUSTER_ROLE, role.name),
+                    subs,
+                )
+            )
     return Snapshot(tuple(roles), tuple(bindings))
 
 
@@ -100,12 +141,26 @@ def scenarios(draw: st.DrawFn) -> tuple[Snapshot, list[Observation]]:
     snap = draw(clusters())
     authz = Authorizer(snap)
     obs = []
-    picks = draw(st.lists(st.tuples(st.sampled_from(IDENTITIES), st.sampled_from(UNIVERSE)),
-                          max_size=25, unique=True))
+    picks = draw(
+        st.lists(
+            st.tuples(st.sampled_from(IDENTITIES), st.sampled_from(UNIVERSE)),
+            max_size=25,
+            unique=True,
+        )
+    )
     for ident, access in picks:
         allowed = authz.allows(Request(ident, access))
-        obs.append(Observation(ident, access, Decision.ALLOW if allowed else Decision.FORBID,
-                               1, 0.0, 0.0, frozenset({0})))
+        obs.append(
+            Observation(
+                ident,
+                access,
+                Decision.ALLOW if allowed else Decision.FORBID,
+                1,
+                0.0,
+                0.0,
+                frozenset({0}),
+            )
+        )
     return snap, obs
 
 
@@ -114,7 +169,9 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 
 @SETTINGS
 @given(scenarios())
-def test_never_grants_more_and_keeps_every_observed_outcome(case: tuple[Snapshot, list[Observation]]) -> None:
+def test_never_grants_more_and_keeps_every_observed_outcome(
+    case: tuple[Snapshot, list[Observation]],
+) -> None:
     snap, obs = case
     res = run(snap, obs, AnalysisOptions())
     before, after = Authorizer(snap), Authorizer(res.after)
@@ -130,7 +187,9 @@ def test_never_grants_more_and_keeps_every_observed_outcome(case: tuple[Snapshot
 
 @SETTINGS
 @given(scenarios(), st.randoms(use_true_random=False))
-def test_input_order_does_not_change_output(case: tuple[Snapshot, list[Observation]], rnd: random.Random) -> None:
+def test_input_order_does_not_change_output(
+    case: tuple[Snapshot, list[Observation]], rnd: random.Random
+) -> None:
     snap, obs = case
     shuffled = list(obs)
     rnd.shuffle(shuffled)
