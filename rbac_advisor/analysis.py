@@ -60,10 +60,11 @@ def run(
         ] + [
             f"{e.binding} would give {e.subject} " + ", ".join(r.compact() for r in e.rules[:3])
             for e in result.escalations[:20]
-        ]
+        ] + list(result.apply_problems[:20])
         raise UnsoundRecommendation(
             "refusing to write a recommendation that fails its replay proof "
-            f"({len(result.broken)} changed request(s), {len(result.escalations)} new grant(s)): "
+            f"({len(result.broken)} changed request(s), {len(result.escalations)} new grant(s), "
+            f"{len(result.apply_problems)} apply problem(s)): "
             + "; ".join(lines)
         )
     return Result(findings, plan, result, after)

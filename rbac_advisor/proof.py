@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rbac_advisor import replay
 from rbac_advisor.authorizer import Authorizer, covers
 from rbac_advisor.rbac import (
     Binding,
@@ -54,35 +55,28 @@ class Proof:
     requests: int
     broken: tuple[Broken, ...]
     escalations: tuple[Escalation, ...]
+    apply_problems: tuple[str, ...] = ()
 
     @property
     def sound(self) -> bool:
-        """True when nothing changes for observed traffic and nobody gains access."""
-        return not self.broken and not self.escalations
+        """True when nothing changes for observed traffic, nobody gains access, and kubectl
+        can apply the change as written."""
+        return not self.broken and not self.escalations and not self.apply_problems
 
 
 def intended(
     current: Snapshot, apply: Iterable[Role | Binding], prune: Iterable[Role | Binding]
 ) -> Snapshot:
-    """current + apply (create or replace by identity) - prune (by identity)."""
-    roles = {r.key: r for r in current.roles}
-    bindings = {b.key: b for b in current.bindings}
-    for obj in apply:
-        if isinstance(obj, Role):
-            roles[obj.key] = obj
-        else:
-            bindings[obj.key] = obj
-    for obj in prune:
-        if isinstance(obj, Role):
-            roles.pop(obj.key, None)
-        else:
-            bindings.pop(obj.key, None)
-    return Snapshot(
-        roles=tuple(roles[k] for k in sorted(roles)),
-        bindings=tuple(bindings[k] for k in sorted(bindings)),
-        warnings=current.warnings,
-        source=current.source,
-    )
+    """current + apply (create or replace by identity) - prune (by identity), as kubectl does."""
+    apply, prune = list(apply), list(prune)
+
+    def snap(objs: list[Role | Binding]) -> Snapshot:
+        return Snapshot(
+            roles=tuple(o for o in objs if isinstance(o, Role)),
+            bindings=tuple(o for o in objs if isinstance(o, Binding)),
+        )
+
+    return replay.intended(current, snap(apply), snap(prune))
 
 
 def _identity(s: Subject, namespace: str) -> Identity | None:
@@ -138,4 +132,5 @@ def prove(
             ok, missing = covers(held, role.rules)
             if not ok:
                 escalations.append(Escalation(obj.key.display(), s.display(), tuple(missing)))
-    return Proof(checked, requests, tuple(broken), tuple(escalations))
+    problems = tuple(w for w in after.warnings if w not in set(current.warnings))
+    return Proof(checked, requests, tuple(broken), tuple(escalations), problems)

@@ -83,8 +83,8 @@ def _compact(
     merged: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], set[str]] = defaultdict(
         set
     )
-    for (group, names, verbs), resources in by_group.items():
-        merged[(tuple(sorted(resources)), names, verbs)].add(group)
+    for (group, names, verb_tuple), resource_set in by_group.items():
+        merged[(tuple(sorted(resource_set)), names, verb_tuple)].add(group)
     rules = [
         PolicyRule(
             verbs=verbs,

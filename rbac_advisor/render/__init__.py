@@ -1,0 +1,1 @@
+"""Output renderers: the HTML access-review report (``report``) and its view model."""
