@@ -1,9 +1,94 @@
-"""The `snapshot` command (placeholder until implemented)."""
+"""The `snapshot` command: live RBAC -> one YAML ``kind: List`` for offline review."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+import yaml
+
+from rbac_advisor.cli.errors import handle_errors
+from rbac_advisor.errors import InputError
+
+HELP = """Save the cluster's Roles, ClusterRoles and bindings as one YAML List.
+
+The file is what `--rbac FILE` reads back: objects sorted by kind, namespace and name,
+without managedFields, uid, resourceVersion or creationTimestamp. The identity needs
+get/list on the four RBAC kinds (deploy/reader-clusterrole.yaml).
+"""
+
+
+def snapshot(
+    output: Annotated[str, typer.Option("-o", "--output", help="File to write ('-' for stdout).")],
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="Kubeconfig file (default $KUBECONFIG).")
+    ] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")] = None,
+    in_cluster: Annotated[
+        bool, typer.Option("--in-cluster", help="Use the pod's service account.")
+    ] = False,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, help="Objects per list request.")
+    ] = 500,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for each request.")
+    ] = 30,
+) -> None:
+    """Save the cluster's RBAC objects as one YAML List."""
+    if in_cluster and (kubeconfig or context):
+        raise typer.BadParameter("--in-cluster cannot be combined with --kubeconfig/--context")
+    from rbac_advisor import cluster  # lazy: loads the kubernetes client
+
+    started = time.monotonic()
+    items = cluster.fetch(
+        str(kubeconfig) if kubeconfig else None, context, in_cluster,
+        page_size=page_size, timeout=timeout,
+    )  # fmt: skip
+    text = dump_list(cluster.to_list_document(items))
+    _write(output, text)
+    counts = Counter(str(o.get("kind")) for o in items)
+    summary = ", ".join(f"{counts[k.kind]} {k.kind}s" for k in cluster.KINDS)
+    where = "stdout" if output == "-" else output
+    typer.echo(
+        f"snapshot: {len(items)} objects ({summary}) in {time.monotonic() - started:.1f}s "
+        f"-> {where}",
+        err=True,
+    )
+
+
+def dump_list(doc: dict[str, Any]) -> str:
+    """YAML text of a List, keys in manifest order, with libyaml when available."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def _write(output: str, text: str) -> None:
+    """Write atomically: a failed run never leaves a truncated snapshot behind."""
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"{output}: cannot write snapshot: {err.strerror or err}") from err
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
+    app.command(name="snapshot", help=HELP)(handle_errors(snapshot))
