@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rbac_advisor import diff, proof, tighten
+from rbac_advisor import diff, metrics, proof, tighten
 from rbac_advisor.errors import UnsoundRecommendation
 from rbac_advisor.rbac import Snapshot
 
@@ -21,6 +21,7 @@ class AnalysisOptions:
     max_names: int = 5
     keep_unobservable: bool = True
     window: str = ""
+    measure: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Result:
     plan: tighten.Plan
     proof: proof.Proof
     after: Snapshot
+    tightness: metrics.Tightness | None = None
 
 
 def run(
@@ -53,18 +55,22 @@ def run(
     after = proof.intended(snapshot, plan.apply, plan.prune)
     result = proof.prove(snapshot, after, obs, plan.apply)
     if not result.sound:
-        lines = [
-            f"{b.identity.user}: {b.description}: "
-            f"{'allowed' if b.before else 'denied'} -> {'allowed' if b.after else 'denied'}"
-            for b in result.broken[:20]
-        ] + [
-            f"{e.binding} would give {e.subject} " + ", ".join(r.compact() for r in e.rules[:3])
-            for e in result.escalations[:20]
-        ] + list(result.apply_problems[:20])
+        lines = (
+            [
+                f"{b.identity.user}: {b.description}: "
+                f"{'allowed' if b.before else 'denied'} -> {'allowed' if b.after else 'denied'}"
+                for b in result.broken[:20]
+            ]
+            + [
+                f"{e.binding} would give {e.subject} " + ", ".join(r.compact() for r in e.rules[:3])
+                for e in result.escalations[:20]
+            ]
+            + list(result.apply_problems[:20])
+        )
         raise UnsoundRecommendation(
             "refusing to write a recommendation that fails its replay proof "
             f"({len(result.broken)} changed request(s), {len(result.escalations)} new grant(s), "
-            f"{len(result.apply_problems)} apply problem(s)): "
-            + "; ".join(lines)
+            f"{len(result.apply_problems)} apply problem(s)): " + "; ".join(lines)
         )
-    return Result(findings, plan, result, after)
+    measured = metrics.tightness(snapshot, after, obs) if options.measure else None
+    return Result(findings, plan, result, after, measured)

@@ -83,6 +83,7 @@ class Use:
     days: frozenset[int]
     by_reason: bool
     tools: frozenset[str] = frozenset()
+    also_builtin: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +235,15 @@ def find(
             chosen = [o.via]
         else:
             chosen = [_choose(per_binding, bindings, used_by, o.identity)]
+        # A built-in binding that also allows the request stays as it is, so a
+        # reviewable binding need not keep this permission even when the reason named it.
+        builtin = next((bk for bk in per_binding if bindings[bk].builtin), None)
         for bk in chosen:
             role = authz.roles[bindings[bk].role_key]
-            _add_use(uses[bk], o, subjects[bk], per_binding[bk], role, by_reason=o.via == bk)
+            also = builtin.display() if builtin is not None and builtin != bk else ""
+            _add_use(
+                uses[bk], o, subjects[bk], per_binding[bk], role, by_reason=o.via == bk, also=also
+            )
     findings = tuple(
         _binding_finding(b, authz.roles.get(b.role_key), uses.get(b.key, {}))
         for b in sorted(snapshot.bindings, key=lambda b: b.key)
@@ -268,6 +275,7 @@ def _add_use(
     role: Role,
     *,
     by_reason: bool,
+    also: str = "",
 ) -> None:
     names_required = all(role.rules[i].resource_names for i in rule_indexes)
     k = (o.identity, o.access)
@@ -285,6 +293,7 @@ def _add_use(
             o.days,
             by_reason,
             o.tools,
+            also,
         )
         return
     table[k] = Use(
@@ -299,6 +308,7 @@ def _add_use(
         prev.days | o.days,
         prev.by_reason or by_reason,
         prev.tools | o.tools,
+        prev.also_builtin and also,
     )
 
 

@@ -33,7 +33,11 @@ class Event:
     """One API request as the authorizer saw it.
 
     ``identity`` is the effective (impersonated, if any) user; ``impersonator`` the
-    authenticated one when impersonation was used. ``uri`` is the request URI with
+    authenticated one when impersonation was used; ``impersonation`` lists the extra
+    authorizations the apiserver made for the impersonator (verb ``impersonate`` on users,
+    serviceaccounts, groups, uids, userextras), allowed when ``impersonator`` is set; with
+    ``impersonator`` None they are the check the impersonation filter refused (403), and
+    the request itself never reached authorization. ``uri`` is the request URI with
     exec/attach ``command=`` arguments redacted. Bodies are never kept.
     """
 
@@ -50,3 +54,4 @@ class Event:
     impersonator: Identity | None = None
     uri: str = ""
     stage: str = ""
+    impersonation: tuple[Access, ...] = ()

@@ -21,14 +21,27 @@ def observations(usage: Usage) -> list[Observation]:
         tools = frozenset({key.tool}) if key.tool else frozenset()
         if prev is None:
             merged[k] = Observation(
-                key.identity, key.access, key.decision, st.count, st.first, st.last,
-                frozenset(st.days), via, tools,
+                key.identity,
+                key.access,
+                key.decision,
+                st.count,
+                st.first,
+                st.last,
+                frozenset(st.days),
+                via,
+                tools,
             )
         else:
             merged[k] = Observation(
-                key.identity, key.access, key.decision, prev.count + st.count,
-                min(prev.first, st.first), max(prev.last, st.last),
-                prev.days | frozenset(st.days), via, prev.tools | tools,
+                key.identity,
+                key.access,
+                key.decision,
+                prev.count + st.count,
+                min(prev.first, st.first),
+                max(prev.last, st.last),
+                prev.days | frozenset(st.days),
+                via,
+                prev.tools | tools,
             )
     return [merged[k] for k in sorted(merged, key=_sort_key)]
 

@@ -86,7 +86,7 @@ def _feeds_aggregation(role: Role) -> bool:
 
 
 def _used_subjects(f: BindingFinding) -> tuple[Subject, ...]:
-    used = {u.subject for u in f.uses}
+    used = {u.subject for u in f.uses if not u.also_builtin}
     return tuple(s for s in f.binding.subjects if s in used)
 
 
@@ -105,7 +105,8 @@ def _unobservable(f: BindingFinding) -> tuple[tuple[PolicyRule, ...], bool]:
 
 
 def _needs(uses: Iterable[Use]) -> list[Need]:
-    return [Need(u.access, u.names_required) for u in uses]
+    """What the new rules must allow: uses a built-in binding also allows are left out."""
+    return [Need(u.access, u.names_required) for u in uses if not u.also_builtin]
 
 
 class _Planner:
@@ -172,21 +173,25 @@ def _plan_binding(p: _Planner, f: BindingFinding) -> Change:
     role = f.role
     assert role is not None
     kept, hidden = _unobservable(f) if p.options.keep_unobservable else ((), False)
-    if f.idle and not kept:
+    needed = [u for u in f.uses if not u.also_builtin]
+    if not needed and not kept:
         deletes: list[Role | Binding] = [b]
         if p.role_prunable(role):
             deletes.append(role)
-        return Change(
-            b.key, "remove", "no request used this binding in the window", (), tuple(deletes)
+        why = (
+            "no request used this binding in the window"
+            if f.idle
+            else "every request it served is also allowed by built-in bindings"
         )
+        return Change(b.key, "remove", why, (), tuple(deletes))
     subjects = _used_subjects(f) or b.subjects
     if b.kind == BindingKind.ROLE_BINDING:
-        scopes = {b.namespace: list(f.uses)}
+        scopes = {b.namespace: needed}
         cluster: list[Use] = []
     else:
         scopes = defaultdict(list)
         cluster = []
-        for u in f.uses:
+        for u in needed:
             ns = u.access.namespace if u.access.resource_request else ""
             (scopes[ns] if ns else cluster).append(u)
     max_names = p.options.max_names

@@ -158,6 +158,16 @@ class Chromium:
             raise CdpError(f"evaluate failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def wait_for(self, expression: str, timeout: float = 5.0) -> bool:
+        """Poll ``expression`` until it is true (input and layout settle asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.evaluate(expression) is True:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
     def click(self, selector: str) -> None:
         """A real mouse click in the middle of the first element matching ``selector``."""
         box = self.evaluate(

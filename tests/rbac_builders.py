@@ -6,10 +6,7 @@ rb("ns1", "Role:reader", "ServiceAccount:ns1/sa"), cr("view", rule(...)), role("
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
+from corpus import corpus_dir  # noqa: F401  (re-exported for the tests)
 
 from rbac_advisor.rbac import (
     Access,
@@ -23,17 +20,6 @@ from rbac_advisor.rbac import (
     Snapshot,
     Subject,
 )
-
-
-def corpus_dir() -> Path:
-    """shared/corpus beside the repo (or $RBAC_ADVISOR_CORPUS); fail in CI when missing."""
-    env = os.environ.get("RBAC_ADVISOR_CORPUS")
-    path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-    if not path.is_dir():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"corpus not found at {path}", pytrace=False)
-        pytest.skip(f"corpus not found at {path}")
-    return path
 
 
 def _split(csv: str | None) -> list[str]:

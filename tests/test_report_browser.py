@@ -110,14 +110,14 @@ def test_filter_with_no_match_says_so(page: Chromium) -> None:
 
 def test_details_collapse_and_expand(page: Chromium) -> None:
     body = "document.querySelector('#b1 > pre')"
-    assert page.evaluate("document.getElementById('b1').open") is False
+    assert page.wait_for("document.getElementById('b1').open === false")
     assert page.evaluate(f"{body}.checkVisibility()") is False
     page.click("#b1 > summary")
-    assert page.evaluate("document.getElementById('b1').open") is True
+    assert page.wait_for("document.getElementById('b1').open")
     assert page.evaluate(f"{body}.checkVisibility()") is True
     assert page.evaluate(f"{body}.getBoundingClientRect().height") > 10
     page.click("#b1 > summary")
-    assert page.evaluate("document.getElementById('b1').open") is False
+    assert page.wait_for("document.getElementById('b1').open === false")
     page.click("#ex")
     assert page.evaluate("[...document.querySelectorAll('.ch > details')].every(d => d.open)")
     page.click("#co")
@@ -151,8 +151,9 @@ def test_readable_without_javascript(chromium: Chromium, sample_url: str) -> Non
         chromium.send("Emulation.setEmulatedMedia", media="print")
         assert chromium.evaluate(body) is True  # print CSS shows closed sections
         chromium.send("Emulation.setEmulatedMedia", media="")
+        assert chromium.wait_for(f"{body} === false")  # screen layout is back before clicking
         chromium.click("#b1 > summary")  # native details still toggle
-        assert chromium.evaluate("document.getElementById('b1').open") is True
+        assert chromium.wait_for("document.getElementById('b1').open")
     finally:
         chromium.send("Emulation.setScriptExecutionDisabled", value=False)
 

@@ -39,7 +39,9 @@ def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
 
     live = inputs.kubeconfig is not None or inputs.context is not None or inputs.in_cluster
     if inputs.rbac and live:
-        raise InputError("give either --rbac or a cluster (--kubeconfig/--context/--in-cluster), not both")
+        raise InputError(
+            "give either --rbac or a cluster (--kubeconfig/--context/--in-cluster), not both"
+        )
     if inputs.rbac:
         from rbac_advisor.cli.rbacfiles import load_rbac
 
@@ -51,13 +53,20 @@ def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
         kc = str(inputs.kubeconfig) if inputs.kubeconfig else None
         items = cluster.fetch(kc, inputs.context, inputs.in_cluster)
         snap = parse_objects(("cluster", i) for i in items)
-        source = "in-cluster" if inputs.in_cluster else f"cluster {inputs.context or '(current context)'}"
+        source = (
+            "in-cluster"
+            if inputs.in_cluster
+            else f"cluster {inputs.context or '(current context)'}"
+        )
     else:
         raise InputError("no RBAC given: use --rbac DUMP or --kubeconfig/--context/--in-cluster")
     resolved, drift = resolve(snap)
     return Snapshot(
-        resolved.roles, resolved.bindings, resolved.warnings + tuple(drift),
-        resolved.ignored_objects, source,
+        resolved.roles,
+        resolved.bindings,
+        resolved.warnings + tuple(drift),
+        resolved.ignored_objects,
+        source,
     ), source
 
 
@@ -71,8 +80,12 @@ def load_usage_inputs(inputs: Inputs) -> Any:
     model = None
     if inputs.audit:
         model = load_usage(
-            inputs.audit, skip_malformed=inputs.skip_malformed, since=inputs.since,
-            until=inputs.until, kubectl_only=False, progress=sys.stderr.isatty(),
+            inputs.audit,
+            skip_malformed=inputs.skip_malformed,
+            since=inputs.since,
+            until=inputs.until,
+            kubectl_only=False,
+            progress=sys.stderr.isatty(),
         )
     if inputs.usage_file is not None:
         try:
@@ -104,6 +117,7 @@ def review(
     keep_unobservable: bool,
     fail_on_findings: bool,
     now: datetime | None = None,
+    command: str | None = None,
 ) -> int:
     """Run the review and write roles.yaml, prune.yaml, findings.json, report.html."""
     from rbac_advisor.analysis import AnalysisOptions, run
@@ -117,8 +131,10 @@ def review(
     model = load_usage_inputs(inputs)
     window = window_label(model)
     options = AnalysisOptions(
-        attribute_all=attribute_all, max_names=max_names,
-        keep_unobservable=keep_unobservable, window=window,
+        attribute_all=attribute_all,
+        max_names=max_names,
+        keep_unobservable=keep_unobservable,
+        window=window,
     )
     result = run(snapshot, observations(model), options)
     generated = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -130,21 +146,34 @@ def review(
         "tool": {"name": "rbac-advisor", "version": __version__},
         "generatedAt": generated,
         "rbacSource": source,
-        "window": {"start": window.partition("/")[0] or None, "end": window.partition("/")[2] or None},
+        "window": {
+            "start": window.partition("/")[0] or None,
+            "end": window.partition("/")[2] or None,
+        },
         "options": {
-            "maxNames": max_names, "attributeAll": attribute_all,
-            "keepUnobservable": keep_unobservable, "skipMalformed": inputs.skip_malformed,
-            "since": inputs.since, "until": inputs.until,
+            "maxNames": max_names,
+            "attributeAll": attribute_all,
+            "keepUnobservable": keep_unobservable,
+            "skipMalformed": inputs.skip_malformed,
+            "since": inputs.since,
+            "until": inputs.until,
         },
         "inputs": [
-            {"path": s.path, "format": s.format, "lines": s.lines, "requests": s.requests,
-             "skipped": s.skipped, "sha256": s.sha256 or _sha256(s.path),
-             "missingFields": list(s.missing_fields)}
+            {
+                "path": s.path,
+                "format": s.format,
+                "lines": s.lines,
+                "requests": s.requests,
+                "skipped": s.skipped,
+                "sha256": s.sha256 or _sha256(s.path),
+                "missingFields": list(s.missing_fields),
+            }
             for s in model.sources
         ],
         "requests": model.requests,
     }
-    command = "rbac-advisor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if command is None:
+        command = "rbac-advisor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     files = {
         "roles.yaml": manifests.render(result.plan.apply, header),
         "prune.yaml": manifests.render(result.plan.prune, header),
@@ -162,6 +191,13 @@ def review(
         "replayed, 0 changed",
         err=True,
     )
+    t = result.tightness
+    if t is not None and t.used_cells:
+        typer.echo(
+            f"granted cells per used cell over {t.identities} identities: "
+            f"{t.before_per_used:.1f} before, {t.after_per_used:.1f} after",
+            err=True,
+        )
     typer.echo(f"report: {out / 'report.html'}", err=True)
     if model.skipped:
         typer.echo(f"warning: {model.skipped} malformed log line(s) were skipped", err=True)

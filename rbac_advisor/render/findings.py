@@ -139,6 +139,16 @@ def render(result: Result, meta: dict[str, Any]) -> str:
             "changed": len(result.proof.broken),
             "newGrants": len(result.proof.escalations),
         },
+        "tightness": None
+        if result.tightness is None
+        else {
+            "identities": result.tightness.identities,
+            "usedCells": result.tightness.used_cells,
+            "grantedCellsBefore": result.tightness.granted_before,
+            "grantedCellsAfter": result.tightness.granted_after,
+            "grantedPerUsedBefore": round(result.tightness.before_per_used, 2),
+            "grantedPerUsedAfter": round(result.tightness.after_per_used, 2),
+        },
         "bindings": [_binding(bf, changes[bf.binding.key]) for bf in f.bindings],
         "denied": [
             {

@@ -31,9 +31,26 @@ from rbac_advisor.usage import Usage
 
 DAY = 86400
 VERB_ORDER = (
-    "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
-    "impersonate", "proxy", "bind", "escalate", "approve", "sign", "use", "post", "put",
-    "head", "options", "*",
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "impersonate",
+    "proxy",
+    "bind",
+    "escalate",
+    "approve",
+    "sign",
+    "use",
+    "post",
+    "put",
+    "head",
+    "options",
+    "*",
 )
 MAX_MEMBER_OPS = 12
 MAX_DENIED = 20
@@ -79,7 +96,9 @@ def _risk_item(a: AtomReport, name: str) -> vm.RiskItem | None:
         cls = vm.RiskClass(name)
     except ValueError:
         return None
-    sev = {3: vm.Severity.HIGH, 2: vm.Severity.MEDIUM}.get(int(CLASSES[name].severity), vm.Severity.LOW)
+    sev = {3: vm.Severity.HIGH, 2: vm.Severity.MEDIUM}.get(
+        int(CLASSES[name].severity), vm.Severity.LOW
+    )
     return vm.RiskItem(cls, sev, _perm(a.atom), a.used, _ts(a.last), CLASSES[name].why)
 
 
@@ -120,8 +139,13 @@ def matrix(atoms: Iterable[AtomReport], kept: frozenset[PolicyRule]) -> vm.Matri
 
 def _rule_line(rule: PolicyRule, change: vm.RuleChange, note: str = "") -> vm.RuleLine:
     return vm.RuleLine(
-        change, rule.verbs, rule.api_groups, rule.resources, rule.resource_names,
-        rule.non_resource_urls, note,
+        change,
+        rule.verbs,
+        rule.api_groups,
+        rule.resources,
+        rule.resource_names,
+        rule.non_resource_urls,
+        note,
     )
 
 
@@ -167,7 +191,8 @@ def _scope(f: BindingFinding, change: Change) -> vm.ScopeChange | None:
     if not namespaces:
         return None
     keeps_crb = any(
-        isinstance(o, Binding) and o.kind == BindingKind.CLUSTER_ROLE_BINDING for o in change.creates
+        isinstance(o, Binding) and o.kind == BindingKind.CLUSTER_ROLE_BINDING
+        for o in change.creates
     )
     after = f"RoleBindings in {len(namespaces)} namespace(s)"
     if keeps_crb:
@@ -190,8 +215,11 @@ def _members(f: BindingFinding) -> tuple[vm.MemberUse, ...]:
         via = next((u.subject.name for u in us if u.subject.kind == "Group"), "")
         out.append(
             vm.MemberUse(
-                user, sum(u.count for u in us), _ts(max(u.last for u in us)),
-                tuple(ops[:MAX_MEMBER_OPS]) + ((f"... {len(ops) - MAX_MEMBER_OPS} more",) if len(ops) > MAX_MEMBER_OPS else ()),
+                user,
+                sum(u.count for u in us),
+                _ts(max(u.last for u in us)),
+                tuple(ops[:MAX_MEMBER_OPS])
+                + ((f"... {len(ops) - MAX_MEMBER_OPS} more",) if len(ops) > MAX_MEMBER_OPS else ()),
                 via,
             )
         )
@@ -204,7 +232,9 @@ def _denied_for(b: Binding, denied: Iterable[Denied]) -> tuple[vm.DeniedRequest,
         scoped = b.kind == BindingKind.CLUSTER_ROLE_BINDING or d.access.namespace == b.namespace
         if scoped and applies_to(d.identity, b) is not None:
             out.append(
-                vm.DeniedRequest(d.identity.user, op(d.access), d.count, _lacked(d.access), _ts(d.last))
+                vm.DeniedRequest(
+                    d.identity.user, op(d.access), d.count, _lacked(d.access), _ts(d.last)
+                )
             )
     out.sort(key=lambda x: (-x.count, x.who, x.operation))
     return tuple(out[:MAX_DENIED])
@@ -261,14 +291,18 @@ def binding_view(
                 risks.append(item)
     days = frozenset().union(*(u.days for u in f.uses)) if f.uses else frozenset()
     return vm.BindingView(
-        kind=str(b.kind), name=b.name, namespace=b.namespace,
-        role_kind=str(b.role_ref.kind), role_name=b.role_ref.name,
+        kind=str(b.kind),
+        name=b.name,
+        namespace=b.namespace,
+        role_kind=str(b.role_ref.kind),
+        role_name=b.role_ref.name,
         action=_action(f, change),
         subjects=tuple(_subject_ref(s) for s in b.subjects),
         members=_members(f),
         requests=sum(u.count for u in f.uses),
         last_used=_ts(max((u.last for u in f.uses), default=None)),
-        days_active=len(days), days_observed=days_observed,
+        days_active=len(days),
+        days_observed=days_observed,
         matrix=matrix(atoms, kept),
         rules=_rule_lines(f, change),
         scope=_scope(f, change),
@@ -280,7 +314,7 @@ def binding_view(
 
 def _subject_kind(user: str) -> tuple[str, str, str]:
     if user.startswith(SA_PREFIX):
-        ns, _, name = user[len(SA_PREFIX):].partition(":")
+        ns, _, name = user[len(SA_PREFIX) :].partition(":")
         return "ServiceAccount", name, ns
     return "User", user, ""
 
@@ -288,8 +322,16 @@ def _subject_kind(user: str) -> tuple[str, str, str]:
 def subject_views(result: Result, days_observed: int) -> tuple[vm.SubjectView, ...]:
     """Per identity: what it used through which bindings, and what it was denied."""
     per: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"groups": set(), "bindings": set(), "requests": 0, "last": None, "days": set(),
-                 "atoms": [], "tools": set(), "denied": []}
+        lambda: {
+            "groups": set(),
+            "bindings": set(),
+            "requests": 0,
+            "last": None,
+            "days": set(),
+            "atoms": [],
+            "tools": set(),
+            "denied": [],
+        }
     )
     for f in result.findings.bindings:
         for u in f.uses:
@@ -305,7 +347,9 @@ def subject_views(result: Result, days_observed: int) -> tuple[vm.SubjectView, .
         d = per[dn.identity.user]
         d["groups"].update(dn.identity.groups)
         d["denied"].append(
-            vm.DeniedRequest(dn.identity.user, op(dn.access), dn.count, _lacked(dn.access), _ts(dn.last))
+            vm.DeniedRequest(
+                dn.identity.user, op(dn.access), dn.count, _lacked(dn.access), _ts(dn.last)
+            )
         )
     out = []
     for user in sorted(per):
@@ -318,17 +362,32 @@ def subject_views(result: Result, days_observed: int) -> tuple[vm.SubjectView, .
         m = vm.Matrix(
             verbs,
             tuple(
-                vm.MatrixRow(r, tuple(vm.CellState.USED if v in cells[r] else vm.CellState.NOT_GRANTED for v in verbs))
+                vm.MatrixRow(
+                    r,
+                    tuple(
+                        vm.CellState.USED if v in cells[r] else vm.CellState.NOT_GRANTED
+                        for v in verbs
+                    ),
+                )
                 for r in sorted(cells)
             ),
         )
         out.append(
             vm.SubjectView(
-                kind=kind, name=name, namespace=ns, groups=tuple(sorted(d["groups"])),
-                bindings=tuple(sorted(d["bindings"])), requests=d["requests"],
-                last_used=_ts(d["last"]), days_active=len(d["days"]), days_observed=days_observed,
-                matrix=m, clients=tuple(sorted(d["tools"])),
-                denied=tuple(sorted(d["denied"], key=lambda x: (-x.count, x.operation))[:MAX_DENIED]),
+                kind=kind,
+                name=name,
+                namespace=ns,
+                groups=tuple(sorted(d["groups"])),
+                bindings=tuple(sorted(d["bindings"])),
+                requests=d["requests"],
+                last_used=_ts(d["last"]),
+                days_active=len(d["days"]),
+                days_observed=days_observed,
+                matrix=m,
+                clients=tuple(sorted(d["tools"])),
+                denied=tuple(
+                    sorted(d["denied"], key=lambda x: (-x.count, x.operation))[:MAX_DENIED]
+                ),
             )
         )
     return tuple(out)
@@ -360,12 +419,16 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
             days[day] += n
     kusers = tuple(
         vm.KubectlUser(
-            user=u, requests=d["requests"], denied=d["denied"], first_seen=_ts(d["first"]),
+            user=u,
+            requests=d["requests"],
+            denied=d["denied"],
+            first_seen=_ts(d["first"]),
             last_seen=_ts(d["last"]),
             source_ips=tuple(sorted(usage.client_ips.get((u, "kubectl"), ()))),
             clients=("kubectl",),
             operations=tuple(
-                vm.OpCount(o, n) for o, n in sorted(d["ops"].items(), key=lambda x: (-x[1], x[0]))[:15]
+                vm.OpCount(o, n)
+                for o, n in sorted(d["ops"].items(), key=lambda x: (-x[1], x[0]))[:15]
             ),
         )
         for u, d in sorted(users.items())
@@ -373,8 +436,13 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
     top = sorted(denied_ops.items(), key=lambda x: (-x[1], x[0]))[:MAX_DENIED]
     sessions = tuple(
         vm.Session(
-            time=_ts(s.time), user=s.user, kind=s.resource.partition("/")[2] or s.resource,
-            namespace=s.namespace, pod=s.name, command=s.uri, source_ip=s.source_ip,
+            time=_ts(s.time),
+            user=s.user,
+            kind=s.resource.partition("/")[2] or s.resource,
+            namespace=s.namespace,
+            pod=s.name,
+            command=s.uri,
+            source_ip=s.source_ip,
             allowed=s.decision != Decision.FORBID,
         )
         for s in usage.sessions
@@ -399,9 +467,7 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
     """The whole report view for one review run."""
     days = window_days(usage)
     changes = {c.binding: c for c in result.plan.changes}
-    shown = [
-        f for f in result.findings.bindings if f.reviewable or f.uses
-    ]
+    shown = [f for f in result.findings.bindings if f.reviewable or f.uses]
     bindings = tuple(
         binding_view(f, changes[f.binding.key], result.findings.denied, days) for f in shown
     )
@@ -416,7 +482,10 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
     for s in usage.sources:
         if s.missing_fields:
             notices.append(
-                vm.Notice("audit", f"{s.path}: this log format does not carry: {', '.join(s.missing_fields)}")
+                vm.Notice(
+                    "audit",
+                    f"{s.path}: this log format does not carry: {', '.join(s.missing_fields)}",
+                )
             )
         if s.skipped:
             notices.append(vm.Notice("audit", f"{s.path}: {s.skipped} malformed line(s) skipped"))
@@ -439,10 +508,15 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
             )
         )
     summary = vm.Summary(
-        window_start=_ts(usage.start), window_end=_ts(usage.end), window_days=days,
-        inputs=inputs, rbac_source=str(meta.get("rbacSource", "")),
-        subjects_reviewed=len(subjects), bindings_reviewed=len(reviewable),
-        permissions_granted=len(atoms), permissions_unused=sum(1 for a in atoms if not a.used),
+        window_start=_ts(usage.start),
+        window_end=_ts(usage.end),
+        window_days=days,
+        inputs=inputs,
+        rbac_source=str(meta.get("rbacSource", "")),
+        subjects_reviewed=len(subjects),
+        bindings_reviewed=len(reviewable),
+        permissions_granted=len(atoms),
+        permissions_unused=sum(1 for a in atoms if not a.used),
         proof=vm.Proof(result.proof.checked, len(result.proof.broken)),
     )
     options = tuple(vm.Setting(k, str(v)) for k, v in sorted(meta.get("options", {}).items()))

@@ -30,46 +30,75 @@ Examples:
 def analyze(
     audit: Annotated[
         list[str] | None,
-        typer.Option("--audit", "-a", help="Audit log file, .gz, directory or - (stdin). Repeatable."),
+        typer.Option(
+            "--audit", "-a", help="Audit log file, .gz, directory or - (stdin). Repeatable."
+        ),
     ] = None,
     usage_file: Annotated[
         Path | None,
-        typer.Option("--usage", help="A usage model saved by `rbac-advisor usage --save` (instead of or with --audit)."),
+        typer.Option(
+            "--usage",
+            help="A usage model saved by `rbac-advisor usage --save` (instead of or with --audit).",
+        ),
     ] = None,
     rbac: Annotated[
         list[Path] | None,
-        typer.Option("--rbac", "-r", help="RBAC dump: YAML/JSON file or directory (kubectl get -o yaml). Repeatable."),
+        typer.Option(
+            "--rbac",
+            "-r",
+            help="RBAC dump: YAML/JSON file or directory (kubectl get -o yaml). Repeatable.",
+        ),
     ] = None,
     kubeconfig: Annotated[
-        Path | None, typer.Option("--kubeconfig", help="Read RBAC from the cluster of this kubeconfig.")
+        Path | None,
+        typer.Option("--kubeconfig", help="Read RBAC from the cluster of this kubeconfig."),
     ] = None,
-    context: Annotated[str | None, typer.Option("--context", help="kubeconfig context to use.")] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="kubeconfig context to use.")
+    ] = None,
     in_cluster: Annotated[
         bool, typer.Option("--in-cluster", help="Read RBAC with the pod's service account.")
     ] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("reports"),
     since: Annotated[
-        str | None, typer.Option("--since", help="Ignore requests before this time (RFC3339 or 30d, 12h).")
+        str | None,
+        typer.Option("--since", help="Ignore requests before this time (RFC3339 or 30d, 12h)."),
     ] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Ignore requests after this time.")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Ignore requests after this time.")
+    ] = None,
     skip_malformed: Annotated[
         bool,
-        typer.Option("--skip-malformed", help="Skip unreadable log lines (counted in the report) instead of stopping."),
+        typer.Option(
+            "--skip-malformed",
+            help="Skip unreadable log lines (counted in the report) instead of stopping.",
+        ),
     ] = False,
     max_names: Annotated[
         int,
-        typer.Option("--max-names", min=0, help="Use resourceNames when a permission was used on at most this many named objects."),
+        typer.Option(
+            "--max-names",
+            min=0,
+            help="Use resourceNames when a permission was used on at most this many named objects.",
+        ),
     ] = 5,
     attribute_all: Annotated[
         bool,
-        typer.Option("--attribute-all", help="Credit a request to every binding that allows it (keeps more) instead of the tightest one."),
+        typer.Option(
+            "--attribute-all",
+            help="Credit a request to every binding that allows it (keeps more) instead of the tightest one.",
+        ),
     ] = False,
     drop_unobservable: Annotated[
         bool,
-        typer.Option("--drop-unobservable", help="Also remove verbs an audit log cannot show (bind, escalate, approve, ...). Default: keep and flag them."),
+        typer.Option(
+            "--drop-unobservable",
+            help="Also remove verbs an audit log cannot show (bind, escalate, approve, ...). Default: keep and flag them.",
+        ),
     ] = False,
     fail_on_findings: Annotated[
-        bool, typer.Option("--fail-on-findings", help="Exit 5 when the recommendation changes anything.")
+        bool,
+        typer.Option("--fail-on-findings", help="Exit 5 when the recommendation changes anything."),
     ] = False,
 ) -> None:
     """Find unused grants and write the minimal RBAC (see --help)."""
@@ -77,12 +106,21 @@ def analyze(
 
     code = review(
         Inputs(
-            audit=audit or [], usage_file=usage_file, rbac=rbac or [], kubeconfig=kubeconfig,
-            context=context, in_cluster=in_cluster, since=since, until=until,
+            audit=audit or [],
+            usage_file=usage_file,
+            rbac=rbac or [],
+            kubeconfig=kubeconfig,
+            context=context,
+            in_cluster=in_cluster,
+            since=since,
+            until=until,
             skip_malformed=skip_malformed,
         ),
-        out=out, max_names=max_names, attribute_all=attribute_all,
-        keep_unobservable=not drop_unobservable, fail_on_findings=fail_on_findings,
+        out=out,
+        max_names=max_names,
+        attribute_all=attribute_all,
+        keep_unobservable=not drop_unobservable,
+        fail_on_findings=fail_on_findings,
     )
     raise typer.Exit(code)
 

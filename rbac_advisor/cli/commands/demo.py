@@ -39,7 +39,10 @@ def demo(
     data = demo_dir()
     review(
         Inputs(audit=[str(data / "audit.jsonl")], rbac=[data / "rbac.yaml"]),
-        out=out, max_names=5, attribute_all=False, keep_unobservable=True,
+        out=out,
+        max_names=5,
+        attribute_all=False,
+        keep_unobservable=True,
         fail_on_findings=False,
     )
     for name in ("roles.yaml", "prune.yaml", "findings.json", "report.html"):

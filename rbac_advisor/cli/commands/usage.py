@@ -1,9 +1,96 @@
-"""The `usage` command (placeholder until implemented)."""
+"""The `usage` command: who did what, from audit logs (and saved models)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from rbac_advisor.cli.errors import handle_errors, warning
+from rbac_advisor.cli.ingest import load_usage, parse_when
+from rbac_advisor.errors import InputError
+
+__all__ = ["load_usage", "register", "usage"]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@handle_errors
+def usage(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Audit logs: files, .gz, directories, or - for stdin.", metavar="PATH..."
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    kubectl_only: Annotated[
+        bool, typer.Option("--kubectl-only", help="Only requests made with kubectl.")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Start of the window: RFC 3339 or a duration (30d, 12h).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="End of the window (exclusive).")] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Also save the usage model (JSON) for later merging.")
+    ] = None,
+    load: Annotated[
+        list[Path] | None, typer.Option(help="Merge a model saved with --save (repeatable).")
+    ] = None,
+    skip_malformed: Annotated[
+        bool,
+        typer.Option("--skip-malformed", help="Count and skip bad records instead of failing."),
+    ] = False,
+) -> None:
+    """Summarise who did what per user and service account, from audit logs."""
+    from rbac_advisor import usage as model
+
+    if not paths and not load:
+        raise InputError("give audit log paths (or - for stdin), or --load a saved model")
+    now = time.time()
+    t0, t1 = parse_when(since, now, "--since"), parse_when(until, now, "--until")
+    result = model.empty()
+    if paths:
+        result = load_usage(
+            list(paths),
+            skip_malformed=skip_malformed,
+            since=t0,
+            until=t1,
+            kubectl_only=kubectl_only,
+            progress=True,
+        )
+    for p in load or []:
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as err:
+            raise InputError(f"{p}: cannot read ({err.strerror})") from None
+        result = result.merge(model.loads(text, str(p)))
+    from rbac_advisor import usage_report
+
+    out = usage_report.to_json(result) if json_out else usage_report.to_table(result)
+    if save is not None:
+        _write_atomic(save, model.dumps(result))
+    if result.skipped:
+        first = next((s.first_error for s in result.sources if s.first_error), "")
+        warning(
+            f"skipped {result.skipped} malformed records" + (f" (first: {first})" if first else "")
+        )
+    typer.echo(out, nl=False)
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
+    app.command(name="usage")(usage)

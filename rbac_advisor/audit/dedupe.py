@@ -1,0 +1,125 @@
+"""One record per API request out of per-stage audit events, in bounded memory. Pure.
+
+A request is logged at up to three stages (B2) sharing one ``auditID``. The ID alone is
+not a key: clients may set ``Audit-ID`` themselves, so a reused ID must not hide another
+request. The key is (auditID, authenticated user, verb, request URI).
+
+Memory is bounded by assuming the stages of one request lie close together in a log:
+at most ``pending_max`` requests may be waiting for a later stage (in-flight requests,
+long watches and exec sessions included) and a counted request is remembered for the
+next ``done_max`` to ``2 * done_max`` requests, so a later duplicate stage is dropped.
+A request whose stages are further apart than that is counted twice.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+from rbac_advisor.audit.normalise import STAGE_RANK
+from rbac_advisor.events import Event
+
+T = TypeVar("T")
+Key = tuple[str, str, str, str]
+PENDING_MAX = 100_000
+DONE_MAX = 250_000
+
+
+def request_key(ev: Event) -> Key | None:
+    """The identity of the request an event belongs to; None when it has no auditID.
+
+    The authenticated user, not the impersonated one: the RequestReceived event is
+    written before the impersonation filter runs and never names the impersonated user.
+    """
+    if not ev.audit_id:
+        return None
+    user = ev.impersonator.user if ev.impersonator is not None else ev.identity.user
+    return (ev.audit_id, user, ev.access.verb, ev.uri)
+
+
+def rank(stage: str) -> int:
+    """How complete a stage's record is; a record without stage is complete."""
+    return STAGE_RANK.get(stage, 2)
+
+
+class Deduper(Generic[T]):
+    """Collapse stages into one event per request; ``out`` receives (event, tag) pairs.
+
+    A final stage (ResponseComplete, Panic, or none) is emitted at once; earlier stages
+    wait in a bounded window and are emitted when their request's final stage never came
+    (on eviction or :meth:`flush`), keeping the most complete stage seen.
+    """
+
+    def __init__(self, pending_max: int = PENDING_MAX, done_max: int = DONE_MAX) -> None:
+        """Set the window sizes (see module docstring)."""
+        self.out: list[tuple[Event, T]] = []
+        self._pending: OrderedDict[Key, tuple[Event, T]] = OrderedDict()
+        self._pending_max = pending_max
+        self._done: set[int] = set()
+        self._done_old: set[int] = set()
+        self._done_max = done_max
+
+    def _mark(self, h: int) -> None:
+        done = self._done
+        done.add(h)
+        if len(done) >= self._done_max:
+            self._done_old = done
+            self._done = set()
+
+    def seen(self, key: Key) -> bool:
+        """True when a request with this key was already emitted (within the window)."""
+        h = hash(key)
+        return h in self._done or h in self._done_old
+
+    def finalize(self, key: Key) -> bool:
+        """Record that a final stage of ``key`` was counted elsewhere; False if already counted.
+
+        Any earlier stage waiting for it is dropped.
+        """
+        h = hash(key)
+        if h in self._done or h in self._done_old:
+            return False
+        if self._pending:
+            self._pending.pop(key, None)
+        self._mark(h)
+        return True
+
+    def push(self, ev: Event, tag: T) -> None:
+        """Add one stage event."""
+        key = request_key(ev)
+        if key is None:
+            self.out.append((ev, tag))
+            return
+        h = hash(key)
+        if h in self._done or h in self._done_old:
+            return
+        r = rank(ev.stage)
+        pending = self._pending
+        if r >= 2:
+            if pending:
+                pending.pop(key, None)
+            self._mark(h)
+            self.out.append((ev, tag))
+            return
+        cur = pending.get(key)
+        if cur is None:
+            pending[key] = (ev, tag)
+            if len(pending) > self._pending_max:
+                old_key, old = pending.popitem(last=False)
+                self._mark(hash(old_key))
+                self.out.append(old)
+        elif r > rank(cur[0].stage):
+            pending[key] = (ev, tag)
+
+    def flush(self) -> None:
+        """Emit every request still waiting for a later stage."""
+        for key, item in self._pending.items():
+            self._mark(hash(key))
+            self.out.append(item)
+        self._pending.clear()
+
+    def drain(self) -> list[tuple[Event, T]]:
+        """Remove and return the waiting requests without emitting them."""
+        items = list(self._pending.values())
+        self._pending.clear()
+        return items

@@ -1,0 +1,65 @@
+"""EKS audit events: CloudWatch Logs subscription envelopes and Panther-style rows. Pure.
+
+EKS writes native events to CloudWatch; a subscription or Firehose export wraps them as
+``{"messageType":"DATA_MESSAGE","logEvents":[{"message":"<event JSON>"}]}``. Panther stores
+the native event with ``p_*`` fields added (``p_event_time`` is used when the event has no
+timestamp of its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from rbac_advisor.audit.normalise import Malformed
+from rbac_advisor.audit.timestamps import parse_time
+
+
+def is_cloudwatch(d: Mapping[str, Any]) -> bool:
+    """True for a CloudWatch Logs subscription message."""
+    return "messageType" in d and "logEvents" in d
+
+
+def messages(d: Mapping[str, Any]) -> list[tuple[dict[str, Any], float]]:
+    """The events inside a DATA_MESSAGE with each log event's own time (control: none).
+
+    Raises:
+        Malformed: the envelope or a message is not what CloudWatch writes.
+    """
+    if d.get("messageType") != "DATA_MESSAGE":
+        return []
+    items = d.get("logEvents")
+    if not isinstance(items, list):
+        raise Malformed("CloudWatch logEvents must be a list")
+    out = []
+    for i, item in enumerate(items):
+        msg = item.get("message") if isinstance(item, dict) else None
+        if not isinstance(msg, str):
+            raise Malformed(f"logEvents[{i}].message must be a string")
+        try:
+            ev = orjson.loads(msg)
+        except orjson.JSONDecodeError as err:
+            raise Malformed(f"logEvents[{i}].message is not JSON: {err}") from None
+        if not isinstance(ev, dict):
+            raise Malformed(f"logEvents[{i}].message is not a JSON object")
+        ms = item.get("timestamp")
+        out.append((ev, ms / 1000.0 if isinstance(ms, int | float) else 0.0))
+    return out
+
+
+def is_panther(d: Mapping[str, Any]) -> bool:
+    """True for a row that carries Panther's ``p_*`` fields."""
+    return "p_log_type" in d
+
+
+def panther_time(d: Mapping[str, Any]) -> float:
+    """``p_event_time`` as epoch seconds (0 when absent)."""
+    t = d.get("p_event_time")
+    if not isinstance(t, str) or not t:
+        return 0.0
+    try:
+        return parse_time(t)
+    except ValueError as err:
+        raise Malformed(str(err)) from None

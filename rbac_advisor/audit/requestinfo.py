@@ -1,0 +1,104 @@
+"""Request URIs to authorizer attributes, as the apiserver's NewRequestInfo does. Pure.
+
+Mirrors k8s.io/apiserver pkg/endpoints/request/requestinfo.go: resource requests are
+``/api/<v>/...`` and ``/apis/<g>/<v>/...``; everything else is a non-resource path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+# As namespaceSubresources in requestinfo.go: /namespaces/<ns>/<these> stay on the Namespace.
+_NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+_SPECIAL_VERBS = frozenset({"proxy", "watch"})
+
+
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    """What a resource path says: group, namespace, resource, name, subresource."""
+
+    api_group: str
+    namespace: str
+    resource: str
+    name: str = ""
+    subresource: str = ""
+    special_verb: str = ""  # "watch" or "proxy" for the deprecated /watch/, /proxy/ forms
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """Split a request URI into path and query (without the ``?``)."""
+    path, _, query = uri.partition("?")
+    return path, query
+
+
+def resource_info(path: str) -> PathInfo | None:
+    """Parse an API path; None when it is not a resource request (a non-resource URL).
+
+    >>> resource_info("/api/v1/namespaces/ns/pods/p/log").subresource
+    'log'
+    >>> resource_info("/apis/apps/v1") is None
+    True
+    """
+    parts = list(path.strip("/").split("/"))
+    if len(parts) < 3 or parts[0] not in ("api", "apis"):
+        return None
+    if parts[0] == "api":
+        group, rest = "", parts[2:]
+    else:
+        if len(parts) < 4:
+            return None
+        group, rest = parts[1], parts[3:]
+    return parts_info(group, rest)
+
+
+def parts_info(group: str, rest: list[str]) -> PathInfo | None:
+    """Parse the path segments after ``<group>/<version>``, as NewRequestInfo does."""
+    special = ""
+    if rest and rest[0] in _SPECIAL_VERBS and len(rest) > 1:
+        special, rest = rest[0], rest[1:]
+    if not rest or not rest[0]:
+        return None
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    sub = rest[2] if len(rest) > 2 else ""
+    return PathInfo(unquote(group), unquote(namespace), resource, unquote(name), sub, special)
+
+
+def field_selector_name(query: str) -> str:
+    """The name a list/watch is narrowed to by ``fieldSelector=metadata.name=<n>``, else "".
+
+    As ``fields.Selector.RequiresExactMatch("metadata.name")``: any AND term
+    ``metadata.name=<n>`` or ``metadata.name==<n>`` names the object.
+    """
+    if "fieldSelector" not in query:
+        return ""
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key != "fieldSelector":
+            continue
+        for term in value.split(","):
+            field, op, val = _split_term(term)
+            if field == "metadata.name" and op in ("=", "==") and val:
+                return val
+    return ""
+
+
+def _split_term(term: str) -> tuple[str, str, str]:
+    for op in ("!=", "==", "="):
+        field, sep, val = term.partition(op)
+        if sep:
+            return field.strip(), op, val.strip()
+    return term, "", ""
+
+
+def is_watch(query: str) -> bool:
+    """True when the query asks for a watch (``watch=true``/``1``, or any unparsable value)."""
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "watch":
+            return value.lower() not in ("false", "0")
+    return False

@@ -1,0 +1,176 @@
+"""Numbered lines of text to Events, with per-source statistics. Pure: never opens files.
+
+Apiserver-written v1 lines take a typed fast path. A RequestReceived line is only checked
+and set aside: when a later stage of the same request follows within ``DEFER_MAX``
+deferred lines, the RequestReceived record adds nothing and is dropped unparsed; otherwise
+it is parsed in full and yielded late. Either way every request reaches the caller.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+import orjson
+
+from rbac_advisor.audit import native
+from rbac_advisor.audit.dedupe import Key, request_key
+from rbac_advisor.audit.normalise import Malformed
+from rbac_advisor.audit.records import Parsed, parse_record
+from rbac_advisor.errors import AuditParseError
+from rbac_advisor.events import Event
+
+DEFER_MAX = 8192
+Line = tuple[str, int, bytes | str]
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """What reading one source found: records read, events, skipped and ignored records."""
+
+    path: str
+    lines: int = 0
+    events: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    formats: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+    first_error: str = ""
+
+
+def _general(text: bytes) -> Parsed:
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        raise Malformed(f"invalid JSON ({err})") from None
+    return parse_record(obj)
+
+
+Sink = Callable[[native.NativeStruct, str, int], "Key | None"]
+
+
+def parse_lines(
+    lines: Iterable[Line],
+    *,
+    skip_malformed: bool = False,
+    stats: dict[str, SourceStats] | None = None,
+    sink: Sink | None = None,
+) -> Iterator[Event]:
+    """Yield the Events of numbered lines ``(path, line_no, text)``.
+
+    Each text is one JSON value (a line, or a whole document). Stages of one request may
+    all be yielded; :class:`dedupe.Deduper` (used by ``usage.build``) collapses them.
+    ``sink`` may consume apiserver-written lines without an Event being built: it gets
+    the decoded struct and returns the request key when it took the record, else None.
+
+    Raises:
+        AuditParseError: a record is malformed and ``skip_malformed`` is False. With it
+            True the record is counted in ``stats[path].skipped`` instead.
+    """
+    stats = {} if stats is None else stats
+    deferred: OrderedDict[tuple[str, str, str, str], tuple[str, int, bytes]] = OrderedDict()
+    st: SourceStats | None = None
+    cur = None
+    prefix = native.GO_PREFIX
+    received = b'"stage":"RequestReceived"'
+    struct_event = native.struct_event
+    received_key = native.received_key
+
+    def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
+        try:
+            parsed = _general(text)
+        except Malformed as err:
+            reason = str(err)
+            if not skip_malformed:
+                raise AuditParseError(path, no, reason) from None
+            st.skipped += 1
+            if not st.first_error:
+                st.first_error = f"{path}:{no}: {reason}"
+            return []
+        st.events += len(parsed.events)
+        st.ignored += parsed.ignored
+        st.formats.update(parsed.formats)
+        st.missing.update(parsed.missing)
+        return parsed.events
+
+    def late(item: tuple[str, int, bytes]) -> list[Event]:
+        path, no, text = item
+        s = stats[path]
+        s.events -= 1  # counted when deferred; general() counts it again
+        return general(path, no, text, s)
+
+    # Per-line counters stay local (attribute updates per line are measurable); they are
+    # written to the source's stats when the path changes and at the end.
+    n_lines = n_fast = 0
+    decode = native.decoder().decode
+    errors = (msgspec.ValidationError, msgspec.DecodeError)
+    for path, no, raw in lines:
+        if path is not cur:
+            if st is not None:
+                st.lines += n_lines
+                st.events += n_fast
+                if n_fast:
+                    st.formats.add("native")
+                n_lines = n_fast = 0
+            st = stats.get(path)
+            if st is None:
+                st = stats[path] = SourceStats(path)
+            cur = path
+        n_lines += 1
+        text = raw if type(raw) is bytes else raw.encode()  # type: ignore[union-attr]
+        if text.startswith(prefix):
+            if text.find(received, 60, 240) > 0:
+                key = received_key(text)
+                if key is not None:
+                    n_fast += 1
+                    old = deferred.pop(key, None)
+                    if old is not None:
+                        yield from late(old)
+                    deferred[key] = (path, no, text)
+                    if len(deferred) > DEFER_MAX:
+                        yield from late(deferred.popitem(last=False)[1])
+                    continue
+            else:
+                try:
+                    struct: native.NativeStruct | None = decode(text)
+                except errors:
+                    struct = None
+                if struct is not None and not native.usable(struct):
+                    struct = None
+                if struct is not None and sink is not None:
+                    taken = sink(struct, path, no)
+                    if taken is not None:
+                        n_fast += 1
+                        if deferred:
+                            deferred.pop(taken, None)
+                        continue
+                fast = struct_event(struct) if struct is not None else None
+                if fast is not None:
+                    ev, lacking = fast
+                    n_fast += 1
+                    if lacking:
+                        assert st is not None
+                        st.missing.update(native.missing_fields(orjson.loads(text)))
+                    if deferred:
+                        k = request_key(ev)
+                        if k is not None:
+                            deferred.pop(k, None)
+                    yield ev
+                    continue
+        assert st is not None
+        events = general(path, no, text, st)
+        for ev in events:
+            if deferred:
+                k = request_key(ev)
+                if k is not None:
+                    deferred.pop(k, None)
+            yield ev
+    if st is not None:
+        st.lines += n_lines
+        st.events += n_fast
+        if n_fast:
+            st.formats.add("native")
+    while deferred:
+        yield from late(deferred.popitem(last=False)[1])

@@ -1,0 +1,85 @@
+"""Audit timestamps to epoch seconds. Pure: no I/O, no clock.
+
+Accepts RFC 3339 (``2026-11-20T10:00:00.123456Z``, offsets, nanoseconds) and the
+space-separated UTC form some exporters rewrite it to (``2022-11-29 00:09:04.38``).
+"""
+
+from __future__ import annotations
+
+import calendar
+
+_SECOND_CACHE: dict[str, int] = {}
+_CACHE_MAX = 50_000
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds for an audit timestamp.
+
+    Raises:
+        ValueError: the text is not a timestamp.
+
+    >>> parse_time("1970-01-02T00:00:01.5Z")
+    86401.5
+    >>> parse_time("2022-11-29 00:09:04.38") == parse_time("2022-11-29T00:09:04.380Z")
+    True
+    """
+    head = text[:19]
+    base = _SECOND_CACHE.get(head)
+    if base is None:
+        base = _parse_head(head)
+        if len(_SECOND_CACHE) >= _CACHE_MAX:
+            _SECOND_CACHE.clear()
+        _SECOND_CACHE[head] = base
+    rest = text[19:]
+    if not rest or rest == "Z":
+        return float(base)
+    if rest[0] == "." and rest[-1] == "Z" and rest[1:-1].isdigit():  # the apiserver's form
+        return base + int(rest[1:-1]) / float(10 ** (len(rest) - 2))
+    frac = 0.0
+    i = 0
+    if rest[0] == ".":
+        i = 1
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        digits = rest[1:i]
+        if not digits:
+            raise ValueError(f"bad fraction in timestamp {text!r}")
+        frac = int(digits) / 10 ** len(digits)
+    zone = rest[i:]
+    offset = 0
+    if zone in ("", "Z", "z", " UTC"):
+        pass
+    elif len(zone) == 6 and zone[0] in "+-" and zone[3] == ":":
+        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        if zone[0] == "+":
+            offset = -offset
+    else:
+        raise ValueError(f"bad zone in timestamp {text!r}")
+    return base + offset + frac
+
+
+def _parse_head(head: str) -> int:
+    if (
+        len(head) != 19
+        or head[4] != "-"
+        or head[7] != "-"
+        or head[10] not in "T t"
+        or head[13] != ":"
+        or head[16] != ":"
+    ):
+        raise ValueError(f"not a timestamp: {head!r}")
+    try:
+        fields = (
+            int(head[0:4]),
+            int(head[5:7]),
+            int(head[8:10]),
+            int(head[11:13]),
+            int(head[14:16]),
+            int(head[17:19]),
+        )
+    except ValueError:
+        raise ValueError(f"not a timestamp: {head!r}") from None
+    y, mo, d, h, mi, s = fields
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+        raise ValueError(f"not a timestamp: {head!r}")
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))

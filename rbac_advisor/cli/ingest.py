@@ -1,0 +1,174 @@
+"""Reading audit logs into a Usage for the commands: files, progress, time flags.
+
+``load_usage`` is shared by ``usage`` and ``analyze``. Large plain files are read by
+worker processes over byte ranges (see ``cli.parallel``); everything else streams here.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator
+
+from rbac_advisor import logfiles
+from rbac_advisor.audit import SourceStats, parse_lines
+from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.errors import AuditParseError, InputError
+from rbac_advisor.usage import BuildOptions, SourceInfo, Usage
+from rbac_advisor.usage_builder import UsageBuilder
+from rbac_advisor.usage_fast import RawAggregator
+
+_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_when(text: str | None, now: float, flag: str) -> float | None:
+    """``--since``/``--until`` values: RFC 3339 or relative to now (``30d``, ``12h``, ``90m``).
+
+    Raises:
+        InputError: neither form.
+    """
+    if text is None or text == "":
+        return None
+    m = _RELATIVE.match(text.strip())
+    if m:
+        return now - int(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        return parse_time(text.strip())
+    except ValueError:
+        raise InputError(
+            f"{flag} {text!r}: use RFC 3339 (2026-11-20T10:00:00Z) or a duration like 30d, 12h"
+        ) from None
+
+
+class Progress:
+    """A rate-limited line counter on stderr, shown only after 1 s and only on a TTY."""
+
+    def __init__(self, enabled: bool) -> None:
+        """Enable only when asked and stderr is a terminal."""
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.next = self.start + 1.0
+        self.lines = 0
+        self.shown = False
+
+    def count(self, items: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, int, bytes]]:
+        """Pass items through, counting them."""
+        if not self.enabled:
+            yield from items
+            return
+        n = 0
+        for item in items:
+            n += 1
+            if not n & 0x3FFF:
+                self.tick(0x4000)
+            yield item
+        self.tick(n & 0x3FFF)
+
+    def tick(self, n: int) -> None:
+        """Add ``n`` lines; redraw at most twice a second."""
+        self.lines += n
+        now = time.monotonic()
+        if self.enabled and now >= self.next:
+            rate = self.lines / max(now - self.start, 1e-9)
+            sys.stderr.write(f"\r{self.lines:,} lines read ({rate / 1000:,.0f}k lines/s)")
+            sys.stderr.flush()
+            self.shown = True
+            self.next = now + 0.5
+
+    def done(self) -> None:
+        """Clear the progress line."""
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def source_info(path: str, st: SourceStats, requests: int, sha256: str) -> SourceInfo:
+    """Freeze what was learnt about one source."""
+    return SourceInfo(
+        path=path,
+        format="+".join(sorted(st.formats)) or "unknown",
+        lines=st.lines,
+        requests=requests,
+        skipped=st.skipped,
+        sha256=sha256,
+        missing_fields=tuple(sorted(st.missing)),
+        ignored=st.ignored,
+        first_error=st.first_error,
+    )
+
+
+def load_usage(
+    paths: list[str],
+    *,
+    skip_malformed: bool,
+    since: float | str | None,
+    until: float | str | None,
+    kubectl_only: bool,
+    progress: bool,
+    workers: int | None = None,
+) -> Usage:
+    """Read every audit source and build one Usage (stages deduplicated across files).
+
+    Files are read in order (rotated sets oldest first) through one deduplication window,
+    so a request whose stages straddle a rotation is counted once. ``since``/``until`` are
+    epoch seconds or the flag syntax (RFC 3339, or ``30d``/``12h`` before now).
+
+    Raises:
+        InputError: missing paths, unreadable files, bad records (``AuditParseError``,
+            unless ``skip_malformed``), or no audit event at all.
+    """
+    from rbac_advisor.cli import parallel
+
+    now = time.time()
+    t0 = parse_when(since, now, "--since") if isinstance(since, str) else since
+    t1 = parse_when(until, now, "--until") if isinstance(until, str) else until
+    files = logfiles.expand(paths)
+    options = BuildOptions(t0, t1, kubectl_only)
+    builder = UsageBuilder(options)
+    fast = RawAggregator(builder, options)
+    stats: dict[str, SourceStats] = {}
+    digests: dict[str, str] = {}
+    meter = Progress(progress)
+    # The model holds millions of small objects and creates no reference cycles;
+    # generational GC passes over them would cost more than the parsing itself.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    try:
+        for index, path in enumerate(files):
+            st = stats[path] = SourceStats(path)
+            if parallel.worth_it(path, n_workers):
+                digests[path] = parallel.read_file(
+                    builder, index, path, st, options, skip_malformed, n_workers, meter
+                )
+                continue
+            src = logfiles.Source(path)
+            lines = meter.count(logfiles.read(src, st, skip_malformed=skip_malformed))
+            add = builder.add
+            fast.source = index
+            for ev in parse_lines(
+                lines, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
+            ):
+                add(ev, index)
+            digests[path] = src.sha256
+        fast.flush()
+        builder.flush()
+    finally:
+        meter.done()
+        if gc_was_enabled:
+            gc.enable()
+    if not any(st.events for st in stats.values()):
+        where = files[0] if len(files) == 1 else f"{len(files)} inputs"
+        first = next((st.first_error for st in stats.values() if st.first_error), "")
+        raise AuditParseError(
+            where, 0, "no audit events found" + (f" (first: {first})" if first else "")
+        )
+    infos = [
+        source_info(p, stats[p], builder.by_source.get(i, 0), digests.get(p, ""))
+        for i, p in enumerate(files)
+    ]
+    return builder.finish(infos)

@@ -1,0 +1,290 @@
+"""Opening audit sources: files, gzip (by magic bytes), directories, rotated sets, stdin.
+
+Yields numbered texts ``(path, line_no, bytes)`` for ``audit.parse_lines`` and the sha256 of
+what was read. JSON-lines files give one text per line; a file whose first line is a bare
+``{`` or ``[`` (pretty-printed JSON, ``jq .`` output) gives one text per JSON document.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import zlib
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from rbac_advisor.audit import SourceStats
+from rbac_advisor.errors import AuditParseError, InputError
+
+STDIN = "-"
+BLOCK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+LOG_EXTENSIONS = frozenset({".log", ".json", ".jsonl", ".ndjson", ".txt", ".gz", ".audit"})
+# lumberjack (the apiserver's rotation): audit-2026-11-20T10-00-00.000.log[.gz]
+_STAMPED = re.compile(
+    r"^(?P<base>.+)-(?P<ts>\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)(?P<ext>\.[^.]+)(?:\.gz)?$"
+)
+# logrotate: audit.log.1, audit.log.2.gz (higher is older)
+_NUMBERED = re.compile(r"^(?P<name>.+?)\.(?P<n>\d+)(?:\.gz)?$")
+
+
+def _is_log(name: str) -> bool:
+    if name.startswith("."):
+        return False
+    if _NUMBERED.match(name):
+        return True
+    ext = os.path.splitext(name)[1].lower()
+    return ext in LOG_EXTENSIONS or ext == ""
+
+
+def rotation_key(path: str) -> tuple[str, str, int, str, int]:
+    """Sort key putting a rotated set in write order: oldest backup first, live file last."""
+    d, name = os.path.split(path)
+    m = _STAMPED.match(name)
+    if m:
+        return (d, m.group("base") + m.group("ext"), 0, m.group("ts"), 0)
+    m = _NUMBERED.match(name)
+    if m and not name.endswith((".json", ".jsonl")):
+        return (d, m.group("name"), 0, "", -int(m.group("n")))
+    stem = name[:-3] if name.endswith(".gz") else name
+    return (d, stem, 1, "", 0)
+
+
+def expand(paths: Sequence[str]) -> list[str]:
+    """Files to read, in order, each once.
+
+    Directories are walked recursively (hidden entries and non-log extensions skipped);
+    rotated sets come oldest first.
+
+    Raises:
+        InputError: a path does not exist or a directory holds no log files.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for p in paths:
+        if p == STDIN:
+            out.append(p)
+            continue
+        if os.path.isdir(p):
+            found = []
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found += [os.path.join(root, f) for f in files if _is_log(f)]
+            if not found:
+                raise InputError(f"{p}: directory holds no audit log files")
+            files_in = sorted(found, key=rotation_key)
+        elif os.path.exists(p):
+            files_in = [p]
+        else:
+            raise InputError(f"{p}: no such file or directory")
+        for f in files_in:
+            real = os.path.realpath(f)
+            if real not in seen:
+                seen.add(real)
+                out.append(f)
+    return out
+
+
+@dataclass(slots=True)
+class Source:
+    """One opened input; ``sha256`` is final once its lines have been read."""
+
+    path: str
+    compressed: bool = False
+    sha256: str = ""
+    _hash: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+
+class _Reader:
+    """File-like: replays a prefix already read, then the rest; hashes every raw byte."""
+
+    def __init__(self, raw: BinaryIO, prefix: bytes, h: hashlib._Hash) -> None:
+        self.raw = raw
+        self.prefix = prefix
+        self.h = h
+        h.update(prefix)
+
+    def read(self, n: int = -1) -> bytes:
+        if self.prefix:
+            if n < 0 or n >= len(self.prefix):
+                b, self.prefix = self.prefix, b""
+            else:
+                b, self.prefix = self.prefix[:n], self.prefix[n:]
+            return b
+        b = self.raw.read(n)
+        self.h.update(b)
+        return b
+
+    def readable(self) -> bool:
+        return True
+
+
+def _inflate(reader: _Reader) -> Iterator[bytes]:
+    # gzip by hand: what precedes damage is still yielded, and members may be concatenated
+    # (as gzip and rotated logs allow). Output is bounded per call to keep memory flat.
+    d = zlib.decompressobj(wbits=31)
+    while chunk := reader.read(BLOCK):
+        while chunk:
+            out = d.decompress(chunk, 4 * BLOCK)
+            if out:
+                yield out
+            if d.unconsumed_tail:
+                chunk = d.unconsumed_tail
+                continue
+            if not d.eof:
+                break
+            chunk = d.unused_data
+            if chunk and chunk[:2] != GZIP_MAGIC:
+                if chunk.strip(b"\0"):
+                    raise gzip.BadGzipFile("garbage after the last gzip member")
+                chunk = b""
+            if chunk:
+                d = zlib.decompressobj(wbits=31)
+    if not d.eof:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
+def _threaded(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """Run a block producer in a thread (zlib and hashlib release the GIL), a few ahead."""
+    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def put(item: bytes | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for b in blocks:
+                if not put(b):
+                    return
+            put(None)
+        except BaseException as err:  # handed to the consumer, raised there
+            put(err)
+
+    t = threading.Thread(target=produce, name="inflate", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def _blocks(src: Source, f: BinaryIO) -> Generator[bytes, None, None]:
+    reader = _Reader(f, f.read(BLOCK), src._hash)
+    if reader.prefix[:2] != GZIP_MAGIC:
+        yield from _threaded(iter(lambda: reader.read(BLOCK), b""))  # hashing overlaps parsing
+        return
+    src.compressed = True
+    yield from _threaded(_inflate(reader))
+
+
+def _documents(path: str, text: bytes) -> Iterator[tuple[str, int, bytes]]:
+    try:
+        s = text.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise AuditParseError(path, 1, f"not UTF-8 text ({err.reason})") from None
+    dec = json.JSONDecoder()
+    i, n = 0, len(s)
+    while True:
+        while i < n and s[i] in " \t\r\n":
+            i += 1
+        if i >= n:
+            return
+        line = 1 + s.count("\n", 0, i)
+        try:
+            _, end = dec.raw_decode(s, i)
+        except json.JSONDecodeError as err:
+            where = 1 + s.count("\n", 0, err.pos)
+            raise AuditParseError(path, where, f"invalid JSON ({err.msg})") from None
+        yield path, line, s[i:end].encode()
+        i = end
+
+
+def _lines(path: str, blocks: Iterator[bytes], head: bytes) -> Iterator[tuple[str, int, bytes]]:
+    no = 0
+    carry = b""
+    for block in _chain(head, blocks):
+        parts = block.split(b"\n")
+        parts[0] = carry + parts[0]
+        carry = parts.pop()
+        for line in parts:
+            no += 1
+            if line and not line.isspace():
+                yield path, no, line[:-1] if line.endswith(b"\r") else line
+    if carry and not carry.isspace():
+        yield path, no + 1, carry.rstrip(b"\r")
+
+
+def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from rest
+
+
+def read(
+    src: Source, stats: SourceStats, *, skip_malformed: bool
+) -> Iterator[tuple[str, int, bytes]]:
+    """Yield the numbered texts of one source; fills ``src.sha256`` when done.
+
+    Raises:
+        AuditParseError: truncated or corrupt gzip data (with ``skip_malformed`` the rest
+            of the file is counted as one skipped record instead), or invalid JSON in a
+            pretty-printed document.
+        InputError: the file cannot be opened or read.
+    """
+    path = src.path
+    last = 0
+    try:
+        f: BinaryIO = sys.stdin.buffer if path == STDIN else open(path, "rb")  # noqa: SIM115
+    except OSError as err:
+        raise InputError(f"{path}: cannot open ({err.strerror})") from None
+    blocks = _blocks(src, f)
+    try:
+        try:
+            head = b""
+            for block in blocks:  # read until the first non-blank line is complete
+                head += block
+                body = head.lstrip()
+                if body and b"\n" in body:
+                    break
+            first = head.lstrip().split(b"\n", 1)[0].strip()
+            if first in (b"{", b"["):
+                yield from _documents(path, head + b"".join(blocks))
+            else:
+                for item in _lines(path, blocks, head):
+                    last = item[1]
+                    yield item
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            reason = f"truncated or corrupt gzip data ({str(err)[:80]})"
+            if not skip_malformed:
+                raise AuditParseError(path, last + 1, reason) from None
+            stats.skipped += 1
+            if not stats.first_error:
+                stats.first_error = f"{path}:{last + 1}: {reason}"
+        src.sha256 = src._hash.hexdigest()
+    except OSError as err:
+        raise InputError(f"{path}: read failed ({err.strerror or err})") from None
+    finally:
+        blocks.close()  # stops the reader thread before the file is closed
+        if f is not sys.stdin.buffer:
+            f.close()

@@ -1,0 +1,337 @@
+"""The usage model: who used which permission, how often, when, with which tool. Pure.
+
+A mergeable aggregate of normalised Events keyed by identity, authorizer attributes,
+logged decision, granting binding and tool. Memory grows with distinct keys, not lines.
+``build(a + b) == build(a).merge(build(b))`` when no request has stages in both pieces.
+The streaming accumulator is ``usage_builder.UsageBuilder``; saving and loading live in
+``usage_codec``; this module exposes ``build``, ``dumps`` and ``loads``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from rbac_advisor.events import Decision, Event, ReasonRef
+from rbac_advisor.rbac import Access, Identity
+
+DAY = 86400
+SESSIONS_MAX = 2000
+IPS_MAX = 20
+SESSION_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class UsageKey:
+    """One distinct permission use: who, what, the logged decision, via which binding, how."""
+
+    identity: Identity
+    access: Access
+    decision: Decision
+    via: ReasonRef | None
+    tool: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Hash once: keys are looked up many times while models are built and merged."""
+        h = key_hash(
+            hash(self.identity), hash(self.access), self.decision, hash(self.via), self.tool
+        )
+        object.__setattr__(self, "_hash", h)
+
+    def __hash__(self) -> int:
+        """The cached hash."""
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by fields, so the hash is recomputed in the receiving process."""
+        return (UsageKey, (self.identity, self.access, self.decision, self.via, self.tool))
+
+
+def key_hash(hi: int, ha: int, decision: str, hv: int, tool: str) -> int:
+    """The hash of a UsageKey from the hashes of its parts (see :func:`new_key`)."""
+    return hash((hi, ha, decision, hv, tool))
+
+
+def new_key(
+    ident: Identity, acc: Access, dec: Decision, via: ReasonRef | None, tool: str, h: int
+) -> UsageKey:
+    """A UsageKey built without ``__init__``.
+
+    The caller computed its hash with :func:`key_hash` from memoised part hashes (many
+    keys share their parts).
+    """
+    k = object.__new__(UsageKey)
+    for name, value in (
+        ("identity", ident),
+        ("access", acc),
+        ("decision", dec),
+        ("via", via),
+        ("tool", tool),
+        ("_hash", h),
+    ):
+        object.__setattr__(k, name, value)
+    return k
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """How often and when: epoch seconds, and days since the epoch (UTC) of each use."""
+
+    count: int
+    first: float
+    last: float
+    days: frozenset[int]
+
+    def merge(self, other: Stats) -> Stats:
+        """Combine the statistics of two disjoint sets of requests."""
+        return Stats(
+            self.count + other.count,
+            min(self.first, other.first),
+            max(self.last, other.last),
+            self.days | other.days,
+        )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SourceInfo:
+    """One input read: format(s) detected, records, requests, skips, digest, gaps.
+
+    ``missing_fields`` names facts the source lacks for at least one record (``user.groups``
+    for GKE, ``annotations.authorization.k8s.io/decision`` for old logs...), so reports can
+    say what could not be known. ``ignored`` counts records of other services.
+    """
+
+    path: str
+    format: str
+    lines: int
+    requests: int
+    skipped: int
+    sha256: str
+    missing_fields: tuple[str, ...]
+    ignored: int = 0
+    first_error: str = ""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Session:
+    """An interactive request (exec, attach, port-forward, proxy), URI redacted."""
+
+    time: float
+    user: str
+    verb: str
+    resource: str
+    namespace: str
+    name: str
+    uri: str
+    source_ip: str
+    tool: str
+    decision: Decision
+
+
+def _via_order(via: ReasonRef | None) -> tuple[str, ...]:
+    if via is None:
+        return ()
+    b, r, s = via.binding, via.role, via.subject
+    return (b.kind, b.name, b.namespace, r.kind, r.name, r.namespace, s.kind, s.name, s.namespace)
+
+
+def key_order(k: UsageKey) -> tuple[Any, ...]:
+    """A total order on keys as plain tuples (fast to compare; ``via`` may be None)."""
+    i, a = k.identity, k.access
+    return (
+        i.user,
+        i.groups,
+        a.verb,
+        a.api_group,
+        a.resource,
+        a.subresource,
+        a.namespace,
+        a.name,
+        a.path,
+        a.resource_request,
+        str.__str__(k.decision),
+        _via_order(k.via),
+        k.tool,
+    )
+
+
+def cap_ips(ips: Iterable[str]) -> frozenset[str]:
+    """The smallest IPS_MAX addresses: a cap that merges associatively."""
+    return frozenset(heapq.nsmallest(IPS_MAX, set(ips)))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The aggregate of a set of requests.
+
+    ``requests`` counts distinct API requests, 401s included; ``unauthenticated`` the 401s
+    (never authorized, so not in ``entries``); ``filtered`` the requests left out by the
+    time window or ``kubectl_only``.
+    """
+
+    entries: Mapping[UsageKey, Stats]
+    requests: int
+    unauthenticated: int
+    start: float | None
+    end: float | None
+    sources: tuple[SourceInfo, ...] = ()
+    activity: Mapping[tuple[str, str, int], int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    client_ips: Mapping[tuple[str, str], frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    sessions: tuple[Session, ...] = ()
+    filtered: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with plain dicts (MappingProxyType cannot be pickled)."""
+        return (
+            _unpickle,
+            (
+                dict(self.entries),
+                self.requests,
+                self.unauthenticated,
+                self.start,
+                self.end,
+                self.sources,
+                dict(self.activity),
+                dict(self.client_ips),
+                self.sessions,
+                self.filtered,
+            ),
+        )
+
+    @property
+    def skipped(self) -> int:
+        """Malformed records skipped across all sources."""
+        return sum(s.skipped for s in self.sources)
+
+    def merge(self, other: Usage) -> Usage:
+        """Combine two models of disjoint request sets (associative and commutative)."""
+        entries = dict(self.entries)
+        for k, s in other.entries.items():
+            cur = entries.get(k)
+            entries[k] = s if cur is None else cur.merge(s)
+        activity = dict(self.activity)
+        for ak, n in other.activity.items():
+            activity[ak] = activity.get(ak, 0) + n
+        ips = dict(self.client_ips)
+        for ik, v in other.client_ips.items():
+            ips[ik] = cap_ips(ips.get(ik, frozenset()) | v)
+        starts = [t for t in (self.start, other.start) if t is not None]
+        ends = [t for t in (self.end, other.end) if t is not None]
+        return freeze(
+            entries,
+            requests=self.requests + other.requests,
+            unauthenticated=self.unauthenticated + other.unauthenticated,
+            start=min(starts) if starts else None,
+            end=max(ends) if ends else None,
+            sources=self.sources + other.sources,
+            activity=activity,
+            client_ips=ips,
+            sessions=self.sessions + other.sessions,
+            filtered=self.filtered + other.filtered,
+        )
+
+
+def freeze(
+    entries: Mapping[UsageKey, Stats],
+    *,
+    requests: int,
+    unauthenticated: int,
+    start: float | None,
+    end: float | None,
+    sources: Iterable[SourceInfo] = (),
+    activity: Mapping[tuple[str, str, int], int] | None = None,
+    client_ips: Mapping[tuple[str, str], frozenset[str]] | None = None,
+    sessions: Iterable[Session] = (),
+    filtered: int = 0,
+) -> Usage:
+    """A Usage in canonical form: every mapping sorted and read-only, caps applied."""
+    return Usage(
+        entries=MappingProxyType({k: entries[k] for k in sorted(entries, key=key_order)}),
+        requests=requests,
+        unauthenticated=unauthenticated,
+        start=start,
+        end=end,
+        sources=tuple(sorted(sources)),
+        activity=MappingProxyType(dict(sorted((activity or {}).items()))),
+        client_ips=MappingProxyType({k: cap_ips(v) for k, v in sorted((client_ips or {}).items())}),
+        sessions=tuple(sorted(sessions)[-SESSIONS_MAX:]),
+        filtered=filtered,
+    )
+
+
+def _unpickle(
+    entries: dict[UsageKey, Stats],
+    requests: int,
+    unauthenticated: int,
+    start: float | None,
+    end: float | None,
+    sources: tuple[SourceInfo, ...],
+    activity: dict[tuple[str, str, int], int],
+    client_ips: dict[tuple[str, str], frozenset[str]],
+    sessions: tuple[Session, ...],
+    filtered: int,
+) -> Usage:
+    return Usage(
+        MappingProxyType(entries),
+        requests,
+        unauthenticated,
+        start,
+        end,
+        sources,
+        MappingProxyType(activity),
+        MappingProxyType(client_ips),
+        sessions,
+        filtered,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """Which requests to count: a time window ``[since, until)`` and kubectl only."""
+
+    since: float | None = None
+    until: float | None = None
+    kubectl_only: bool = False
+
+
+def build(
+    events: Iterable[Event],
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    kubectl_only: bool = False,
+) -> Usage:
+    """Aggregate events (any stages, any order within the dedupe window) into a Usage."""
+    from rbac_advisor.usage_builder import UsageBuilder
+
+    b = UsageBuilder(BuildOptions(since, until, kubectl_only))
+    for ev in events:
+        b.add(ev)
+    return b.finish()
+
+
+def empty() -> Usage:
+    """The neutral element of :meth:`Usage.merge`."""
+    return freeze({}, requests=0, unauthenticated=0, start=None, end=None)
+
+
+def dumps(usage: Usage) -> str:
+    """Deterministic JSON for ``--save`` (see ``usage_codec``)."""
+    from rbac_advisor import usage_codec
+
+    return usage_codec.dumps(usage)
+
+
+def loads(text: str, path: str = "<usage>") -> Usage:
+    """Read what :func:`dumps` wrote; InputError naming ``path`` on anything else."""
+    from rbac_advisor import usage_codec
+
+    return usage_codec.loads(text, path)

@@ -1,0 +1,317 @@
+"""The streaming accumulator behind ``usage.build``: events in, a frozen Usage out. Pure.
+
+Keys are object ids of the interned Identity/Access/ReasonRef values (cheap to hash); equal
+values under different ids are merged when the Usage is frozen.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Any
+
+from rbac_advisor.audit import useragent
+from rbac_advisor.audit.dedupe import Deduper
+from rbac_advisor.events import Decision, Event, ReasonRef
+from rbac_advisor.rbac import Access, Identity
+from rbac_advisor.usage import (
+    DAY,
+    IPS_MAX,
+    SESSION_SUBRESOURCES,
+    SESSIONS_MAX,
+    BuildOptions,
+    Session,
+    SourceInfo,
+    Stats,
+    Usage,
+    UsageKey,
+    cap_ips,
+    freeze,
+    key_hash,
+    new_key,
+)
+
+
+class UsageBuilder:
+    """Streaming accumulator behind :func:`build`; tags events with a source index."""
+
+    def __init__(self, options: BuildOptions | None = None, *, dedupe: bool = True) -> None:
+        """Start empty; ``dedupe`` False when the caller already collapsed stages."""
+        self.options = options if options is not None else BuildOptions()
+        self.deduper: Deduper[int] | None = Deduper() if dedupe else None
+        self.by_source: dict[int, int] = {}
+        # Keyed by object ids (cheap to hash); _objs keeps the objects alive so ids stay
+        # unique. Equal values under different ids are merged in finish().
+        self._entries: dict[tuple[int, int, str, int, str], list[Any]] = {}
+        self._objs: dict[tuple[int, int, str, int, str], tuple[Any, ...]] = {}
+        self._requests = 0
+        self._unauth = 0
+        self._filtered = 0
+        self._start: float | None = None
+        self._end: float | None = None
+        self._activity: dict[tuple[str, str, int], int] = {}
+        self._ips: dict[tuple[str, str], set[str]] = {}
+        self._sessions: list[Session] = []
+        self._tools: dict[str, str] = {}
+
+    def add(self, ev: Event, source: int = 0) -> None:
+        """Add one (stage) event read from source number ``source``."""
+        d = self.deduper
+        if d is None:
+            self.count(ev, source)
+            return
+        d.push(ev, source)
+        if d.out:
+            for e, s in d.out:
+                self.count(e, s)
+            d.out.clear()
+
+    def _use(
+        self,
+        ident: Identity,
+        acc: Access,
+        dec: Decision,
+        via: ReasonRef | None,
+        tool: str,
+        t: float,
+    ) -> None:
+        key = (id(ident), id(acc), dec, id(via), tool)
+        cur = self._entries.get(key)
+        if cur is None:
+            self._entries[key] = [1, t, t, {int(t // DAY)}]
+            self._objs[key] = (ident, acc, dec, via, tool)
+            return
+        cur[0] += 1
+        if t < cur[1]:
+            cur[1] = t
+        if t > cur[2]:
+            cur[2] = t
+        cur[3].add(int(t // DAY))
+
+    def count(self, ev: Event, source: int = 0) -> None:
+        """Count one request (stages already collapsed)."""
+        opts = self.options
+        t = ev.time
+        if (opts.since is not None and (t < opts.since or not t)) or (
+            opts.until is not None and (t >= opts.until or not t)
+        ):
+            self._filtered += 1
+            return
+        tool = self._tools.get(ev.user_agent)
+        if tool is None:
+            tool = self._tools[ev.user_agent] = useragent.tool(ev.user_agent)
+        if opts.kubectl_only and tool != "kubectl":
+            self._filtered += 1
+            return
+        self.by_source[source] = self.by_source.get(source, 0) + 1
+        self._requests += 1
+        if t:
+            if self._start is None or t < self._start:
+                self._start = t
+            if self._end is None or t > self._end:
+                self._end = t
+        if ev.code == 401 and ev.decision is Decision.UNKNOWN:
+            self._unauth += 1
+            return
+        ident = ev.identity
+        if ev.impersonator is None and ev.impersonation:
+            for check in ev.impersonation:  # refused impersonation: no request authorized
+                self._use(ident, check, Decision.FORBID, None, tool, t)
+        else:
+            self._use(ident, ev.access, ev.decision, ev.reason, tool, t)
+            if ev.impersonator is not None:
+                for check in ev.impersonation:
+                    self._use(ev.impersonator, check, Decision.ALLOW, None, tool, t)
+        ak = (ident.user, tool, int(t // DAY))
+        self._activity[ak] = self._activity.get(ak, 0) + 1
+        if ev.source_ip:
+            ips = self._ips.setdefault((ident.user, tool), set())
+            if ev.source_ip not in ips:
+                ips.add(ev.source_ip)
+                if len(ips) > IPS_MAX:
+                    ips.remove(max(ips))
+        a = ev.access
+        if a.subresource in SESSION_SUBRESOURCES and a.resource_request:
+            s = Session(
+                t,
+                ident.user,
+                a.verb,
+                a.combined_resource,
+                a.namespace,
+                a.name,
+                ev.uri,
+                ev.source_ip,
+                tool,
+                ev.decision,
+            )
+            if len(self._sessions) < SESSIONS_MAX:
+                heapq.heappush(self._sessions, s)
+            else:
+                heapq.heappushpop(self._sessions, s)
+
+    def count_filtered(self) -> None:
+        """Count one request left out by the window or ``kubectl_only``."""
+        self._filtered += 1
+
+    def count_requests(self, source: int, n: int) -> None:
+        """Count ``n`` requests aggregated elsewhere (see ``usage_fast``)."""
+        self.by_source[source] = self.by_source.get(source, 0) + n
+        self._requests += n
+
+    def count_window(self, first: float, last: float) -> None:
+        """Widen the observed window to include ``[first, last]``."""
+        for t in (first, last):
+            if t:
+                if self._start is None or t < self._start:
+                    self._start = t
+                if self._end is None or t > self._end:
+                    self._end = t
+
+    def add_aggregate(
+        self,
+        ident: Identity,
+        acc: Access,
+        dec: Decision,
+        via: ReasonRef | None,
+        tool: str,
+        count: int,
+        first: float,
+        last: float,
+        days: dict[int, int],
+        ips: Iterable[str],
+    ) -> None:
+        """Add ``count`` uses already counted as requests (see ``usage_fast``)."""
+        key = (id(ident), id(acc), dec, id(via), tool)
+        cur = self._entries.get(key)
+        if cur is None:
+            self._entries[key] = [count, first, last, set(days)]
+            self._objs[key] = (ident, acc, dec, via, tool)
+        else:
+            cur[0] += count
+            cur[1] = min(cur[1], first)
+            cur[2] = max(cur[2], last)
+            cur[3].update(days)
+        for day, n in days.items():
+            ak = (ident.user, tool, day)
+            self._activity[ak] = self._activity.get(ak, 0) + n
+        if ips:
+            cur_ips = self._ips.setdefault((ident.user, tool), set())
+            cur_ips.update(ips)
+            if len(cur_ips) > IPS_MAX:
+                self._ips[(ident.user, tool)] = set(cap_ips(cur_ips))
+
+    def export(self) -> tuple[Any, ...]:
+        """The counted state as plain picklable values (see :meth:`absorb_export`)."""
+        rows = [(*self._objs[k], *v) for k, v in self._entries.items()]
+        return (
+            rows,
+            self._requests,
+            self._unauth,
+            self._filtered,
+            self._start,
+            self._end,
+            self._activity,
+            self._ips,
+            self._sessions,
+            self.by_source,
+        )
+
+    def absorb_export(self, state: tuple[Any, ...], source: int) -> None:
+        """Add what another builder exported (a worker's share of a file)."""
+        rows, requests, unauth, filtered, start, end, activity, ips, sessions, _ = state
+        for ident, acc, dec, via, tool, count, first, last, days in rows:
+            self.add_aggregate(ident, acc, dec, via, tool, count, first, last, {}, ())
+            self._entries[(id(ident), id(acc), dec, id(via), tool)][3].update(days)
+        self.by_source[source] = self.by_source.get(source, 0) + requests
+        self._requests += requests
+        self._unauth += unauth
+        self._filtered += filtered
+        for t in (start, end):
+            if t is not None:
+                self._start = t if self._start is None else min(self._start, t)
+                self._end = t if self._end is None else max(self._end, t)
+        for ak, n in activity.items():
+            self._activity[ak] = self._activity.get(ak, 0) + n
+        for ik, v in ips.items():
+            cur = self._ips.setdefault(ik, set())
+            cur |= v
+            if len(cur) > IPS_MAX:
+                self._ips[ik] = set(cap_ips(cur))
+        for s in sessions:
+            if len(self._sessions) < SESSIONS_MAX:
+                heapq.heappush(self._sessions, s)
+            else:
+                heapq.heappushpop(self._sessions, s)
+
+    def absorb(self, u: Usage, source: int = 0) -> None:
+        """Add a model built elsewhere (a worker's share of a file) to this one."""
+        for k, st in u.entries.items():
+            key = (id(k.identity), id(k.access), k.decision, id(k.via), k.tool)
+            self._objs[key] = (k.identity, k.access, k.decision, k.via, k.tool)
+            self._entries[key] = [st.count, st.first, st.last, set(st.days)]
+        self.by_source[source] = self.by_source.get(source, 0) + u.requests
+        self._requests += u.requests
+        self._unauth += u.unauthenticated
+        self._filtered += u.filtered
+        for t in (u.start, u.end):
+            if t is not None:
+                self._start = t if self._start is None else min(self._start, t)
+                self._end = t if self._end is None else max(self._end, t)
+        for ak, n in u.activity.items():
+            self._activity[ak] = self._activity.get(ak, 0) + n
+        for ik, ips in u.client_ips.items():
+            cur = self._ips.setdefault(ik, set())
+            cur |= ips
+            if len(cur) > IPS_MAX:
+                self._ips[ik] = set(cap_ips(cur))
+        for s in u.sessions:
+            if len(self._sessions) < SESSIONS_MAX:
+                heapq.heappush(self._sessions, s)
+            else:
+                heapq.heappushpop(self._sessions, s)
+
+    def flush(self) -> None:
+        """Count the requests still waiting for a later stage."""
+        if self.deduper is not None:
+            self.deduper.flush()
+            for e, s in self.deduper.out:
+                self.count(e, s)
+            self.deduper.out.clear()
+
+    def finish(self, sources: Iterable[SourceInfo] = ()) -> Usage:
+        """Flush and freeze into a Usage."""
+        self.flush()
+        entries: dict[UsageKey, Stats] = {}
+        hashes: dict[int, int] = {}  # id -> hash of the (shared, interned) parts
+        day_sets: dict[frozenset[int], frozenset[int]] = {}
+        raw, objs = self._entries, self._objs
+        while raw:  # pop as we go: the frozen copy replaces the working one
+            k, v = raw.popitem()
+            ident, acc, dec, via, tool = objs.pop(k)
+            hi = hashes.get(k[0])
+            if hi is None:
+                hi = hashes[k[0]] = hash(ident)
+            ha = hashes.get(k[1])
+            if ha is None:
+                ha = hashes[k[1]] = hash(acc)
+            hv = hashes.get(k[3])
+            if hv is None:
+                hv = hashes[k[3]] = hash(via)
+            uk = new_key(ident, acc, dec, via, tool, key_hash(hi, ha, dec, hv, tool))
+            days = frozenset(v[3])
+            days = day_sets.setdefault(days, days)  # most keys share a few day sets
+            st = Stats(v[0], v[1], v[2], days)
+            cur = entries.get(uk)
+            entries[uk] = st if cur is None else cur.merge(st)
+        return freeze(
+            entries,
+            requests=self._requests,
+            unauthenticated=self._unauth,
+            start=self._start,
+            end=self._end,
+            sources=sources,
+            activity=self._activity,
+            client_ips={k: frozenset(v) for k, v in self._ips.items()},
+            sessions=self._sessions,
+            filtered=self._filtered,
+        )

@@ -1,0 +1,255 @@
+"""Who did what: per-subject summaries of a Usage as a text table or JSON. Pure.
+
+The JSON schema is documented in docs/usage-json.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from rbac_advisor.events import Decision
+from rbac_advisor.rbac import Access
+from rbac_advisor.usage import Stats, Usage, UsageKey
+
+REPORT_FORMAT = "rbac-advisor/usage-report"
+REPORT_VERSION = 1
+
+
+def iso(t: float | None) -> str | None:
+    """Epoch seconds as RFC 3339 UTC (None stays None)."""
+    if t is None or not t:
+        return None
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_impersonation_check(k: UsageKey) -> bool:
+    """True for the extra authorizations made for an impersonator (not a request of its own)."""
+    return k.access.verb.startswith("impersonate")
+
+
+@dataclass(slots=True)
+class _Acc:
+    stats: Stats | None = None
+    tools: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class SubjectSummary:
+    """One user or service account and what it did."""
+
+    kind: str
+    name: str
+    namespace: str
+    user: str
+    requests: int = 0
+    allowed: int = 0
+    denied: int = 0
+    unknown: int = 0
+    groups: set[str] = field(default_factory=set)
+    tools: Counter[str] = field(default_factory=Counter)
+    ips: set[str] = field(default_factory=set)
+    first: float | None = None
+    last: float | None = None
+    days: set[int] = field(default_factory=set)
+    accesses: dict[tuple[Access, str, str], _Acc] = field(default_factory=dict)
+
+
+def summarize(usage: Usage) -> list[SubjectSummary]:
+    """Per-subject summaries, most active first (ties by kind, namespace, name)."""
+    subjects: dict[str, SubjectSummary] = {}
+
+    def get(user: str) -> SubjectSummary:
+        s = subjects.get(user)
+        if s is None:
+            from rbac_advisor.rbac import Identity
+
+            sa = Identity(user).service_account
+            if sa is not None:
+                s = SubjectSummary("ServiceAccount", sa[1], sa[0], user)
+            else:
+                s = SubjectSummary("User", user, "", user)
+            subjects[user] = s
+        return s
+
+    for (user, tool, _day), n in usage.activity.items():
+        s = get(user)
+        s.requests += n
+        s.tools[tool or "unknown"] += n
+    for (user, _tool), ips in usage.client_ips.items():
+        get(user).ips |= ips
+    for k, st in usage.entries.items():
+        s = get(k.identity.user)
+        s.groups.update(k.identity.groups)
+        via = k.via.binding.display() if k.via is not None else ""
+        acc = s.accesses.setdefault((k.access, k.decision.value, via), _Acc())
+        acc.stats = st if acc.stats is None else acc.stats.merge(st)
+        acc.tools.add(k.tool or "unknown")
+        s.first = st.first if s.first is None else min(s.first, st.first)
+        s.last = st.last if s.last is None else max(s.last, st.last)
+        s.days |= st.days
+        if is_impersonation_check(k) and k.decision is not Decision.FORBID:
+            continue  # made on behalf of another request, counted there
+        if k.decision is Decision.ALLOW:
+            s.allowed += st.count
+        elif k.decision is Decision.FORBID:
+            s.denied += st.count
+        else:
+            s.unknown += st.count
+    return sorted(subjects.values(), key=lambda s: (-s.requests, s.kind, s.namespace, s.name))
+
+
+def _access_json(a: Access, decision: str, via: str, acc: _Acc) -> dict[str, Any]:
+    st = acc.stats
+    assert st is not None
+    out: dict[str, Any] = {"verb": a.verb}
+    if a.resource_request:
+        out.update(
+            apiGroup=a.api_group,
+            resource=a.resource,
+            subresource=a.subresource,
+            namespace=a.namespace,
+            name=a.name,
+        )
+    else:
+        out["path"] = a.path
+    out.update(
+        decision=decision,
+        count=st.count,
+        firstSeen=iso(st.first),
+        lastSeen=iso(st.last),
+        days=len(st.days),
+        tools=sorted(acc.tools),
+        via=via or None,
+    )
+    return out
+
+
+def to_json(usage: Usage) -> str:
+    """One JSON object: totals, window, sources, subjects (with accesses), sessions."""
+    subjects = []
+    for s in summarize(usage):
+        accesses = sorted(
+            s.accesses.items(),
+            key=lambda kv: (-(kv[1].stats.count if kv[1].stats else 0), str(kv[0])),
+        )
+        subjects.append(
+            {
+                "kind": s.kind,
+                "name": s.name,
+                "namespace": s.namespace,
+                "user": s.user,
+                "groups": sorted(s.groups),
+                "requests": s.requests,
+                "allowed": s.allowed,
+                "denied": s.denied,
+                "unknown": s.unknown,
+                "permissions": len({k[0] for k in s.accesses}),
+                "tools": dict(sorted(s.tools.items())),
+                "sourceIPs": sorted(s.ips),
+                "firstSeen": iso(s.first),
+                "lastSeen": iso(s.last),
+                "daysActive": len(s.days),
+                "accesses": [_access_json(a, d, v, acc) for (a, d, v), acc in accesses],
+            }
+        )
+    doc = {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "requests": usage.requests,
+        "unauthenticated": usage.unauthenticated,
+        "filtered": usage.filtered,
+        "skipped": usage.skipped,
+        "window": {"start": iso(usage.start), "end": iso(usage.end)},
+        "sources": [
+            {
+                "path": x.path,
+                "format": x.format,
+                "lines": x.lines,
+                "requests": x.requests,
+                "skipped": x.skipped,
+                "ignored": x.ignored,
+                "sha256": x.sha256,
+                "missingFields": list(x.missing_fields),
+                "firstError": x.first_error or None,
+            }
+            for x in usage.sources
+        ],
+        "subjects": subjects,
+        "sessions": [
+            {
+                "time": iso(x.time),
+                "user": x.user,
+                "verb": x.verb,
+                "resource": x.resource,
+                "namespace": x.namespace,
+                "name": x.name,
+                "uri": x.uri,
+                "sourceIP": x.source_ip,
+                "tool": x.tool,
+                "decision": x.decision.value,
+            }
+            for x in usage.sessions
+        ],
+    }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _cell(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def to_table(usage: Usage) -> str:
+    """A plain-text table, one row per subject, with a summary line above it."""
+    rows = [
+        (
+            "KIND",
+            "NAME",
+            "NAMESPACE",
+            "REQUESTS",
+            "ALLOWED",
+            "DENIED",
+            "PERMS",
+            "TOOLS",
+            "LAST SEEN",
+        )
+    ]
+    for s in summarize(usage):
+        tools = ",".join(t for t, _ in sorted(s.tools.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+        rows.append(
+            (
+                s.kind,
+                _cell(s.name, 48),
+                s.namespace or "-",
+                str(s.requests),
+                str(s.allowed),
+                str(s.denied),
+                str(len({k[0] for k in s.accesses})),
+                _cell(tools or "-", 30),
+                iso(s.last) or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    numeric = {3, 4, 5, 6}
+    lines = []
+    for r in rows:
+        cells = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    head = (
+        f"{usage.requests} requests ({usage.unauthenticated} unauthenticated"
+        + (f", {usage.filtered} filtered out" if usage.filtered else "")
+        + (f", {usage.skipped} malformed records skipped" if usage.skipped else "")
+        + f") from {iso(usage.start) or '?'} to {iso(usage.end) or '?'}"
+    )
+    missing = sorted({f for src in usage.sources for f in src.missing_fields})
+    out = [head]
+    if missing:
+        out.append("missing in some records: " + ", ".join(missing))
+    return "\n".join(out + [""] + lines) + "\n"

@@ -1,0 +1,86 @@
+"""Builders for audit log lines used by the audit, usage and logfiles tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def corpus() -> Path:
+    """The shared corpus; in CI a missing corpus fails the test instead of skipping it."""
+    env = os.environ.get("RBAC_ADVISOR_CORPUS")
+    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+    if not root.is_dir():
+        msg = f"audit corpus not found at {root} (set RBAC_ADVISOR_CORPUS)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    return root
+
+
+def event(
+    *,
+    audit_id: str = "id-1",
+    stage: str = "ResponseComplete",
+    verb: str = "get",
+    uri: str = "/api/v1/namespaces/ns/pods/p",
+    user: str = "alice",
+    groups: list[str] | None = None,
+    ref: dict[str, str] | None = None,
+    code: int | None = 200,
+    decision: str | None = "allow",
+    reason: str | None = "",
+    ua: str = "kubectl/v1.36.3 (linux/amd64) kubernetes/abc1234",
+    ip: str = "10.0.0.1",
+    time: str = "2026-11-20T10:00:00.000001Z",
+    imp: dict[str, Any] | None = None,
+    api_version: str = "audit.k8s.io/v1",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A native event in the apiserver's field order (so the fast path reads it)."""
+    d: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": api_version,
+        "level": "Metadata",
+        "auditID": audit_id,
+        "stage": stage,
+        "requestURI": uri,
+        "verb": verb,
+        "user": {
+            "username": user,
+            "groups": groups if groups is not None else ["dev", "system:authenticated"],
+        },
+    }
+    if imp is not None:
+        d["impersonatedUser"] = imp
+    d["sourceIPs"] = [ip]
+    d["userAgent"] = ua
+    if ref is None and uri.startswith("/api/v1/namespaces/ns/pods"):
+        ref = {"resource": "pods", "namespace": "ns", "name": "p", "apiVersion": "v1"}
+    if ref is not None:
+        d["objectRef"] = ref
+    if code is not None and stage != "RequestReceived":
+        d["responseStatus"] = {"metadata": {}, "code": code}
+    d["requestReceivedTimestamp"] = time
+    d["stageTimestamp"] = time
+    if stage != "RequestReceived" and decision is not None:
+        ann = {"authorization.k8s.io/decision": decision}
+        if reason is not None:
+            ann["authorization.k8s.io/reason"] = reason
+        d["annotations"] = ann
+    d.update(extra)
+    return d
+
+
+def line(d: dict[str, Any]) -> bytes:
+    """Compact JSON, as the apiserver writes it."""
+    return json.dumps(d, separators=(",", ":")).encode()
+
+
+def lines(*events: dict[str, Any], path: str = "t.log") -> list[tuple[str, int, bytes]]:
+    """Numbered lines for ``parse_lines``."""
+    return [(path, i, line(e)) for i, e in enumerate(events, 1)]

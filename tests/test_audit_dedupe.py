@@ -1,0 +1,192 @@
+"""One request = one record, whatever the stages; laws of the usage model under hypothesis."""
+
+from __future__ import annotations
+
+import random
+
+from audit_samples import event, lines
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rbac_advisor import usage
+from rbac_advisor.audit import Deduper, parse_lines, parse_record
+from rbac_advisor.audit import stream as stream_mod
+from rbac_advisor.events import Decision
+
+STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete")
+
+
+def build_lines(*dicts):
+    return usage.build(parse_lines(lines(*dicts)))
+
+
+def test_two_stages_count_once_and_keep_the_final_decision() -> None:
+    u = build_lines(event(stage="RequestReceived"), event(stage="ResponseComplete"))
+    assert u.requests == 1
+    [(k, s)] = u.entries.items()
+    assert k.decision is Decision.ALLOW and s.count == 1
+
+
+def test_request_logged_only_at_request_received_still_counts() -> None:
+    u = build_lines(event(stage="RequestReceived"))
+    assert u.requests == 1
+    assert [k.decision for k in u.entries] == [Decision.UNKNOWN]
+
+
+def test_long_running_three_stages() -> None:
+    e = {
+        "verb": "watch",
+        "uri": "/api/v1/namespaces/ns/pods?watch=true",
+        "ref": {"resource": "pods", "namespace": "ns"},
+    }
+    u = build_lines(
+        event(stage="RequestReceived", **e),
+        event(stage="ResponseStarted", **e),
+        event(stage="ResponseComplete", **e),
+    )
+    assert u.requests == 1
+
+
+def test_reused_audit_id_does_not_hide_another_request() -> None:
+    u = build_lines(
+        event(stage="ResponseComplete"),
+        event(stage="ResponseComplete", user="bob"),
+        event(stage="ResponseComplete", verb="delete"),
+        event(
+            stage="ResponseComplete",
+            uri="/api/v1/namespaces/ns/pods/q",
+            ref={"resource": "pods", "namespace": "ns", "name": "q"},
+        ),
+    )
+    assert u.requests == 4
+
+
+def test_impersonated_request_stages_match_although_request_received_lacks_the_target() -> None:
+    imp = {"username": "bob", "groups": ["dev"]}
+    u = build_lines(
+        event(stage="RequestReceived", user="admin"),
+        event(stage="ResponseComplete", user="admin", imp=imp),
+    )
+    assert u.requests == 1
+    users = {k.identity.user: k.access.verb for k in u.entries}
+    assert users == {"bob": "get", "admin": "impersonate"}
+
+
+def test_out_of_order_and_duplicated_stages() -> None:
+    rc = event(stage="ResponseComplete")
+    u = build_lines(rc, event(stage="RequestReceived"), rc, event(stage="ResponseStarted"))
+    assert u.requests == 1
+
+
+def test_deduper_window_is_bounded() -> None:
+    d: Deduper[int] = Deduper(pending_max=3, done_max=4)
+    for i in range(10):
+        d.push(parse_record(event(audit_id=f"a{i}", stage="RequestReceived")).events[0], i)
+    assert len(d.out) == 7  # evicted ones are emitted, 3 still pending
+    d.flush()
+    assert sorted(t for _, t in d.out) == list(range(10))
+
+
+def test_deferred_request_received_lines_give_the_same_model(monkeypatch) -> None:
+    rng = random.Random(7)
+    evs = []
+    for i in range(300):
+        rr = event(audit_id=f"id{i}", stage="RequestReceived", user=f"u{i % 7}")
+        rc = event(audit_id=f"id{i}", stage="ResponseComplete", user=f"u{i % 7}")
+        evs.append([rr, rc] if i % 5 else [rr])
+    flat = [x for pair in evs for x in pair]
+    rng.shuffle(flat)
+    whole = usage.build(e for d in flat for e in parse_record(d).events)
+    assert build_lines(*flat) == whole
+    monkeypatch.setattr(stream_mod, "DEFER_MAX", 2)  # force evictions from the deferral window
+    assert build_lines(*flat) == whole
+    assert whole.requests == 300
+
+
+# ---- properties ------------------------------------------------------------------------------
+
+_req = st.tuples(
+    st.sampled_from(["a", "b", "c", "d", "e", "f"]),  # auditID (reused on purpose)
+    st.sampled_from(["alice", "bob", "system:serviceaccount:ns:sa"]),
+    st.sampled_from(["get", "list", "delete"]),
+    st.sampled_from(["/api/v1/namespaces/ns/pods/p", "/api/v1/namespaces/ns/pods/q"]),
+    st.sets(st.sampled_from(STAGES), min_size=1),
+    st.sampled_from(["allow", "forbid"]),
+    st.integers(0, 5 * 86400),
+    st.booleans(),  # impersonated
+)
+
+
+def _stage_dicts(reqs) -> tuple[list[list[dict]], int]:
+    seen = {}
+    for aid, user, verb, uri, stages, dec, t, imp in reqs:
+        seen.setdefault((aid, user, verb, uri), (stages, dec, t, imp))
+    out = []
+    for (aid, user, verb, uri), (stages, dec, t, imp) in seen.items():
+        hh, mm, ss = t % 86400 // 3600, t % 3600 // 60, t % 60
+        ts = f"2026-11-{20 + t // 86400:02d}T{hh:02d}:{mm:02d}:{ss:02d}.5Z"
+        name = uri.rsplit("/", 1)[1]
+        ref = {"resource": "pods", "namespace": "ns", "name": name}
+        per = []
+        for stage in sorted(stages, key=STAGES.index):
+            kw = {
+                "audit_id": aid,
+                "stage": stage,
+                "verb": verb,
+                "uri": uri,
+                "user": user,
+                "ref": ref,
+                "time": ts,
+                "decision": dec,
+                "code": 200 if dec == "allow" else 403,
+            }
+            if imp and stage != "RequestReceived":
+                kw["imp"] = {"username": "carol", "groups": ["ops"]}
+            per.append(event(**kw))
+        out.append(per)
+    return out, len(seen)
+
+
+def _events(dicts):
+    return [e for d in dicts for e in parse_record(d).events]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_req, max_size=25), st.randoms(use_true_random=False))
+def test_order_and_duplicates_never_change_the_model(reqs, rnd) -> None:
+    per, distinct = _stage_dicts(reqs)
+    flat = [d for p in per for d in p]
+    base = usage.build(_events(flat))
+    assert base.requests == distinct
+    shuffled = flat + [rnd.choice(flat) for _ in range(len(flat) // 2)] if flat else []
+    rnd.shuffle(shuffled)
+    assert usage.build(_events(shuffled)) == base
+    assert build_lines(*shuffled) == base if shuffled else True
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_req, max_size=25), st.integers(0, 25))
+def test_split_and_merge_equals_whole(reqs, cut) -> None:
+    per, _ = _stage_dicts(reqs)
+    a = [d for p in per[:cut] for d in p]
+    b = [d for p in per[cut:] for d in p]
+    whole = usage.build(_events(a + b))
+    ua, ub = usage.build(_events(a)), usage.build(_events(b))
+    assert ua.merge(ub) == whole
+    assert ub.merge(ua) == whole
+    assert ua.merge(usage.empty()) == ua
+    assert usage.loads(usage.dumps(whole)) == whole
+    assert usage.dumps(ua.merge(ub)) == usage.dumps(whole)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_req, max_size=18), st.integers(0, 18), st.integers(0, 18))
+def test_merge_is_associative(reqs, i, j) -> None:
+    per, _ = _stage_dicts(reqs)
+    i, j = sorted((i, j))
+    parts = [
+        usage.build(_events([d for p in chunk for d in p]))
+        for chunk in (per[:i], per[i:j], per[j:])
+    ]
+    x, y, z = parts
+    assert x.merge(y).merge(z) == x.merge(y.merge(z))

@@ -1,0 +1,301 @@
+"""Every supported audit shape normalises to the same Event; corpus files are read fully."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from audit_samples import corpus, event, line, lines
+
+from rbac_advisor.audit import Malformed, parse_lines, parse_record
+from rbac_advisor.errors import AuditParseError
+from rbac_advisor.events import Decision
+from rbac_advisor.rbac import Access
+
+
+def one(obj: object):
+    parsed = parse_record(obj)
+    assert len(parsed.events) == 1
+    return parsed.events[0], parsed
+
+
+def test_native_v1_and_v1beta1_agree() -> None:
+    v1, p1 = one(event())
+    beta = event(api_version="audit.k8s.io/v1beta1")
+    del beta["requestReceivedTimestamp"]
+    beta["timestamp"] = "2026-11-20T10:00:00.000001Z"
+    b1, pb = one(beta)
+    assert v1.identity == b1.identity and v1.access == b1.access and v1.time == b1.time
+    assert p1.formats == {"native"} and pb.formats == {"native-v1beta1"}
+    assert v1.access == Access("get", "", "pods", "", "ns", "p")
+    assert v1.decision is Decision.ALLOW
+
+
+def test_event_list_webhook_batch() -> None:
+    batch = {
+        "kind": "EventList",
+        "apiVersion": "audit.k8s.io/v1",
+        "metadata": {},
+        "items": [event(audit_id="a"), event(audit_id="b", user="bob")],
+    }
+    parsed = parse_record(batch)
+    assert [e.identity.user for e in parsed.events] == ["alice", "bob"]
+    assert parsed.formats == {"eventlist"}
+
+
+def test_cloudwatch_envelope_and_control_message() -> None:
+    inner = [
+        event(audit_id="a"),
+        event(audit_id="b", verb="list", uri="/api/v1/pods", ref={"resource": "pods"}),
+    ]
+    env = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "/aws/eks/prod/cluster",
+        "logStream": "kube-apiserver-audit-abc",
+        "logEvents": [
+            {"id": str(i), "timestamp": 1795000000000, "message": json.dumps(e)}
+            for i, e in enumerate(inner)
+        ],
+    }
+    parsed = parse_record(env)
+    assert [e.audit_id for e in parsed.events] == ["a", "b"]
+    assert parsed.events[1].access == Access("list", "", "pods")
+    assert parsed.formats == {"eks-cloudwatch"}
+    control = parse_record({"messageType": "CONTROL_MESSAGE", "logEvents": []})
+    assert control.events == [] and control.ignored == 1
+
+
+def test_panther_eks_row_uses_p_event_time() -> None:
+    d = event()
+    del d["requestReceivedTimestamp"], d["stageTimestamp"]
+    d.update(p_log_type="Amazon.EKS.Audit", p_event_time="2022-11-29 00:09:04.38")
+    ev, parsed = one(d)
+    assert parsed.formats == {"eks"}
+    assert ev.time == pytest.approx(1669680544.38)
+
+
+@pytest.mark.parametrize("as_string", [True, False])
+def test_aks_properties_log_string_or_object(as_string: bool) -> None:
+    inner = event(user="aksService", groups=["system:masters", "system:authenticated"])
+    rec = {
+        "category": "kube-audit",
+        "operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read",
+        "properties": {"log": json.dumps(inner) if as_string else inner, "stream": "stdout"},
+        "time": "2025-10-07T16:19:19.647880072Z",
+    }
+    ev, parsed = one(rec)
+    assert ev.identity.user == "aksService" and parsed.formats == {"aks"}
+    assert (
+        parse_record({"category": "kube-apiserver", "properties": {"log": "I1007 ..."}}).ignored
+        == 1
+    )
+    # Event Hub batches wrap records in {"records": [...]}
+    assert len(parse_record({"records": [rec, rec]}).events) == 2
+
+
+def test_gke_entry() -> None:
+    entry = {
+        "insertId": "x1",
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "authenticationInfo": {
+                "principalEmail": "system:serviceaccount:kube-system:deployment-controller"
+            },
+            "authorizationInfo": [
+                {"granted": True, "permission": "io.k8s.core.v1.pods.exec.create"}
+            ],
+            "methodName": "io.k8s.core.v1.pods.exec.create",
+            "requestMetadata": {
+                "callerIp": "1.2.3.4",
+                "callerSuppliedUserAgent": "kubectl/v1.28.2 (darwin/amd64) kubernetes/89a4ea3",
+            },
+            "resourceName": "core/v1/namespaces/prod/pods/db-0/exec",
+            "serviceName": "k8s.io",
+        },
+        "resource": {"type": "k8s_cluster"},
+        "timestamp": "2024-02-16T11:48:22.742154Z",
+    }
+    ev, parsed = one(entry)
+    assert ev.access == Access("create", "", "pods", "exec", "prod", "db-0")
+    assert ev.decision is Decision.ALLOW
+    assert ev.identity.groups == (
+        "system:authenticated",
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+    )
+    assert "user.groups" in parsed.missing
+    denied = json.loads(json.dumps(entry))
+    denied["protoPayload"]["authorizationInfo"][0]["granted"] = False
+    assert one(denied)[0].decision is Decision.FORBID
+    create = json.loads(json.dumps(entry))
+    create["protoPayload"]["methodName"] = "io.k8s.apps.v1.deployments.create"
+    create["protoPayload"]["resourceName"] = "apps/v1/namespaces/prod/deployments/web"
+    assert one(create)[0].access == Access("create", "apps", "deployments", "", "prod", "")
+    other = {
+        "protoPayload": {
+            "methodName": "compute.instances.list",
+            "serviceName": "compute.googleapis.com",
+        }
+    }
+    assert parse_record(other).ignored == 1
+
+
+def test_gke_non_resource_and_status_codes() -> None:
+    base = {
+        "protoPayload": {
+            "authenticationInfo": {"principalEmail": "system:anonymous"},
+            "methodName": "io.k8s.get",
+            "resourceName": "readyz",
+            "serviceName": "k8s.io",
+            "status": {"code": 7},
+        }
+    }
+    ev, _ = one(base)
+    assert ev.access == Access("get", path="/readyz", resource_request=False)
+    assert ev.decision is Decision.FORBID and ev.identity.groups == ("system:unauthenticated",)
+
+
+@pytest.mark.parametrize(
+    "obj, reason",
+    [
+        ({"kind": "Event", "apiVersion": "v1", "reason": "Pulled"}, "not an audit event"),
+        ({"hello": "world"}, "not an audit event"),
+        ([], "empty JSON array"),
+        (42, "not an audit event"),
+        (dict(event(), verb=""), "no verb"),
+        ({k: v for k, v in event().items() if k != "user"}, "no user"),
+        (dict(event(), responseStatus={"code": "200"}), "code must be an integer"),
+    ],
+)
+def test_not_audit_events(obj: object, reason: str) -> None:
+    with pytest.raises(Malformed, match=reason):
+        parse_record(obj)
+
+
+def _independent_count(path) -> tuple[int, Counter[str]]:
+    """Distinct requests and users of a native log, by plain json: (auditID, user, verb, uri)."""
+    keys = set()
+    users: Counter[str] = Counter()
+    for text in path.read_text().splitlines():
+        if not text.strip():
+            continue
+        d = json.loads(text)
+        k = (d.get("auditID"), d["user"].get("username"), d.get("verb"), d.get("requestURI"))
+        if k not in keys:
+            keys.add(k)
+            imp = d.get("impersonatedUser") or {}
+            users[imp.get("username") or d["user"]["username"]] += 1
+    return len(keys), users
+
+
+def test_corpus_native_logs_count_every_request() -> None:
+    root = corpus() / "audit" / "native"
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".log", ".json"))
+    assert len(files) > 40
+    for f in files:
+        expected, users = _independent_count(f)
+        stats: dict = {}
+        evs = list(
+            parse_lines(
+                [
+                    (str(f), i, t.encode())
+                    for i, t in enumerate(f.read_text().splitlines(), 1)
+                    if t.strip()
+                ],
+                stats=stats,
+            )
+        )
+        assert len(evs) == expected, f
+        assert Counter(e.identity.user for e in evs) == users, f
+
+
+def test_corpus_managed_formats_with_skips() -> None:
+    root = corpus() / "audit"
+    for rel, shape in [
+        ("gke/panther-gke-audit-tests.jsonl", "gke"),
+        ("aks/panther-aks-audit-tests.jsonl", "aks"),
+        ("eks/panther-eks-audit-tests.jsonl", "eks"),
+        ("mixed-elastic/kubernetes-audit_logs-test-audit.log", "gke"),
+    ]:
+        f = root / rel
+        raw = [t for t in f.read_text().splitlines() if t.strip()]
+        stats: dict = {}
+        evs = list(
+            parse_lines(
+                [(str(f), i, t.encode()) for i, t in enumerate(raw, 1)],
+                skip_malformed=True,
+                stats=stats,
+            )
+        )
+        st = stats[str(f)]
+        assert st.lines == len(raw)
+        assert len(evs) + st.skipped + st.ignored == len(raw), rel  # one request per record here
+        assert shape in st.formats
+        with pytest.raises(AuditParseError) if st.skipped else _nothing():
+            list(parse_lines([(str(f), i, t.encode()) for i, t in enumerate(raw, 1)]))
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def test_corpus_eks_records_without_verb_are_the_skipped_ones() -> None:
+    f = corpus() / "audit" / "eks" / "panther-eks-audit-tests.jsonl"
+    raw = [t for t in f.read_text().splitlines() if t.strip()]
+    bad = 0
+    for t in raw:
+        d = json.loads(t)
+        user = (d.get("user") or {}).get("username")
+        target = (d.get("objectRef") or {}).get("resource") or d.get("requestURI")
+        code = (d.get("responseStatus") or {}).get("code")
+        if not d.get("verb") or not target or (not user and code != 401):
+            bad += 1
+    stats: dict = {}
+    list(
+        parse_lines(
+            [(str(f), i, t.encode()) for i, t in enumerate(raw, 1)],
+            skip_malformed=True,
+            stats=stats,
+        )
+    )
+    assert stats[str(f)].skipped == bad
+    assert stats[str(f)].first_error.startswith(f"{f}:1: ")
+
+
+def test_fast_and_general_paths_agree() -> None:
+    from rbac_advisor.audit import native
+
+    samples = [
+        event(),
+        event(
+            stage="ResponseStarted",
+            verb="create",
+            uri="/api/v1/namespaces/ns/pods/p/exec?command=sh&stdin=true",
+            ref={"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+            code=101,
+        ),
+        event(code=403, decision="forbid", reason=""),
+        event(
+            imp={
+                "username": "system:serviceaccount:ns:sa",
+                "groups": [
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:ns",
+                    "system:authenticated",
+                ],
+            }
+        ),
+        event(verb="get", uri="/healthz?verbose=1", ref=None),
+        event(reason='RBAC: allowed by RoleBinding "rb/ns" of Role "r" to User "alice"'),
+    ]
+    for d in samples:
+        fast = native.decode_fast(line(d))
+        assert fast is not None
+        assert fast[0] == native.from_dict(d)
+    assert list(parse_lines(lines(*samples)))  # and through the stream

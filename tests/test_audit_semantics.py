@@ -1,0 +1,322 @@
+"""Authorizer attributes, identity, decision and reason exactly as the apiserver had them."""
+
+from __future__ import annotations
+
+import pytest
+from audit_samples import event, line
+
+from rbac_advisor.audit import parse_record
+from rbac_advisor.audit.reason import parse_reason
+from rbac_advisor.audit.redact import redact_uri
+from rbac_advisor.audit.useragent import parse as parse_ua
+from rbac_advisor.events import Decision
+from rbac_advisor.rbac import Access, BindingKey, BindingKind, RoleKey, RoleKind, Subject
+
+
+def ev(**kw: object):
+    return parse_record(event(**kw)).events[0]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "verb, uri, ref, expected",
+    [
+        # create: objectRef carries the body's name; RBAC never saw it
+        (
+            "create",
+            "/api/v1/namespaces/ns/configmaps?fieldManager=kubectl-create",
+            {"resource": "configmaps", "namespace": "ns", "name": "cm1"},
+            Access("create", "", "configmaps", "", "ns", ""),
+        ),
+        # create on a subresource names the object in the URL
+        (
+            "create",
+            "/api/v1/namespaces/ns/pods/p/exec?command=ls",
+            {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+            Access("create", "", "pods", "exec", "ns", "p"),
+        ),
+        # body-filled namespace on a cluster-URL create: the URL had none
+        (
+            "create",
+            "/api/v1/pods",
+            {"resource": "pods", "namespace": "default", "name": "x"},
+            Access("create", "", "pods", "", "", ""),
+        ),
+        (
+            "deletecollection",
+            "/api/v1/namespaces/ns/pods",
+            {"resource": "pods", "namespace": "ns"},
+            Access("deletecollection", "", "pods", "", "ns", ""),
+        ),
+        (
+            "list",
+            "/api/v1/namespaces/ns/configmaps?fieldSelector=metadata.name%3Dcm1",
+            {"resource": "configmaps", "namespace": "ns", "name": "cm1"},
+            Access("list", "", "configmaps", "", "ns", "cm1"),
+        ),
+        (
+            "list",
+            "/api/v1/namespaces/ns/configmaps?limit=500",
+            {"resource": "configmaps", "namespace": "ns"},
+            Access("list", "", "configmaps", "", "ns", ""),
+        ),
+        (
+            "watch",
+            "/apis/apps/v1/deployments?watch=true",
+            {"resource": "deployments", "apiGroup": "apps"},
+            Access("watch", "apps", "deployments"),
+        ),
+        # GET of a Namespace is attributed to that namespace (A1)
+        (
+            "get",
+            "/api/v1/namespaces/team-a",
+            {"resource": "namespaces", "name": "team-a"},
+            Access("get", "", "namespaces", "", "team-a", "team-a"),
+        ),
+        (
+            "create",
+            "/api/v1/namespaces",
+            {"resource": "namespaces", "name": "team-b"},
+            Access("create", "", "namespaces", "", "", ""),
+        ),
+        (
+            "get",
+            "/healthz?verbose=true",
+            None,
+            Access("get", path="/healthz", resource_request=False),
+        ),
+        ("get", "/apis/apps/v1", None, Access("get", path="/apis/apps/v1", resource_request=False)),
+    ],
+)
+def test_authorizer_attributes(
+    verb: str, uri: str, ref: dict[str, str] | None, expected: Access
+) -> None:
+    e = event(verb=verb, uri=uri, ref=ref)
+    if ref is None:
+        e.pop("objectRef", None)
+    assert parse_record(e).events[0].access == expected
+
+
+def test_resource_request_without_objectref_is_derived_from_the_uri() -> None:
+    e = event(uri="/api/v1/namespaces/ns/pods/p/log?follow=true")
+    del e["objectRef"]
+    assert parse_record(e).events[0].access == Access("get", "", "pods", "log", "ns", "p")
+
+
+def test_impersonation_user_with_groups() -> None:
+    e = ev(
+        user="admin",
+        groups=["system:masters", "system:authenticated"],
+        imp={"username": "bob", "groups": ["dev"], "uid": "u-1", "extra": {"scopes": ["view"]}},
+    )
+    assert e.identity.user == "bob"
+    assert e.identity.groups == ("dev", "system:authenticated")  # added like the apiserver
+    assert e.impersonator is not None and e.impersonator.user == "admin"
+    assert e.impersonation == (
+        Access("impersonate", "", "users", "", "", "bob"),
+        Access("impersonate", "", "groups", "", "", "dev"),
+        Access("impersonate", "authentication.k8s.io", "uids", "", "", "u-1"),
+        Access("impersonate", "authentication.k8s.io", "userextras", "scopes", "", "view"),
+    )
+
+
+def test_impersonating_a_service_account_fills_its_groups() -> None:
+    e = ev(user="admin", imp={"username": "system:serviceaccount:ns1:sa1"})
+    assert e.identity.groups == (
+        "system:authenticated",
+        "system:serviceaccounts",
+        "system:serviceaccounts:ns1",
+    )
+    assert e.impersonation == (Access("impersonate", "", "serviceaccounts", "", "ns1", "sa1"),)
+
+
+def test_impersonated_unauthenticated_group_suppresses_authenticated() -> None:
+    e = ev(imp={"username": "x", "groups": ["system:unauthenticated"]})
+    assert e.identity.groups == ("system:unauthenticated",)
+
+
+def test_constrained_impersonation() -> None:
+    e = ev(
+        imp={"username": "system:serviceaccount:ns1:sa1"},
+        authenticationMetadata={"impersonationConstraint": "impersonate:serviceaccount"},
+    )
+    assert e.impersonation == (
+        Access("impersonate:serviceaccount", "", "serviceaccounts", "", "ns1", "sa1"),
+        Access("impersonate-on:serviceaccount:get", "", "pods", "", "ns", "p"),
+    )
+
+
+def test_refused_impersonation_records_the_refused_check() -> None:
+    d = event(user="eve", code=403, decision=None)
+    d["responseStatus"] = {
+        "code": 403,
+        "reason": "Forbidden",
+        "status": "Failure",
+        "message": 'users "admin" is forbidden: User "eve" cannot impersonate resource "users" '
+        'in API group "" at the cluster scope',
+    }
+    e = parse_record(d).events[0]
+    assert e.decision is Decision.FORBID and e.impersonator is None
+    assert e.impersonation == (Access("impersonate", "", "users", "", "", "admin"),)
+    assert e.access == Access("get", "", "pods", "", "ns", "p")
+
+
+@pytest.mark.parametrize(
+    "code, reason, message, decision",
+    [
+        (
+            403,
+            "Forbidden",
+            'pods "p" is forbidden: User "a" cannot get resource "pods"',
+            Decision.FORBID,
+        ),
+        (403, "Forbidden", "", Decision.FORBID),
+        (
+            403,
+            "Forbidden",
+            'pods "p" is forbidden: violates PodSecurity "restricted:latest"',
+            Decision.ALLOW,
+        ),
+        (404, "NotFound", "", Decision.ALLOW),
+        (409, "Conflict", "", Decision.ALLOW),
+        (429, "TooManyRequests", "", Decision.UNKNOWN),
+        (401, "Unauthorized", "", Decision.UNKNOWN),
+    ],
+)
+def test_decision_without_annotations(
+    code: int, reason: str, message: str, decision: Decision
+) -> None:
+    d = event(decision=None, code=code)
+    d["responseStatus"] = {"code": code, "reason": reason, "message": message}
+    assert parse_record(d).events[0].decision is decision
+
+
+def test_unauthenticated_event_has_no_user() -> None:
+    d = event(user="", groups=[], code=401, decision=None, stage="ResponseStarted")
+    e = parse_record(d).events[0]
+    assert e.code == 401 and e.identity.user == ""
+
+
+def test_request_received_has_unknown_decision() -> None:
+    assert ev(stage="RequestReceived").decision is Decision.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "text, binding, role, subject",
+    [
+        (
+            'RBAC: allowed by ClusterRoleBinding "system:discovery" of ClusterRole '
+            '"system:discovery" to Group "system:authenticated"',
+            BindingKey(BindingKind.CLUSTER_ROLE_BINDING, "system:discovery"),
+            RoleKey(RoleKind.CLUSTER_ROLE, "system:discovery"),
+            Subject("Group", "system:authenticated", "", "rbac.authorization.k8s.io"),
+        ),
+        (
+            'RBAC: allowed by RoleBinding "rb1/ns1" of Role "r1" to ServiceAccount "sa1/ns2"',
+            BindingKey(BindingKind.ROLE_BINDING, "rb1", "ns1"),
+            RoleKey(RoleKind.ROLE, "r1", "ns1"),
+            Subject("ServiceAccount", "sa1", "ns2"),
+        ),
+        (
+            'RBAC: allowed by RoleBinding "rb1/ns1" of ClusterRole "view" to User "bob"',
+            BindingKey(BindingKind.ROLE_BINDING, "rb1", "ns1"),
+            RoleKey(RoleKind.CLUSTER_ROLE, "view"),
+            Subject("User", "bob", "", "rbac.authorization.k8s.io"),
+        ),
+    ],
+)
+def test_reason_parsing(text: str, binding: BindingKey, role: RoleKey, subject: Subject) -> None:
+    r = parse_reason(text)
+    assert r is not None and (r.binding, r.role, r.subject) == (binding, role, subject)
+    assert ev(reason=text).reason == r
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "RBAC: allowed by ClusterRoleBinding system:public-info-viewer",
+        'RBAC: allowed by RoleBinding "nonamespace" of Role "r" to User "u"',
+        'RBAC: allowed by ClusterRoleBinding "c" of Role "r" to User "u"',
+        "internal error",
+    ],
+)
+def test_unparsable_reasons_are_kept_raw(text: str) -> None:
+    assert parse_reason(text) is None
+    e = ev(reason=text)
+    assert e.reason is None and e.raw_reason == text
+
+
+def test_forbid_never_carries_a_reason_ref() -> None:
+    r = 'RBAC: allowed by RoleBinding "rb1/ns1" of Role "r1" to User "alice"'
+    assert ev(decision="forbid", code=403, reason=r).reason is None
+
+
+@pytest.mark.parametrize(
+    "ua, tool, version",
+    [
+        ("kubectl/v1.36.3 (linux/amd64) kubernetes/abc1234", "kubectl", "v1.36.3"),
+        ("kubectl.exe/v1.30.0 (windows/amd64) kubernetes/abc", "kubectl", "v1.30.0"),
+        (
+            "kube-controller-manager/v1.19.8 (linux/amd64) kubernetes/fd5d415"
+            "/system:serviceaccount:kube-system:generic-garbage-collector",
+            "kube-controller-manager",
+            "v1.19.8",
+        ),
+        ("Helm/3.15.2", "helm", "3.15.2"),
+        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "browser", ""),
+        ("HashiCorp/1.0 Terraform/1.5.7", "terraform", "1.5.7"),
+        ("terraform-provider-kubernetes/2.23.0", "terraform", "2.23.0"),
+        (
+            "argocd-application-controller/v2.11.0 (linux/amd64) kubernetes/abcdef0",
+            "argocd",
+            "v2.11.0",
+        ),
+        ("OpenAPI-Generator/29.0.0/python", "kubernetes-python", "29.0.0"),
+        ("Go-http-client/2.0", "go-http-client", "2.0"),
+        ("GoogleKubernetesEngineFrontend", "googlekubernetesenginefrontend", ""),
+        ("", "", ""),
+    ],
+)
+def test_user_agents(ua: str, tool: str, version: str) -> None:
+    assert parse_ua(ua) == (tool, version)
+
+
+def test_exec_command_is_redacted_everywhere() -> None:
+    uri = "/api/v1/namespaces/ns/pods/p/exec?command=sh&command=-c&command=echo+s3cr3t&container=c"
+    assert redact_uri(uri) == (
+        "/api/v1/namespaces/ns/pods/p/exec?command=REDACTED&command=REDACTED&command=REDACTED&container=c"
+    )
+    e = ev(
+        verb="create",
+        uri=uri,
+        ref={"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+    )
+    assert "s3cr3t" not in repr(e) and "REDACTED" in e.uri
+
+
+def test_bodies_are_never_stored() -> None:
+    d = event(
+        verb="create",
+        uri="/api/v1/namespaces/ns/secrets",
+        ref={"resource": "secrets", "namespace": "ns", "name": "db"},
+        requestObject={"kind": "Secret", "stringData": {"password": "hunter2-body"}},
+        responseObject={"kind": "Secret", "data": {"password": "aHVudGVyMg=="}},
+    )
+    from rbac_advisor.audit import native
+
+    for e in (parse_record(d).events[0], native.decode_fast(line(d))[0]):  # type: ignore[index]
+        text = repr(e)
+        assert "hunter2-body" not in text and "aHVudGVyMg==" not in text
+
+
+def test_saved_model_holds_no_body_and_no_command() -> None:
+    from rbac_advisor import usage
+
+    d = event(
+        verb="create",
+        uri="/api/v1/namespaces/ns/pods/p/exec?command=cat&command=tok3n",
+        ref={"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+        requestObject={"stringData": {"password": "hunter2-body"}},
+    )
+    text = usage.dumps(usage.build(parse_record(d).events))
+    assert "hunter2-body" not in text and "tok3n" not in text and "command=REDACTED" in text

@@ -1,0 +1,116 @@
+"""The usage model: counts, windows, caps, sessions, saving and loading."""
+
+from __future__ import annotations
+
+import pytest
+from audit_samples import event
+
+from rbac_advisor import usage
+from rbac_advisor.audit import parse_record
+from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.errors import InputError
+from rbac_advisor.events import Decision
+
+
+def evs(*dicts):
+    return [e for d in dicts for e in parse_record(d).events]
+
+
+def at(day: int, i: int = 0, **kw):
+    return event(audit_id=f"d{day}-{i}", time=f"2026-11-{day:02d}T10:00:00.{i:06d}Z", **kw)
+
+
+def test_stats_and_days() -> None:
+    u = usage.build(evs(at(1), at(1, 1), at(3)))
+    [(k, s)] = u.entries.items()
+    assert s.count == 3
+    assert s.first == parse_time("2026-11-01T10:00:00Z") and s.last == parse_time(
+        "2026-11-03T10:00:00Z"
+    )
+    assert len(s.days) == 2 and k.tool == "kubectl"
+    assert u.start == s.first and u.end == s.last
+    assert sum(u.activity.values()) == 3
+
+
+def test_window_and_kubectl_only() -> None:
+    e = evs(at(1), at(2), at(3, ua="Helm/3.15.2"), at(4))
+    t2, t4 = parse_time("2026-11-02T00:00:00Z"), parse_time("2026-11-04T00:00:00Z")
+    u = usage.build(e, since=t2, until=t4)
+    assert (u.requests, u.filtered) == (2, 2)
+    k = usage.build(e, kubectl_only=True)
+    assert (k.requests, k.filtered) == (3, 1)
+    assert {key.tool for key in k.entries} == {"kubectl"}
+
+
+def test_unauthenticated_counted_but_not_in_entries() -> None:
+    bad = event(audit_id="x", user="", groups=[], code=401, decision=None, stage="ResponseStarted")
+    u = usage.build(evs(bad, at(1)))
+    assert (u.requests, u.unauthenticated, len(u.entries)) == (2, 1, 1)
+
+
+def test_via_is_the_reason_binding() -> None:
+    r = 'RBAC: allowed by RoleBinding "rb/ns" of ClusterRole "view" to Group "dev"'
+    u = usage.build(evs(at(1, reason=r), at(1, 1, decision="forbid", code=403)))
+    vias = {k.decision: k.via for k in u.entries}
+    assert vias[Decision.ALLOW] is not None and vias[Decision.ALLOW].binding.name == "rb"
+    assert vias[Decision.FORBID] is None
+
+
+def test_sessions_and_client_ip_caps() -> None:
+    ex = {
+        "verb": "create",
+        "ref": {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+        "uri": "/api/v1/namespaces/ns/pods/p/exec?command=cat&command=/etc/secret",
+    }
+    many = [at(1, i, ip=f"10.0.0.{i}", **ex) for i in range(usage.IPS_MAX + 5)]
+    u = usage.build(evs(*many))
+    ips = u.client_ips[("alice", "kubectl")]
+    assert len(ips) == usage.IPS_MAX and ips == frozenset(
+        sorted(f"10.0.0.{i}" for i in range(25))[:20]
+    )
+    assert len(u.sessions) == 25 and u.sessions[-1].time >= u.sessions[0].time
+    assert all("cat" not in s.uri and s.resource == "pods/exec" for s in u.sessions)
+
+
+def test_save_is_deterministic_and_loads_back() -> None:
+    u = usage.build(
+        evs(
+            at(1),
+            at(
+                2,
+                user="bob",
+                reason='RBAC: allowed by ClusterRoleBinding "c" of ClusterRole "r" to User "bob"',
+            ),
+        )
+    )
+    text = usage.dumps(u)
+    assert usage.dumps(usage.loads(text)) == text
+    assert usage.loads(text) == u
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("not json", "invalid JSON"),
+        ('{"format": "something-else"}', "not a saved usage model"),
+        ('{"format": "rbac-advisor/usage", "version": 99}', "version 99 is not supported"),
+        ('{"format": "rbac-advisor/usage", "version": 1}', "damaged usage model"),
+    ],
+)
+def test_loads_errors_name_the_file(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        usage.loads(text, "saved.json")
+    assert str(info.value).startswith("saved.json: ")
+
+
+def test_skipped_sums_sources() -> None:
+    src = usage.SourceInfo("a.log", "native", 10, 5, 2, "00", ())
+    u = usage.freeze({}, requests=0, unauthenticated=0, start=None, end=None, sources=[src, src])
+    assert u.skipped == 4
+
+
+def test_pickle_round_trip() -> None:
+    import pickle
+
+    u = usage.build(evs(at(1), at(2)))
+    assert pickle.loads(pickle.dumps(u)) == u

@@ -1,0 +1,194 @@
+"""The `usage` command end to end with CliRunner."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from audit_samples import corpus, event, line
+from typer.testing import CliRunner
+
+from rbac_advisor import usage as model
+from rbac_advisor.cli import app, parallel
+from rbac_advisor.cli.ingest import load_usage
+
+runner = (
+    CliRunner(mix_stderr=False)
+    if "mix_stderr" in CliRunner.__init__.__code__.co_varnames
+    else CliRunner()
+)
+
+
+def write(p, *dicts, gz=False) -> str:
+    data = b"".join(line(d) + b"\n" for d in dicts)
+    p.write_bytes(gzip.compress(data) if gz else data)
+    return str(p)
+
+
+def test_table_and_json(tmp_path) -> None:
+    p = write(
+        tmp_path / "a.log",
+        event(audit_id="1", stage="RequestReceived"),
+        event(audit_id="1"),
+        event(audit_id="2", user="system:serviceaccount:ns1:builder", decision="forbid", code=403),
+        event(audit_id="3", user="", groups=[], code=401, decision=None, stage="ResponseStarted"),
+    )
+    r = runner.invoke(app, ["usage", p])
+    assert r.exit_code == 0, r.output
+    assert "3 requests (1 unauthenticated)" in r.stdout
+    assert "ServiceAccount  builder" in r.stdout
+    r = runner.invoke(app, ["usage", "--json", p])
+    doc = json.loads(r.stdout)
+    assert doc["requests"] == 3 and doc["unauthenticated"] == 1
+    subjects = {(s["kind"], s["name"], s["namespace"]): s for s in doc["subjects"]}
+    assert subjects[("User", "alice", "")]["requests"] == 1
+    sa = subjects[("ServiceAccount", "builder", "ns1")]
+    assert (sa["requests"], sa["denied"], sa["accesses"][0]["decision"]) == (1, 1, "forbid")
+    assert doc["sources"][0]["path"] == p
+
+
+def test_corpus_demo_log_json() -> None:
+    demo = corpus() / "audit" / "native" / "audit2rbac" / "demo.log"
+    r = runner.invoke(app, ["usage", "--json", str(demo)])
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    rows = [json.loads(t) for t in demo.read_text().splitlines() if t.strip()]
+    assert doc["requests"] == len({d["auditID"] for d in rows})
+    per_user: dict[str, int] = {}
+    for d in rows:
+        u = d["impersonatedUser"]["username"]
+        per_user[u] = per_user.get(u, 0) + 1
+    got = {s["user"]: s["requests"] for s in doc["subjects"] if s["requests"]}
+    assert got == per_user
+    denied = sum(1 for d in rows if d["responseStatus"]["code"] == 403)
+    assert sum(s["denied"] for s in doc["subjects"]) == denied
+
+
+def test_malformed_exit_3_one_line_and_nothing_written(tmp_path) -> None:
+    p = tmp_path / "a.log"
+    p.write_bytes(line(event()) + b"\n{oops\n")
+    out = tmp_path / "model.json"
+    r = runner.invoke(app, ["usage", str(p), "--save", str(out)])
+    assert r.exit_code == 3
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {p}:2: invalid JSON")
+    assert "Traceback" not in r.stderr and not out.exists()
+    r = runner.invoke(app, ["usage", str(p), "--skip-malformed", "--save", str(out)])
+    assert r.exit_code == 0 and "warning: skipped 1 malformed records" in r.stderr
+    assert model.loads(out.read_text()).skipped == 1
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", gzip.compress(b"")])
+def test_empty_input_is_an_error(tmp_path, content: bytes) -> None:
+    p = tmp_path / "empty.log"
+    p.write_bytes(content)
+    r = runner.invoke(app, ["usage", str(p)])
+    assert r.exit_code == 3 and "no audit events found" in r.stderr
+
+
+def test_non_event_json_and_truncated_gzip(tmp_path) -> None:
+    p = write(tmp_path / "k.json", {"kind": "Event", "apiVersion": "v1", "reason": "Scheduled"})
+    r = runner.invoke(app, ["usage", p])
+    assert r.exit_code == 3 and "not an audit event" in r.stderr
+    data = gzip.compress(b"".join(line(event(audit_id=str(i))) + b"\n" for i in range(3000)))
+    g = tmp_path / "t.log.gz"
+    g.write_bytes(data[:-40])
+    r = runner.invoke(app, ["usage", str(g)])
+    assert r.exit_code == 3 and "truncated or corrupt gzip" in r.stderr
+
+
+def test_save_load_merge_and_time_flags(tmp_path) -> None:
+    a = write(tmp_path / "a.log", event(audit_id="1", time="2026-11-01T00:00:00Z"))
+    b = write(tmp_path / "b.log.gz", event(audit_id="2", time="2026-11-05T00:00:00Z"), gz=True)
+    ma, mb = tmp_path / "a.json", tmp_path / "b.json"
+    assert runner.invoke(app, ["usage", a, "--save", str(ma)]).exit_code == 0
+    assert runner.invoke(app, ["usage", b, "--save", str(mb)]).exit_code == 0
+    r = runner.invoke(app, ["usage", "--json", "--load", str(ma), "--load", str(mb)])
+    both = runner.invoke(app, ["usage", "--json", a, b])
+    merged, direct = json.loads(r.stdout), json.loads(both.stdout)
+    assert merged["requests"] == direct["requests"] == 2
+    assert merged["subjects"] == direct["subjects"]
+    r = runner.invoke(app, ["usage", "--json", a, b, "--since", "2026-11-03T00:00:00Z"])
+    assert json.loads(r.stdout)["requests"] == 1
+    r = runner.invoke(app, ["usage", a, "--since", "yesterday"])
+    assert r.exit_code == 3 and "--since 'yesterday'" in r.stderr
+    r = runner.invoke(app, ["usage"])
+    assert r.exit_code == 3
+
+
+def test_rotation_boundary_counts_once(tmp_path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    write(
+        d / "audit-2026-11-20T10-00-00.000.log.gz",
+        event(audit_id="x", stage="RequestReceived"),
+        gz=True,
+    )
+    write(d / "audit.log", event(audit_id="x", stage="ResponseComplete"))
+    r = runner.invoke(app, ["usage", "--json", str(d)])
+    assert json.loads(r.stdout)["requests"] == 1
+
+
+def test_parallel_read_equals_sequential(tmp_path, monkeypatch) -> None:
+    dicts = []
+    for i in range(3000):
+        imp = {"username": "bob"} if i % 50 == 0 else None
+        dicts.append(event(audit_id=f"id{i}", stage="RequestReceived", user=f"u{i % 13}"))
+        if i % 9:
+            dicts.append(event(audit_id=f"id{i}", user=f"u{i % 13}", imp=imp))
+    for i in range(0, len(dicts) - 1, 7):  # interleave stages across the byte-range boundary
+        dicts[i], dicts[i + 1] = dicts[i + 1], dicts[i]
+    p = write(tmp_path / "big.log", *dicts)
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    kw = {
+        "skip_malformed": False,
+        "since": None,
+        "until": None,
+        "kubectl_only": False,
+        "progress": False,
+    }
+    seq = load_usage([p], workers=1, **kw)
+    par = load_usage([p], workers=2, **kw)
+    assert par == seq and seq.requests == 3000
+    with open(p, "ab") as f:
+        f.write(b"garbage\n")
+    with pytest.raises(Exception, match=rf"big.log:{len(dicts) + 1}: invalid JSON"):
+        load_usage([p], workers=2, **kw)
+    kw["skip_malformed"] = True
+    seq, par = load_usage([p], workers=1, **kw), load_usage([p], workers=2, **kw)
+    assert par == seq and seq.skipped == 1
+    assert seq.sources[0].first_error.startswith(f"{p}:{len(dicts) + 1}: invalid JSON")
+
+
+def test_stdin_dash() -> None:
+    data = line(event(audit_id="s1")) + b"\n" + line(event(audit_id="s2", user="bob")) + b"\n"
+    r = runner.invoke(app, ["usage", "--json", "-"], input=data)
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["requests"] == 2 and doc["sources"][0]["path"] == "-"
+
+
+def test_corpus_gke_reports_missing_groups_skips_and_ignored() -> None:
+    f = corpus() / "audit" / "gke" / "panther-gke-audit-tests.jsonl"
+    r = runner.invoke(app, ["usage", "--json", "--skip-malformed", str(f)])
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    [src] = doc["sources"]
+    assert "user.groups" in src["missingFields"] and src["format"] == "gke"
+    assert src["skipped"] > 0 and src["ignored"] > 0 and doc["skipped"] == src["skipped"]
+    raw = [json.loads(t) for t in f.read_text().splitlines() if t.strip()]
+    assert src["lines"] == len(raw)
+    assert doc["requests"] == len(raw) - src["skipped"] - src["ignored"]
+
+
+def test_parse_when_forms() -> None:
+    from rbac_advisor.cli.ingest import parse_when
+    from rbac_advisor.errors import InputError
+
+    now = 1_800_000_000.0
+    assert parse_when("30d", now, "--since") == now - 30 * 86400
+    assert parse_when("12h", now, "--since") == now - 12 * 3600
+    assert parse_when("2026-11-20T10:00:00Z", now, "--since") == 1_795_168_800.0
+    assert parse_when(None, now, "--since") is None
+    with pytest.raises(InputError, match="--until 'soon'"):
+        parse_when("soon", now, "--until")
