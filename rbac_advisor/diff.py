@@ -207,6 +207,15 @@ def find(
     bindings = {b.key: b for b in snapshot.bindings}
     obs = sorted(observations, key=lambda o: (o.identity, o.access, o.decision))
     used_by = {(o.identity.user, o.via) for o in obs if o.via is not None}
+    # Requests only one reviewable binding can serve pin that binding for the subject:
+    # preferring pinned bindings for the other requests keeps fewer bindings alive.
+    for o in obs:
+        if _is_masters(o.identity) or o.decision == Decision.FORBID:
+            continue
+        grants = authz.decide(Request(o.identity, o.access)).grants
+        keys = {g.binding for g in grants}
+        if len(keys) == 1:
+            used_by.add((o.identity.user, next(iter(keys))))
     uses: dict[BindingKey, dict[tuple[Identity, Access], Use]] = defaultdict(dict)
     denied: dict[tuple[Identity, Access], Denied] = {}
     unexplained: list[Observation] = []

@@ -55,3 +55,4 @@ class Event:
     uri: str = ""
     stage: str = ""
     impersonation: tuple[Access, ...] = ()
+    implied: tuple[Access, ...] = ()

@@ -119,6 +119,8 @@ class UsageBuilder:
                 self._use(ident, check, Decision.FORBID, None, tool, t)
         else:
             self._use(ident, ev.access, ev.decision, ev.reason, tool, t)
+            for extra in ev.implied:
+                self._use(ident, extra, ev.decision, None, tool, t)
             if ev.impersonator is not None:
                 for check in ev.impersonation:
                     self._use(ev.impersonator, check, Decision.ALLOW, None, tool, t)

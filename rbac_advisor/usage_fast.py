@@ -103,6 +103,8 @@ class RawAggregator:
             verb = e.verb
             if not ua or not e.sourceIPs or not verb:
                 return None
+            if verb == "patch" and e.responseStatus is not None and e.responseStatus.code == 201:
+                return None  # created by apply: also authorized as create (Event path)
             # Times stay strings: the apiserver's fixed-width RFC 3339 form sorts like the
             # time it denotes; only first/last of each key are converted at the end.
             stamp = e.requestReceivedTimestamp

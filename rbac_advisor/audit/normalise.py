@@ -7,6 +7,8 @@ that millions of events share a few thousand Identity and Access objects.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import re
 from collections.abc import Mapping, Sequence
 
@@ -261,6 +263,29 @@ def reason_ref(reason: str | None) -> ReasonRef | None:
     return parse_reason(reason) if reason else None
 
 
+# Subresources whose WebSocket (GET) upgrade is also authorized as create since 1.35
+# (AuthorizePodWebsocketUpgradeCreatePermission, on by default).
+_UPGRADED = frozenset({"exec", "attach", "portforward"})
+
+
+def implied_checks(request: Access, code: int, decision: Decision) -> tuple[Access, ...]:
+    """Authorizations the apiserver made for this request beyond its own verb.
+
+    - A patch answered 201 created the object (server-side apply): the patch handler also
+      authorized ``create`` with the object's name (apiserver handlers/patch.go).
+    - A WebSocket ``get`` of pods/exec, attach or portforward is also authorized as
+      ``create`` of the same subresource.
+    Only for allowed requests: a refused one shows nothing about the second check.
+    """
+    if decision is not Decision.ALLOW or not request.resource_request:
+        return ()
+    if request.verb == "patch" and code == 201:
+        return (replace(request, verb="create"),)
+    if request.verb == "get" and request.resource == "pods" and request.subresource in _UPGRADED:
+        return (replace(request, verb="create"),)
+    return ()
+
+
 def make_event(
     *,
     audit_id: str,
@@ -322,4 +347,5 @@ def make_event(
         uri=redact_uri(uri),
         stage=stage,
         impersonation=checks,
+        implied=implied_checks(request, code, dec),
     )
