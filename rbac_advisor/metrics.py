@@ -51,8 +51,19 @@ def _granted(authz: Authorizer, ident: Identity, access: Access, names: list[str
     if authz.allows(Request(ident, access)):
         return True
     return any(
-        authz.allows(Request(ident, Access(access.verb, access.api_group, access.resource,
-                                           access.subresource, access.namespace, n)))
+        authz.allows(
+            Request(
+                ident,
+                Access(
+                    access.verb,
+                    access.api_group,
+                    access.resource,
+                    access.subresource,
+                    access.namespace,
+                    n,
+                ),
+            )
+        )
         for n in names
     )
 
@@ -64,7 +75,8 @@ def tightness(before: Snapshot, after: Snapshot, observations: Iterable[Observat
     res_keys: set[tuple[str, str, str, bool]] = set()
     for g, r, s in [(r.group, r.name, "") for r in BUILTIN] + list(SUBRESOURCES):
         res_keys.add((g, r, s, namespaced.get((g, r), True)))
-    namespaces: set[str] = {x.namespace for x in [*before.roles, *before.bindings] if x.namespace}
+    namespaces: set[str] = {r.namespace for r in before.roles if r.namespace}
+    namespaces |= {b.namespace for b in before.bindings if b.namespace}
     used: dict[Identity, set[tuple[str, str, str, str, str]]] = {}
     names: dict[tuple[str, str, str, str], set[str]] = {}
     b_authz, a_authz = Authorizer(before), Authorizer(after)
@@ -79,7 +91,9 @@ def tightness(before: Snapshot, after: Snapshot, observations: Iterable[Observat
         is_ns = bool(a.namespace) or namespaced.get((a.api_group, a.resource), False)
         res_keys.add((a.api_group, a.resource, a.subresource, is_ns))
         if a.name:
-            names.setdefault((a.api_group, a.resource, a.subresource, a.namespace), set()).add(a.name)
+            names.setdefault((a.api_group, a.resource, a.subresource, a.namespace), set()).add(
+                a.name
+            )
         if a.verb in VERBS:
             used.setdefault(o.identity, set()).add(
                 (a.verb, a.api_group, a.resource, a.subresource, a.namespace)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from rbac_advisor.diff import Observation
-from rbac_advisor.rbac import Access, BindingKey, Identity
 from rbac_advisor.events import Decision
+from rbac_advisor.rbac import Access, BindingKey, Identity
 from rbac_advisor.usage import Usage
 
 

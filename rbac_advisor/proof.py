@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from rbac_advisor import replay
 from rbac_advisor.authorizer import Authorizer, covers
+from rbac_advisor.diff import Observation
+from rbac_advisor.events import Decision
 from rbac_advisor.rbac import (
     Binding,
     BindingKind,
@@ -23,8 +25,6 @@ from rbac_advisor.rbac import (
     Subject,
     SubjectKind,
 )
-from rbac_advisor.diff import Observation
-from rbac_advisor.events import Decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +59,14 @@ class Proof:
 
     @property
     def sound(self) -> bool:
-        """True when nothing changes for observed traffic, nobody gains access, and kubectl
-        can apply the change as written."""
+        """True when nothing observed changes, nobody gains access, and kubectl can apply it."""
         return not self.broken and not self.escalations and not self.apply_problems
 
 
 def intended(
     current: Snapshot, apply: Iterable[Role | Binding], prune: Iterable[Role | Binding]
 ) -> Snapshot:
-    """current + apply (create or replace by identity) - prune (by identity), as kubectl does."""
+    """Current + apply (create or replace by identity) - prune (by identity), as kubectl does."""
     apply, prune = list(apply), list(prune)
 
     def snap(objs: list[Role | Binding]) -> Snapshot:

@@ -92,9 +92,9 @@ def classify(rule: PolicyRule) -> tuple[RiskClass, ...]:
     v = rule.verbs
     if _res(rule, "", "secrets") and _has(v, *READ):
         found.append("secrets-read")
-    if _res(rule, "", "pods/exec", "pods/attach", "pods/portforward", "pods/ephemeralcontainers"):
-        if _has(v, "get", "create", "patch", "update"):
-            found.append("pod-exec")
+    sessions = ("pods/exec", "pods/attach", "pods/portforward", "pods/ephemeralcontainers")
+    if _res(rule, "", *sessions) and _has(v, "get", "create", "patch", "update"):
+        found.append("pod-exec")
     workload_groups = ("", "apps", "batch")
     if any(_res(rule, g, *WORKLOADS) for g in workload_groups) and _has(
         v, "create", "update", "patch"
@@ -117,9 +117,9 @@ def classify(rule: PolicyRule) -> tuple[RiskClass, ...]:
         found.append("nodes-proxy")
     if _res(rule, "", "serviceaccounts/token") and _has(v, "create"):
         found.append("sa-token")
-    if _res(rule, "certificates.k8s.io", "certificatesigningrequests/approval", "signers"):
-        if _has(v, "update", "patch", "approve"):
-            found.append("csr-approval")
+    csr = ("certificatesigningrequests/approval", "signers")
+    if _res(rule, "certificates.k8s.io", *csr) and _has(v, "update", "patch", "approve"):
+        found.append("csr-approval")
     hooks = ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
     if _res(rule, "admissionregistration.k8s.io", *hooks) and _has(v, *WRITE):
         found.append("webhook-config")

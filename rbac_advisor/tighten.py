@@ -1,5 +1,6 @@
-"""Recommendation: per reviewable binding, the smallest roles and bindings that still allow
-every request observed through it. Pure: no I/O.
+"""Recommendation: the smallest roles and bindings that still allow what was observed.
+
+Per reviewable binding; built-in objects are never changed. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rbac_advisor.authorizer import breakdown
-from rbac_advisor.diff import BindingFinding, Findings, Use, is_observable
+from rbac_advisor.diff import BindingFinding, Findings, Use
 from rbac_advisor.rbac import (
     Binding,
     BindingKey,

@@ -31,5 +31,7 @@ def check(actual: str, expected_path: Path, request: pytest.FixtureRequest, tmp_
         )
     )
     lines = diff.splitlines()
-    shown = "\n".join(lines[:120]) + (f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else "")
+    shown = "\n".join(lines[:120]) + (
+        f"\n... {len(lines) - 120} more lines" if len(lines) > 120 else ""
+    )
     pytest.fail(f"golden mismatch (actual saved at {saved}):\n{shown}", pytrace=False)

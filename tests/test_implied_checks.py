@@ -12,21 +12,36 @@ from rbac_advisor.events import Decision
 
 SSA_URI = "/api/v1/namespaces/team-a/configmaps/web?fieldManager=ci&force=true"
 CM = {"resource": "configmaps", "namespace": "team-a", "name": "web", "apiVersion": "v1"}
-EXEC = {"resource": "pods", "subresource": "exec", "namespace": "ns", "name": "p", "apiVersion": "v1"}
+EXEC = {
+    "resource": "pods",
+    "subresource": "exec",
+    "namespace": "ns",
+    "name": "p",
+    "apiVersion": "v1",
+}
 
 
-def _verbs(tmp_path: Path, *events: dict[str, object], workers: int = 1) -> dict[tuple[str, str], int]:
+def _verbs(
+    tmp_path: Path, *events: dict[str, object], workers: int = 1
+) -> dict[tuple[str, str], int]:
     log = tmp_path / "audit.log"
     log.write_bytes(b"\n".join(line(e) for e in events) + b"\n")
     model = load_usage(
-        [str(log)], skip_malformed=False, since=None, until=None, kubectl_only=False,
-        progress=False, workers=workers,
+        [str(log)],
+        skip_malformed=False,
+        since=None,
+        until=None,
+        kubectl_only=False,
+        progress=False,
+        workers=workers,
     )
     out: dict[tuple[str, str], int] = {}
     for key, st in model.entries.items():
         if key.decision is Decision.ALLOW:
             a = key.access
-            out[(a.verb, a.combined_resource)] = out.get((a.verb, a.combined_resource), 0) + st.count
+            out[(a.verb, a.combined_resource)] = (
+                out.get((a.verb, a.combined_resource), 0) + st.count
+            )
     return out
 
 
@@ -39,8 +54,14 @@ def test_server_side_apply_that_creates_also_needs_create(tmp_path: Path, worker
 
 
 def test_websocket_exec_also_needs_create(tmp_path: Path) -> None:
-    ws = event(audit_id="a", verb="get", uri="/api/v1/namespaces/ns/pods/p/exec?command=sh",
-               ref=EXEC, code=101, stage="ResponseStarted")
+    ws = event(
+        audit_id="a",
+        verb="get",
+        uri="/api/v1/namespaces/ns/pods/p/exec?command=sh",
+        ref=EXEC,
+        code=101,
+        stage="ResponseStarted",
+    )
     assert _verbs(tmp_path, ws) == {("get", "pods/exec"): 1, ("create", "pods/exec"): 1}
 
 

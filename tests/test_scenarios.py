@@ -41,15 +41,22 @@ def _run(workdir: Path, audit: str, rbac: str, out: Path) -> dict[str, str]:
     try:
         review(
             Inputs(audit=[audit], rbac=[Path(rbac)]),
-            out=out, max_names=5, attribute_all=False, keep_unobservable=True,
-            fail_on_findings=False, now=NOW, command=f"rbac-advisor analyze --audit {audit} --rbac {rbac}",
+            out=out,
+            max_names=5,
+            attribute_all=False,
+            keep_unobservable=True,
+            fail_on_findings=False,
+            now=NOW,
+            command=f"rbac-advisor analyze --audit {audit} --rbac {rbac}",
         )
     finally:
         os.chdir(old)
     return {name: (out / name).read_text(encoding="utf-8") for name in OUTPUTS}
 
 
-def _check_all(actual: dict[str, str], expected: Path, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def _check_all(
+    actual: dict[str, str], expected: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     for name in OUTPUTS:
         check(actual[name], expected / name, request, tmp_path)
 

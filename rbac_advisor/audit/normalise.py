@@ -7,10 +7,9 @@ that millions of events share a few thousand Identity and Access objects.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from rbac_advisor.audit.reason import parse_reason
 from rbac_advisor.audit.redact import redact_uri

@@ -19,7 +19,6 @@ from rbac_advisor.rbac import (
     Access,
     Binding,
     BindingKind,
-    Identity,
     PolicyRule,
     Role,
     Subject,

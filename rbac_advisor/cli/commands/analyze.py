@@ -86,14 +86,20 @@ def analyze(
         bool,
         typer.Option(
             "--attribute-all",
-            help="Credit a request to every binding that allows it (keeps more) instead of the tightest one.",
+            help=(
+                "Credit a request to every binding that allows it (keeps more) instead of "
+                "the tightest one."
+            ),
         ),
     ] = False,
     drop_unobservable: Annotated[
         bool,
         typer.Option(
             "--drop-unobservable",
-            help="Also remove verbs an audit log cannot show (bind, escalate, approve, ...). Default: keep and flag them.",
+            help=(
+                "Also remove verbs an audit log cannot show (bind, escalate, approve, ...). "
+                "Default: keep and flag them."
+            ),
         ),
     ] = False,
     fail_on_findings: Annotated[
