@@ -94,12 +94,14 @@ def summarize(usage: Usage) -> list[SubjectSummary]:
         s.days |= st.days
         if is_impersonation_check(k) and k.decision is not Decision.FORBID:
             continue  # made on behalf of another request, counted there
-        if k.decision is Decision.ALLOW:
-            s.allowed += st.count
-        elif k.decision is Decision.FORBID:
+        if k.decision is Decision.FORBID:
             s.denied += st.count
-        else:
+        elif k.decision is Decision.UNKNOWN:
             s.unknown += st.count
+    for s in subjects.values():
+        # Per request: one request can hold several allowed checks (server-side apply that
+        # creates is also authorized as create), but it is one allowed request.
+        s.allowed = max(0, s.requests - s.denied - s.unknown)
     return sorted(subjects.values(), key=lambda s: (-s.requests, s.kind, s.namespace, s.name))
 
 

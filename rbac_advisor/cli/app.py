@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -53,5 +54,22 @@ commands.register(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: usage errors become one ``error:`` line and exit 2."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as err:  # click's exception classes are vendored privately by typer
+        fmt = getattr(err, "format_message", None)
+        exit_code = getattr(err, "exit_code", None)
+        ctx = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            sys.exit(0)
+        if type(err).__name__ == "Abort":
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        if fmt is None or not isinstance(exit_code, int):
+            raise
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None and exit_code == 2 else ""
+        typer.echo(f"error: {fmt()}{hint}", err=True)
+        sys.exit(exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

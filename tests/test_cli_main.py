@@ -1,0 +1,58 @@
+"""The installed entry point: exit codes and one-line errors, through a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rbac_advisor", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("analyze", "--bogus"), 2, "No such option: --bogus"),
+        (("can-i",), 2, "Missing argument"),
+        (("analyze", "--max-names", "x"), 2, "--max-names"),
+        (("analyze", "--audit", "/nonexistent.log", "--rbac", "fixtures/demo/rbac.yaml"), 3,
+         "/nonexistent.log"),
+        (("analyze", "--audit", "fixtures/demo/audit.jsonl"), 3, "no RBAC given"),
+        (("usage", "fixtures/demo/rbac.yaml"), 3, "fixtures/demo/rbac.yaml:1:"),
+    ],
+)  # fmt: skip
+def test_errors_are_one_line(args: tuple[str, ...], code: int, needle: str) -> None:
+    proc = run(*args, cwd=REPO)
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_version_and_help() -> None:
+    assert run("--version").stdout.strip().startswith("rbac-advisor ")
+    help_text = run("--help").stdout
+    for command in ("analyze", "usage", "snapshot", "verify", "can-i", "demo"):
+        assert command in help_text
+    assert "Examples" in run("analyze", "--help").stdout
+
+
+def test_demo_writes_the_four_outputs(tmp_path: Path) -> None:
+    proc = run("demo", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("roles.yaml", "prune.yaml", "findings.json", "report.html"):
+        assert (tmp_path / "out" / name).stat().st_size > 100
+    findings = json.loads((tmp_path / "out" / "findings.json").read_text())
+    assert findings["proof"]["sound"] is True
+    assert "report.html" in proc.stderr
