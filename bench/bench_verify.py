@@ -41,9 +41,11 @@ RESOURCES = [
 ]  # fmt: skip
 
 
-def make_cluster(rng: random.Random, n_bindings: int) -> tuple[Snapshot, list[Identity], list[str]]:
+def make_cluster(
+    rng: random.Random, n_bindings: int, n_users: int = 2000, sas_per_namespace: int = 10
+) -> tuple[Snapshot, list[Identity], list[str]]:
     namespaces = [f"ns{i}" for i in range(100)]
-    users = [f"user{i}" for i in range(2000)]
+    users = [f"user{i}" for i in range(n_users)]
     groups = [f"team{i}" for i in range(100)]
     roles: list[Role] = []
     for i in range(200):
@@ -70,7 +72,11 @@ def make_cluster(rng: random.Random, n_bindings: int) -> tuple[Snapshot, list[Id
                 subjects.append(Subject("Group", rng.choice(groups)))
             else:
                 subjects.append(
-                    Subject("ServiceAccount", f"sa{rng.randint(0, 9)}", rng.choice(namespaces))
+                    Subject(
+                        "ServiceAccount",
+                        f"sa{rng.randint(0, sas_per_namespace - 1)}",
+                        rng.choice(namespaces),
+                    )
                 )
         if i % 10 == 0:
             ref = RoleRef(RoleKind.CLUSTER_ROLE, f"cr{rng.randint(0, 199)}")
@@ -88,7 +94,7 @@ def make_cluster(rng: random.Random, n_bindings: int) -> tuple[Snapshot, list[Id
     for u in users:
         identities.append(authenticated_identity(u, rng.sample(groups, rng.randint(0, 3))))
     for ns in namespaces:
-        for k in range(10):
+        for k in range(sas_per_namespace):
             identities.append(authenticated_identity(f"system:serviceaccount:{ns}:sa{k}"))
     snap = Snapshot(roles=tuple(sorted(roles, key=lambda r: r.key)), bindings=tuple(bindings))
     return snap, identities, namespaces

@@ -166,6 +166,7 @@ class Findings:
     privileged_requests: int
     observations: tuple[Observation, ...]
     warnings: tuple[str, ...] = field(default=())
+    snapshot: Snapshot = field(default_factory=Snapshot)
 
 
 def _is_masters(identity: Identity) -> bool:
@@ -264,6 +265,7 @@ def find(
         privileged_requests=privileged,
         observations=tuple(obs),
         warnings=snapshot.warnings,
+        snapshot=snapshot,
     )
 
 

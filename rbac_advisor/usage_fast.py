@@ -40,16 +40,19 @@ class RawAggregator:
         """Share the builder's deduplication window and options."""
         assert builder.deduper is not None
         self.builder = builder
-        self.head: set[int] | None = None
-        self.head_lines = 0
         self._raw: dict[RawKey, list[Any]] = {}
         self._idents: dict[int, Identity] = {}  # keeps interned identities alive by id
         self._strings: dict[str, str] = {}
         self._requests: dict[int, int] = {}
         self._window: list[str] = []
         self.sink: Callable[[native.NativeStruct, str, int], Key | None]
+        self._set_head: Callable[[set[int] | None, int], None]
         self._source = 0
         self._make_sink(options)
+
+    def track_head(self, keys: set[int], lines: int) -> None:
+        """Add the hash of every request key counted in the first ``lines`` lines to ``keys``."""
+        self._set_head(keys, lines)
 
     @property
     def source(self) -> int:
@@ -76,6 +79,8 @@ class RawAggregator:
         since, until, kubectl_only = options.since, options.until, options.kubectl_only
         window = since is not None or until is not None
         final, decisions, sessions, lists = _FINAL, _DECISIONS, SESSION_SUBRESOURCES, _LIST
+        head: set[int] | None = None
+        head_lines = 0
         n = 0
         first: str | None = None
         last: str | None = None
@@ -88,6 +93,10 @@ class RawAggregator:
             if first is not None and last is not None:
                 agg._window += [first, last]
             n, first, last = 0, None, None
+
+        def set_head(keys: set[int] | None, lines: int) -> None:
+            nonlocal head, head_lines
+            head, head_lines = keys, lines
 
         def sink(e: native.NativeStruct, path: str, no: int) -> Key | None:
             nonlocal n, first, last
@@ -129,8 +138,7 @@ class RawAggregator:
                 verb,
                 uri if "command=" not in uri else redact_uri(uri),
             )
-            head = agg.head
-            if head is not None and no <= agg.head_lines:
+            if head is not None and no <= head_lines:
                 head.add(hash(key))
             if not finalize(key):
                 return key  # a duplicate of a request already counted
@@ -212,6 +220,7 @@ class RawAggregator:
 
         self.sink = sink
         self._take_counts = take_counts
+        self._set_head = set_head
 
     def flush(self) -> None:
         """Normalise every distinct raw combination and add it to the builder."""

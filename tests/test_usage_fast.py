@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import io
 from pathlib import Path
 
 import pytest
 from audit_samples import event, line
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rbac_advisor import usage
 from rbac_advisor.audit import parse_lines
+from rbac_advisor.audit import stream as stream_mod
 from rbac_advisor.cli.ingest import load_usage
 
 ROOT = Path(__file__).resolve().parents[1]
+_KW = {"skip_malformed": False, "since": None, "until": None, "progress": False}
 
 
 def _generator():
@@ -77,3 +82,107 @@ def test_duplicate_final_stage_lines_counted_once(tmp_path) -> None:
         workers=1,
     )
     assert u.requests == 1
+
+
+# ---- the fast path against the general one under hypothesis ---------------------------------
+
+STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete")
+_URIS = (
+    "/api/v1/namespaces/ns/pods/p",
+    "/api/v1/namespaces/ns/pods/q",
+    "/api/v1/namespaces/ns/pods/p/exec?command=sh&stdin=true",
+    "/api/v1/namespaces/ns/pods",
+)
+_req = st.tuples(
+    st.sampled_from(["a", "b", "c", "d"]),  # auditID, reused on purpose
+    st.sampled_from(["alice", "bob", "system:serviceaccount:ns:sa"]),
+    st.sampled_from(["get", "list", "watch", "patch", "create"]),
+    st.sampled_from(_URIS),
+    st.sets(st.sampled_from(STAGES), min_size=1),  # RequestReceived-only requests included
+    st.sampled_from(["allow", "forbid", None]),
+    st.sampled_from([200, 201, 403, 401]),
+    st.integers(0, 3 * 86400),
+    st.booleans(),  # impersonated
+)
+
+
+def _request_lines(reqs) -> list[list[bytes]]:
+    seen = {}
+    for aid, user, verb, uri, stages, dec, code, t, imp in reqs:
+        seen.setdefault((aid, user, verb, uri), (stages, dec, code, t, imp))
+    out = []
+    for (aid, user, verb, uri), (stages, dec, code, t, imp) in seen.items():
+        hh, mm, ss = t % 86400 // 3600, t % 3600 // 60, t % 60
+        ts = f"2026-11-{20 + t // 86400:02d}T{hh:02d}:{mm:02d}:{ss:02d}.{t % 999983:06d}Z"
+        path = uri.partition("?")[0].split("/")
+        ref = {"resource": "pods", "namespace": "ns", "apiVersion": "v1"}
+        if len(path) > 6:
+            ref["name"] = path[6]
+        if len(path) > 7:
+            ref["subresource"] = path[7]
+        reason = 'RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "y" to User "alice"'
+        per = []
+        for stage in sorted(stages, key=STAGES.index):
+            kw = {
+                "audit_id": aid,
+                "stage": stage,
+                "verb": verb,
+                "uri": uri,
+                "user": user,
+                "ref": ref,
+                "time": ts,
+                "decision": dec,
+                "code": code,
+                "reason": reason if dec == "allow" else None,
+            }
+            if imp and stage != "RequestReceived":
+                kw["imp"] = {"username": "carol", "groups": ["ops"]}
+            per.append(line(event(**kw)))
+        out.append(per)
+    return out
+
+
+def _interleave(per: list[list[bytes]], rnd) -> list[bytes]:
+    """Stages of concurrent requests interleaved in order, plus some duplicated lines."""
+    queues = [list(p) for p in per]
+    out = []
+    while queues:
+        q = rnd.choice(queues)
+        out.append(q.pop(0))
+        if rnd.random() < 0.1:
+            out.append(out[-1])
+        if not q:
+            queues.remove(q)
+    return out
+
+
+def _general_path(texts: list[bytes]) -> usage.Usage:
+    # A leading blank keeps every line off the typed fast path and out of the deferral.
+    return usage.build(parse_lines(("g.log", i, b" " + t) for i, t in enumerate(texts, 1)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_req, max_size=30), st.randoms(use_true_random=False), st.sampled_from([1, 2, 8192])
+)
+def test_fast_path_equals_general_path(tmp_path_factory, reqs, rnd, defer_max) -> None:
+    texts = _interleave(_request_lines(reqs), rnd)
+    if not texts:
+        return
+    p = tmp_path_factory.mktemp("h") / "a.log"
+    p.write_bytes(b"\n".join(texts) + b"\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stream_mod, "DEFER_MAX", defer_max)
+        fast = load_usage([str(p)], kubectl_only=False, workers=1, **_KW)
+    assert _strip(fast) == _strip(_general_path(texts))
+
+
+def test_generated_log_in_pieces_and_gzip(tmp_path) -> None:
+    buf = io.StringIO()
+    _generator().generate(8000, 120, 5, buf)
+    texts = buf.getvalue().encode().splitlines()
+    a, b = tmp_path / "audit-1.log", tmp_path / "audit-2.log.gz"
+    a.write_bytes(b"\n".join(texts[:3001]) + b"\n")  # the cut falls inside requests
+    b.write_bytes(gzip.compress(b"\n".join(texts[3001:]) + b"\n"))
+    fast = load_usage([str(a), str(b)], kubectl_only=False, workers=1, **_KW)
+    assert _strip(fast) == _strip(_general_path(texts))

@@ -363,16 +363,31 @@ class _Light(msgspec.Struct):
 _light = msgspec.json.Decoder(_Light)
 
 
+_EARLY = {"RequestReceived": 0, "ResponseStarted": 1}
+
+
 def received_key(line: bytes) -> tuple[str, str, str, str] | None:
     """The request key of a RequestReceived line, read without building an Event.
 
     None unless the line is valid JSON, stage RequestReceived, with an auditID. The key
     equals :func:`dedupe.request_key` of the Event the line would give.
     """
+    got = early_key(line)
+    return got[0] if got is not None and got[1] == 0 else None
+
+
+def early_key(line: bytes) -> tuple[tuple[str, str, str, str], int] | None:
+    """The request key and stage rank of a RequestReceived or ResponseStarted line.
+
+    None unless the line is valid JSON at one of those stages, with an auditID, a user
+    and a verb. The key equals :func:`dedupe.request_key` of the Event the line would give.
+    """
     try:
         e = _light.decode(line)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    if e.stage != "RequestReceived" or not e.auditID or e.user is None or not e.verb:
+    rank = _EARLY.get(e.stage)
+    if rank is None or not e.auditID or e.user is None or not e.verb:
         return None
-    return (e.auditID, e.user.username, e.verb, redact_uri(e.requestURI))
+    uri = e.requestURI
+    return (e.auditID, e.user.username, e.verb, redact_uri(uri) if "command=" in uri else uri), rank

@@ -1,9 +1,10 @@
 """Numbered lines of text to Events, with per-source statistics. Pure: never opens files.
 
-Apiserver-written v1 lines take a typed fast path. A RequestReceived line is only checked
-and set aside: when a later stage of the same request follows within ``DEFER_MAX``
-deferred lines, the RequestReceived record adds nothing and is dropped unparsed; otherwise
-it is parsed in full and yielded late. Either way every request reaches the caller.
+Apiserver-written v1 lines take a typed fast path. A RequestReceived or ResponseStarted
+line is only checked (valid JSON, key fields) and set aside: when the final stage of the
+same request follows within ``DEFER_MAX`` deferred lines, or a more complete early stage
+replaces it, the record adds nothing (the deduplication would discard it) and is dropped
+unparsed; otherwise it is parsed in full and yielded late. Every request reaches the caller.
 """
 
 from __future__ import annotations
@@ -70,13 +71,13 @@ def parse_lines(
             True the record is counted in ``stats[path].skipped`` instead.
     """
     stats = {} if stats is None else stats
-    deferred: OrderedDict[tuple[str, str, str, str], tuple[str, int, bytes]] = OrderedDict()
+    deferred: OrderedDict[Key, tuple[str, int, bytes, int]] = OrderedDict()
     st: SourceStats | None = None
     cur = None
     prefix = native.GO_PREFIX
-    received = b'"stage":"RequestReceived"'
+    stage_tag = b'"stage":"'
     struct_event = native.struct_event
-    received_key = native.received_key
+    early_key = native.early_key
 
     def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
         try:
@@ -95,8 +96,8 @@ def parse_lines(
         st.missing.update(parsed.missing)
         return parsed.events
 
-    def late(item: tuple[str, int, bytes]) -> list[Event]:
-        path, no, text = item
+    def late(item: tuple[str, int, bytes, int]) -> list[Event]:
+        path, no, text, _ = item
         s = stats[path]
         s.events -= 1  # counted when deferred; general() counts it again
         return general(path, no, text, s)
@@ -121,16 +122,23 @@ def parse_lines(
         n_lines += 1
         text = raw if type(raw) is bytes else raw.encode()  # type: ignore[union-attr]
         if text.startswith(prefix):
-            if text.find(received, 60, 240) > 0:
-                key = received_key(text)
-                if key is not None:
+            at = text.find(stage_tag, 60, 240) + 9
+            if at > 8 and (
+                text.startswith(b'RequestReceived"', at) or text.startswith(b'ResponseStarted"', at)
+            ):
+                got = early_key(text)
+                if got is not None:
+                    key, rank = got
                     n_fast += 1
-                    old = deferred.pop(key, None)
-                    if old is not None:
-                        yield from late(old)
-                    deferred[key] = (path, no, text)
-                    if len(deferred) > DEFER_MAX:
-                        yield from late(deferred.popitem(last=False)[1])
+                    old = deferred.get(key)
+                    if old is None:
+                        deferred[key] = (path, no, text, rank)
+                        if len(deferred) > DEFER_MAX:
+                            yield from late(deferred.popitem(last=False)[1])
+                    elif rank > old[3]:
+                        # As Deduper.push: the first most complete record of a key wins,
+                        # in the place of the first; the other can add nothing.
+                        deferred[key] = (path, no, text, rank)
                     continue
             else:
                 try:

@@ -58,7 +58,10 @@ def _ranges(path: str, n: int) -> list[tuple[int, int]]:
     return [(cuts[k], cuts[k + 1]) for k in range(n) if cuts[k] < cuts[k + 1]]
 
 
-def _range_lines(path: str, start: int, end: int) -> Iterator[tuple[str, int, bytes]]:
+def _range_lines(
+    path: str, start: int, end: int, pos: list[int] | None = None
+) -> Iterator[tuple[str, int, bytes]]:
+    """Numbered lines of a byte range; ``pos[0]`` is the first line number of the block read."""
     no = 0
     carry = b""
     with open(path, "rb") as f:
@@ -72,6 +75,8 @@ def _range_lines(path: str, start: int, end: int) -> Iterator[tuple[str, int, by
             parts = block.split(b"\n")
             parts[0] = carry + parts[0]
             carry = parts.pop()
+            if pos is not None:
+                pos[0] = no + 1
             for line in parts:
                 no += 1
                 if line and not line.isspace():
@@ -102,18 +107,15 @@ def _work(args: tuple[str, int, int, BuildOptions, bool]) -> _Result:
     assert deduper is not None
     head: set[int] = set()
     fast = RawAggregator(builder, options)
-    fast.head, fast.head_lines = head, HEAD_LINES
+    fast.track_head(head, HEAD_LINES)
     first_error: tuple[int, str] | None = None
     counted = 0
+    # Line position by block (no per-line wrapper): the head may then hold the keys of up to
+    # one block past HEAD_LINES, which only widens the window boundary requests match in.
     pos = [0]
-
-    def numbered() -> Iterator[tuple[str, int, bytes]]:
-        for item in _range_lines(path, start, end):
-            pos[0] = item[1]
-            yield item
-
+    lines = _range_lines(path, start, end, pos)
     try:
-        for ev in parse_lines(numbered(), skip_malformed=skip, stats=stats, sink=fast.sink):
+        for ev in parse_lines(lines, skip_malformed=skip, stats=stats, sink=fast.sink):
             if pos[0] <= HEAD_LINES:
                 k = request_key(ev)
                 if k is not None:

@@ -145,6 +145,7 @@ class Matrix:
 
     verbs: tuple[str, ...] = ()
     rows: tuple[MatrixRow, ...] = ()
+    omitted: bool = False  # left out of a large report (the data is in findings.json)
 
     def count(self, *states: CellState) -> int:
         """Number of cells in any of ``states``."""

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rbac_advisor.analysis import Result
-from rbac_advisor.authorizer import applies_to
+from rbac_advisor.authorizer import Authorizer, applies_to
 from rbac_advisor.diff import AtomReport, BindingFinding, Denied
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import (
     SA_PREFIX,
     Access,
     Binding,
+    BindingKey,
     BindingKind,
     PolicyRule,
     Role,
@@ -52,7 +54,9 @@ VERB_ORDER = (
     "*",
 )
 MAX_MEMBER_OPS = 12
-MAX_DENIED = 20
+DETAIL_LIMIT = 1000  # bindings and subjects with full details in the HTML; see _trim
+MAX_OPS = 8  # most frequent kubectl operations listed per identity
+MAX_DENIED = 5  # per binding and subject in the HTML; findings.json has them all
 
 
 def _ts(t: float | None) -> str:
@@ -225,18 +229,25 @@ def _members(f: BindingFinding) -> tuple[vm.MemberUse, ...]:
     return tuple(out)
 
 
-def _denied_for(b: Binding, denied: Iterable[Denied]) -> tuple[vm.DeniedRequest, ...]:
-    out = []
+def denied_by_binding(
+    authz: Authorizer, denied: Iterable[Denied]
+) -> dict[BindingKey, tuple[vm.DeniedRequest, ...]]:
+    """Denied requests of each binding's subjects, in the binding's scope (indexed lookup)."""
+    out: dict[BindingKey, list[vm.DeniedRequest]] = defaultdict(list)
     for d in denied:
-        scoped = b.kind == BindingKind.CLUSTER_ROLE_BINDING or d.access.namespace == b.namespace
-        if scoped and applies_to(d.identity, b) is not None:
-            out.append(
-                vm.DeniedRequest(
-                    d.identity.user, op(d.access), d.count, _lacked(d.access), _ts(d.last)
+        ns = d.access.namespace if d.access.resource_request else ""
+        for b in authz.bindings_for(d.identity, ns):
+            # Built-in bindings to everyone (system:authenticated) would list every denial.
+            if not b.builtin and applies_to(d.identity, b) is not None:
+                out[b.key].append(
+                    vm.DeniedRequest(
+                        d.identity.user, op(d.access), d.count, _lacked(d.access), _ts(d.last)
+                    )
                 )
-            )
-    out.sort(key=lambda x: (-x.count, x.who, x.operation))
-    return tuple(out[:MAX_DENIED])
+    return {
+        k: tuple(sorted(v, key=lambda x: (-x.count, x.who, x.operation))[:MAX_DENIED])
+        for k, v in out.items()
+    }
 
 
 def _lacked(a: Access) -> str:
@@ -276,7 +287,10 @@ def _notes(f: BindingFinding, change: Change) -> tuple[str, ...]:
 
 
 def binding_view(
-    f: BindingFinding, change: Change, denied: tuple[Denied, ...], days_observed: int
+    f: BindingFinding,
+    change: Change,
+    denied: tuple[vm.DeniedRequest, ...],
+    days_observed: int,
 ) -> vm.BindingView:
     """One binding's section of the report."""
     b = f.binding
@@ -306,7 +320,7 @@ def binding_view(
         rules=_rule_lines(f, change),
         scope=_scope(f, change),
         risks=tuple(risks),
-        denied=_denied_for(b, denied),
+        denied=denied,
         notes=_notes(f, change),
     )
 
@@ -427,7 +441,7 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
             clients=("kubectl",),
             operations=tuple(
                 vm.OpCount(o, n)
-                for o, n in sorted(d["ops"].items(), key=lambda x: (-x[1], x[0]))[:15]
+                for o, n in sorted(d["ops"].items(), key=lambda x: (-x[1], x[0]))[:MAX_OPS]
             ),
         )
         for u, d in sorted(users.items())
@@ -462,13 +476,57 @@ def window_days(usage: Usage) -> int:
     return int(usage.end // DAY) - int(usage.start // DAY) + 1
 
 
+def _rank(b: vm.BindingView) -> tuple[int, int, str]:
+    risky = sum(1 for r in b.risks if not r.used and r.severity is vm.Severity.HIGH)
+    return (-risky, -len(b.risks), b.display)
+
+
+def _trim(bindings: tuple[vm.BindingView, ...]) -> tuple[vm.BindingView, ...]:
+    """Past DETAIL_LIMIT bindings (ranked by unused high-risk grants), keep the summary line.
+
+    A large report stays small and fast; findings.json keeps every detail.
+    """
+    if len(bindings) <= DETAIL_LIMIT:
+        return bindings
+    keep = {id(b) for b in sorted(bindings, key=_rank)[:DETAIL_LIMIT]}
+    return tuple(
+        b
+        if id(b) in keep
+        else replace(
+            b,
+            matrix=vm.Matrix(omitted=True),
+            members=(),
+            denied=(),
+            rules=(),
+            notes=(),
+        )
+        for b in bindings
+    )
+
+
+def _trim_subjects(subjects: tuple[vm.SubjectView, ...]) -> tuple[vm.SubjectView, ...]:
+    """Past DETAIL_LIMIT subjects (most active first), keep the headline numbers only."""
+    if len(subjects) <= DETAIL_LIMIT:
+        return subjects
+    ranked = sorted(subjects, key=lambda s: (-s.requests, -len(s.denied), s.display))
+    keep = {id(s) for s in ranked[:DETAIL_LIMIT]}
+    return tuple(
+        s if id(s) in keep else replace(s, matrix=vm.Matrix(omitted=True), denied=())
+        for s in subjects
+    )
+
+
 def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str) -> vm.ReportView:
     """The whole report view for one review run."""
     days = window_days(usage)
     changes = {c.binding: c for c in result.plan.changes}
     shown = [f for f in result.findings.bindings if f.reviewable or f.uses]
-    bindings = tuple(
-        binding_view(f, changes[f.binding.key], result.findings.denied, days) for f in shown
+    denied = denied_by_binding(Authorizer(result.findings.snapshot), result.findings.denied)
+    bindings = _trim(
+        tuple(
+            binding_view(f, changes[f.binding.key], denied.get(f.binding.key, ()), days)
+            for f in shown
+        )
     )
     reviewable = [f for f in result.findings.bindings if f.reviewable]
     atoms = [a for f in reviewable for rr in f.rules for a in rr.atoms]
@@ -488,6 +546,15 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
             )
         if s.skipped:
             notices.append(vm.Notice("audit", f"{s.path}: {s.skipped} malformed line(s) skipped"))
+    if len(shown) > DETAIL_LIMIT:
+        notices.append(
+            vm.Notice(
+                "report",
+                f"{len(shown) - DETAIL_LIMIT} of {len(shown)} bindings are listed without their "
+                f"rule diff and matrix (the {DETAIL_LIMIT} with the most unused high-risk grants "
+                "are complete); findings.json has every detail",
+            )
+        )
     if result.findings.unexplained:
         n = sum(o.count for o in result.findings.unexplained)
         notices.append(
@@ -533,7 +600,7 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
         cluster=str(meta.get("rbacSource", "")),
         summary=summary,
         bindings=bindings,
-        subjects=subject_views(result, days),
+        subjects=_trim_subjects(subject_views(result, days)),
         kubectl=kubectl_activity(usage),
         warnings=tuple(notices),
         appendix=appendix,
