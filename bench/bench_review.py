@@ -3,8 +3,9 @@
 Usage: .venv/bin/python bench/bench_review.py [--bindings N] [--requests N] [--seed S]
 
 Reuses bench_verify's synthetic cluster (1,500 users, 100 groups, 400 service accounts:
-2,000 subjects; 700 roles) with the requested number of bindings, draws observed requests whose decisions
-come from the cluster itself, then times each stage and prints the report's size.
+2,000 subjects; 700 roles) with the requested number of bindings, draws observed requests
+whose decisions come from the cluster itself, then times each stage and prints the report's
+size.
 """
 
 from __future__ import annotations
