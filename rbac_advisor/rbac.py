@@ -24,6 +24,11 @@ def norm(values: object) -> tuple[str, ...]:
     return tuple(sorted({str(v) for v in values}))
 
 
+def object_path(kind: str, namespace: str, name: str) -> str:
+    """``Kind/name`` for cluster-scoped objects, ``Kind/namespace/name`` for namespaced ones."""
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
 class SubjectKind(enum.StrEnum):
     """The subject kinds RBAC knows; anything else never matches."""
 
@@ -155,9 +160,7 @@ class RoleKey:
 
     def display(self) -> str:
         """``ClusterRole/view`` or ``Role/ns/name``."""
-        if self.namespace:
-            return f"{self.kind}/{self.namespace}/{self.name}"
-        return f"{self.kind}/{self.name}"
+        return object_path(self.kind, self.namespace, self.name)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -178,9 +181,7 @@ class BindingKey:
 
     def display(self) -> str:
         """``ClusterRoleBinding/name`` or ``RoleBinding/ns/name``."""
-        if self.namespace:
-            return f"{self.kind}/{self.namespace}/{self.name}"
-        return f"{self.kind}/{self.name}"
+        return object_path(self.kind, self.namespace, self.name)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -412,6 +412,7 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
         lambda: {"requests": 0, "denied": 0, "first": None, "last": None, "ops": defaultdict(int)}
     )
     denied_ops: dict[tuple[str, str], int] = defaultdict(int)
+    denied_info: dict[tuple[str, str], tuple[str, float]] = {}
     denied_days: dict[int, int] = defaultdict(int)
     for key, st in usage.entries.items():
         if key.tool != "kubectl":
@@ -423,7 +424,10 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
         d["ops"][f"{key.access.verb} {_res(key.access)}"] += st.count
         if key.decision == Decision.FORBID:
             d["denied"] += st.count
-            denied_ops[(key.identity.user, op(key.access))] += st.count
+            dk = (key.identity.user, op(key.access))
+            denied_ops[dk] += st.count
+            last = max(st.last, denied_info[dk][1]) if dk in denied_info else st.last
+            denied_info[dk] = (_lacked(key.access), last)
             for day in st.days:
                 denied_days[day] += 1
     days: dict[int, int] = defaultdict(int)
@@ -464,7 +468,10 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
         requests=sum(d["requests"] for d in users.values()),
         users=kusers,
         days=tuple(vm.DayCount(_day(d), n, denied_days.get(d, 0)) for d, n in sorted(days.items())),
-        top_denied=tuple(vm.DeniedRequest(u, o, n) for (u, o), n in top),
+        top_denied=tuple(
+            vm.DeniedRequest(u, o, n, denied_info[(u, o)][0], _ts(denied_info[(u, o)][1]))
+            for (u, o), n in top
+        ),
         sessions=sessions,
     )
 
@@ -541,7 +548,7 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
             notices.append(
                 vm.Notice(
                     "audit",
-                    f"{s.path}: this log format does not carry: {', '.join(s.missing_fields)}",
+                    f"{s.path}: some records lack {', '.join(s.missing_fields)}",
                 )
             )
         if s.skipped:
