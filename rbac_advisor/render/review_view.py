@@ -523,6 +523,15 @@ def _trim_subjects(subjects: tuple[vm.SubjectView, ...]) -> tuple[vm.SubjectView
     )
 
 
+def _setting(value: object) -> str:
+    """Option values as a user would type them: ``true``, ``false``, ``-`` for unset."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str) -> vm.ReportView:
     """The whole report view for one review run."""
     days = window_days(usage)
@@ -592,7 +601,7 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
         permissions_unused=sum(1 for a in atoms if not a.used),
         proof=vm.Proof(result.proof.checked, len(result.proof.broken)),
     )
-    options = tuple(vm.Setting(k, str(v)) for k, v in sorted(meta.get("options", {}).items()))
+    options = tuple(vm.Setting(k, _setting(v)) for k, v in sorted(meta.get("options", {}).items()))
     appendix = vm.Appendix(
         tool_version=str(meta.get("tool", {}).get("version", "")),
         command_line=command,
