@@ -222,3 +222,34 @@ def test_output_independent_of_input_order() -> None:
     a = run(cluster(), traffic(), AnalysisOptions())
     b = run(cluster(), list(reversed(traffic())), AnalysisOptions())
     assert a.plan == b.plan
+
+
+def test_shared_role_is_not_edited_in_place_and_names_do_not_collide() -> None:
+    shared = nsrole("team-a", "shared", rule("get,list,delete", "", "pods,configmaps"))
+    taken = nsrole("team-a", "rbac-advisor:one", rule("get", "", "secrets"))
+    snap = Snapshot(
+        roles=(shared, taken),
+        bindings=(
+            rb("team-a", "one", "shared", "User:ann", kind=RoleKind.ROLE),
+            rb("team-a", "two", "shared", "User:ben", kind=RoleKind.ROLE),
+        ),
+    )
+    res = run(
+        snap,
+        [obs("ann", "get", "pods", "team-a", "p"), obs("ben", "list", "configmaps", "team-a")],
+        AnalysisOptions(),
+    )
+    applied = {(o.kind, o.namespace, o.name) for o in res.plan.apply}
+    assert ("Role", "team-a", "shared") not in applied  # shared: never edited in place
+    assert ("Role", "team-a", "rbac-advisor:one") not in applied  # an existing object's name
+    assert ("Role", "team-a", "rbac-advisor:one-2") in applied
+    assert ("Role", "team-a", "rbac-advisor:two") in applied
+    assert (
+        shared not in res.plan.prune
+    )  # shared roles are left as they are (they grant nothing once unbound)
+    after = Authorizer(res.after)
+    ann, ben = Identity("ann"), Identity("ben")
+    assert after.allows(Request(ann, Access("get", "", "pods", "", "team-a", "p")))
+    assert not after.allows(Request(ann, Access("list", "", "configmaps", "", "team-a")))
+    assert after.allows(Request(ben, Access("list", "", "configmaps", "", "team-a")))
+    assert not after.allows(Request(ben, Access("delete", "", "pods", "", "team-a", "p")))
