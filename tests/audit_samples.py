@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
+from corpus import corpus_dir
 
 
 def corpus() -> Path:
-    """The shared corpus; in CI a missing corpus fails the test instead of skipping it."""
-    env = os.environ.get("RBAC_ADVISOR_CORPUS")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-    if not root.is_dir():
-        msg = f"audit corpus not found at {root} (set RBAC_ADVISOR_CORPUS)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
-    return root
+    """The shared corpus (see corpus.corpus_dir)."""
+    return corpus_dir()
 
 
 def event(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -223,8 +222,3 @@ class Chromium:
             elif e["method"] == "Log.entryAdded" and p["entry"]["level"] == "error":
                 out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
         return out
-
-
-def in_ci() -> bool:
-    """True when running under CI (``CI=true``)."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 # ---- real control plane (tests/kube.py) ----------------------------------------------------
+from corpus import in_ci, missing
 from kube import Kube, MissingBinaries, check_binaries
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
@@ -24,9 +20,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     try:
         check_binaries()
     except MissingBinaries as err:
-        if _in_ci():
-            pytest.fail(str(err), pytrace=False)
-        pytest.skip(str(err))
+        missing(str(err))
     for attempt in (1, 2):  # a second try covers a free port taken before the server bound it
         cluster = Kube(tmp_path_factory.mktemp("kube"))
         try:
@@ -47,3 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite fixtures/*/expected/* from the current output (review the git diff)",
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI a skipped test is a failure: the run must exercise the real things."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    if in_ci() and skipped and exitstatus == 0:
+        if reporter is not None:
+            reporter.write_line(f"error: {skipped} test(s) skipped under CI=true", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

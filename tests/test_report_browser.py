@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import Chromium, find_chromium, in_ci
+from browser import Chromium, find_chromium
+from corpus import missing
 from report_samples import GENERATED_AT, hostile_view, large_view, sample_view
 
 from rbac_advisor.render.report import render
@@ -30,10 +31,7 @@ PAINTED = (
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
     binary = find_chromium()
     if binary is None:
-        message = "chromium not installed: run scripts/install-chromium.sh"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing("chromium not installed: run scripts/install-chromium.sh")
     browser = Chromium(tmp_path_factory.mktemp("chromium-profile"), binary)
     browser.start()
     try:
