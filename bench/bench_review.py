@@ -62,7 +62,7 @@ def main() -> None:
         start=1_780_000_000.0, end=1_780_000_000.0 + 89 * DAY,
     )  # fmt: skip
     t0 = time.perf_counter()
-    result = run(snap, obs.values(), AnalysisOptions(measure=False))
+    result = run(snap, obs.values(), AnalysisOptions())
     t1 = time.perf_counter()
     view = build_view(result, usage, {"rbacSource": "synthetic"}, "bench")
     t2 = time.perf_counter()
