@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rbac_advisor.audit.normalise import (
-    ANONYMOUS,
-    AUTHENTICATED,
-    UNAUTHENTICATED,
     Malformed,
     access,
     make_event,
@@ -24,7 +21,7 @@ from rbac_advisor.audit.normalise import (
 from rbac_advisor.audit.requestinfo import parts_info
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.events import Event
-from rbac_advisor.rbac import Access
+from rbac_advisor.rbac import ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, ANONYMOUS, Access
 
 MISSING = ("impersonatedUser", "requestURI", "stage", "user.groups")
 _VERSION = re.compile(r"^v\d+((alpha|beta)\d+)?$")
@@ -52,8 +49,8 @@ def _groups(user: str) -> list[str]:
     # The identity facts every apiserver adds (A3); anything else is unknown in GKE logs.
     sa = service_account(user)
     if user == ANONYMOUS:
-        return [UNAUTHENTICATED]
-    groups = [AUTHENTICATED]
+        return [ALL_UNAUTHENTICATED]
+    groups = [ALL_AUTHENTICATED]
     if sa is not None:
         groups += ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
     return groups

@@ -15,12 +15,15 @@ from rbac_advisor.audit.reason import parse_reason
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.requestinfo import field_selector_name, resource_info, split_uri
 from rbac_advisor.events import Decision, Event, ReasonRef
-from rbac_advisor.rbac import Access, Identity
+from rbac_advisor.rbac import (
+    ALL_AUTHENTICATED,
+    ALL_UNAUTHENTICATED,
+    ANONYMOUS,
+    Access,
+    Identity,
+    authenticated_identity,
+)
 
-AUTHENTICATED = "system:authenticated"
-UNAUTHENTICATED = "system:unauthenticated"
-ANONYMOUS = "system:anonymous"
-SA_PREFIX = "system:serviceaccount:"
 NODE_PREFIX = "system:node:"
 AUTHN_GROUP = "authentication.k8s.io"
 IMPERSONATE = "impersonate"
@@ -80,27 +83,15 @@ def access(
 
 def service_account(user: str) -> tuple[str, str] | None:
     """``(namespace, name)`` of a ``system:serviceaccount:NS:NAME`` user, else None."""
-    if not user.startswith(SA_PREFIX):
-        return None
-    ns, sep, name = user[len(SA_PREFIX) :].partition(":")
-    if not sep or not ns or not name or ":" in name:
-        return None
-    return ns, name
+    return Identity(user).service_account
 
 
-def effective_groups(user: str, groups: Sequence[str]) -> list[str]:
+def effective_groups(user: str, groups: Sequence[str]) -> tuple[str, ...]:
     """Groups of an impersonated user as the impersonation filter sets them (A6).
 
-    Service accounts get their fixed groups when none were given; ``system:authenticated``
-    is added to non-anonymous users unless an (un)authenticated group is present.
+    Service-account groups only when none were requested, then system:authenticated.
     """
-    out = list(groups)
-    sa = service_account(user)
-    if sa is not None and not out:
-        out = ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
-    if user != ANONYMOUS and AUTHENTICATED not in out and UNAUTHENTICATED not in out:
-        out.append(AUTHENTICATED)
-    return out
+    return authenticated_identity(user, groups, add_sa_groups=not groups).groups
 
 
 def resource_access(
@@ -220,13 +211,13 @@ def impersonation_checks(
     mode = constraint[len(IMPERSONATE) + 1 :] if constraint.startswith(IMPERSONATE + ":") else ""
     verb = constraint if mode else IMPERSONATE
     checks: list[Access] = []
-    explicit = [g for g in groups if g != AUTHENTICATED]
+    explicit = [g for g in groups if g != ALL_AUTHENTICATED]
     if sa is not None and sorted(explicit) == sorted(
         ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
     ):
         explicit = []
     if target == ANONYMOUS:
-        explicit = [g for g in explicit if g != UNAUTHENTICATED]
+        explicit = [g for g in explicit if g != ALL_UNAUTHENTICATED]
     ident_group = AUTHN_GROUP if mode else ""
     if mode in ("associated-node", "arbitrary-node") and target.startswith(NODE_PREFIX):
         checks.append(access(verb, "", "nodes", name=target[len(NODE_PREFIX) :]))
