@@ -363,7 +363,7 @@ def _rule_report(index: int, rule: PolicyRule, uses: tuple[Use, ...]) -> RuleRep
             or (any(r.startswith("*/") for r in atom.resources))
         )
         covered = (
-            tuple(sorted({f"{u.access.verb} {_res(u.access)}" for u in hit}))[:50]
+            tuple(sorted({f"{u.access.verb} {u.access.target}" for u in hit}))[:50]
             if wildcard
             else ()
         )
@@ -379,12 +379,6 @@ def _rule_report(index: int, rule: PolicyRule, uses: tuple[Use, ...]) -> RuleRep
             )
         )
     return RuleReport(index, rule, tuple(atoms))
-
-
-def _res(a: Access) -> str:
-    if not a.resource_request:
-        return a.path
-    return f"{a.combined_resource}.{a.api_group}" if a.api_group else a.combined_resource
 
 
 def _subject_uses(b: Binding, uses: tuple[Use, ...]) -> tuple[SubjectUse, ...]:

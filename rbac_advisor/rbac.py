@@ -273,6 +273,14 @@ class Access:
         """``resource/subresource`` or ``resource``, the string RBAC rules are matched to."""
         return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
 
+    @property
+    def target(self) -> str:
+        """What was acted on: ``pods/log``, ``deployments.apps`` or a path like ``/healthz``."""
+        if not self.resource_request:
+            return self.path
+        res = self.combined_resource
+        return f"{res}.{self.api_group}" if self.api_group else res
+
     def display(self) -> str:
         """A compact human form: ``get pods/log "x" in ns`` or ``get /healthz``."""
         if not self.resource_request:

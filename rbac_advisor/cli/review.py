@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -97,17 +96,6 @@ def load_usage_inputs(inputs: Inputs) -> Any:
     return model
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        return ""
-    return h.hexdigest()
-
-
 def _step(message: str) -> None:
     """Progress on an interactive stderr only (logs and pipes stay clean)."""
     if sys.stderr.isatty():
@@ -177,7 +165,7 @@ def review(
                 "lines": s.lines,
                 "requests": s.requests,
                 "skipped": s.skipped,
-                "sha256": s.sha256 or _sha256(s.path),
+                "sha256": s.sha256,
                 "missingFields": list(s.missing_fields),
             }
             for s in model.sources

@@ -8,8 +8,8 @@ from typing import Any
 
 from rbac_advisor.analysis import Result
 from rbac_advisor.diff import BindingFinding, Use
+from rbac_advisor.manifests import rule_to_manifest, to_manifest
 from rbac_advisor.rbac import Access, Identity, PolicyRule, Subject
-from rbac_advisor.render.manifests import object_dict, rule_dict
 
 SCHEMA_VERSION = 1
 
@@ -47,7 +47,7 @@ def subject_dict(s: Subject) -> dict[str, Any]:
 
 
 def _rule(r: PolicyRule) -> dict[str, Any]:
-    return rule_dict(r)
+    return dict(rule_to_manifest(r))
 
 
 def _use(u: Use) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def render(result: Result, meta: dict[str, Any]) -> str:
         c.binding: {
             "action": c.action,
             "summary": c.summary,
-            "creates": [object_dict(o) for o in c.creates],
+            "creates": [to_manifest(o) for o in c.creates],
             "deletes": [
                 {"kind": str(o.kind), "name": o.name, "namespace": o.namespace} for o in c.deletes
             ],

@@ -16,11 +16,11 @@ from rbac_advisor.authorizer import Authorizer, applies_to
 from rbac_advisor.diff import AtomReport, BindingFinding, Denied
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import (
-    SA_PREFIX,
     Access,
     Binding,
     BindingKey,
     BindingKind,
+    Identity,
     PolicyRule,
     Role,
     Subject,
@@ -67,17 +67,6 @@ def _ts(t: float | None) -> str:
 
 def _day(d: int) -> str:
     return datetime.fromtimestamp(d * DAY, UTC).strftime("%Y-%m-%d")
-
-
-def _res(a: Access) -> str:
-    if not a.resource_request:
-        return a.path
-    return f"{a.combined_resource}.{a.api_group}" if a.api_group else a.combined_resource
-
-
-def op(a: Access) -> str:
-    """``get pods in team-a`` style operation text."""
-    return a.display()
 
 
 def _row_label(atom: PolicyRule) -> str:
@@ -214,7 +203,7 @@ def _members(f: BindingFinding) -> tuple[vm.MemberUse, ...]:
     out = []
     for user in sorted(per):
         us = per[user]
-        ops = sorted({op(u.access) for u in us})
+        ops = sorted({u.access.display() for u in us})
         via = next((u.subject.name for u in us if u.subject.kind == "Group"), "")
         out.append(
             vm.MemberUse(
@@ -241,7 +230,7 @@ def denied_by_binding(
             if not b.builtin and applies_to(d.identity, b) is not None:
                 out[b.key].append(
                     vm.DeniedRequest(
-                        d.identity.user, op(d.access), d.count, _lacked(d.access), _ts(d.last)
+                        d.identity.user, d.access.display(), d.count, _lacked(d.access), _ts(d.last)
                     )
                 )
     return {
@@ -326,10 +315,8 @@ def binding_view(
 
 
 def _subject_kind(user: str) -> tuple[str, str, str]:
-    if user.startswith(SA_PREFIX):
-        ns, _, name = user[len(SA_PREFIX) :].partition(":")
-        return "ServiceAccount", name, ns
-    return "User", user, ""
+    sa = Identity(user).service_account
+    return ("ServiceAccount", sa[1], sa[0]) if sa is not None else ("User", user, "")
 
 
 def subject_views(result: Result, days_observed: int) -> tuple[vm.SubjectView, ...]:
@@ -361,7 +348,7 @@ def subject_views(result: Result, days_observed: int) -> tuple[vm.SubjectView, .
         d["groups"].update(dn.identity.groups)
         d["denied"].append(
             vm.DeniedRequest(
-                dn.identity.user, op(dn.access), dn.count, _lacked(dn.access), _ts(dn.last)
+                dn.identity.user, dn.access.display(), dn.count, _lacked(dn.access), _ts(dn.last)
             )
         )
     out = []
@@ -370,7 +357,7 @@ def subject_views(result: Result, days_observed: int) -> tuple[vm.SubjectView, .
         kind, name, ns = _subject_kind(user)
         cells: dict[str, set[str]] = defaultdict(set)
         for a in d["atoms"]:
-            cells[_res(a)].add(a.verb)
+            cells[a.target].add(a.verb)
         verbs = tuple(sorted({v for s in cells.values() for v in s}, key=_verb_key))
         m = vm.Matrix(
             verbs,
@@ -421,10 +408,10 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
         d["requests"] += st.count
         d["first"] = st.first if d["first"] is None else min(d["first"], st.first)
         d["last"] = st.last if d["last"] is None else max(d["last"], st.last)
-        d["ops"][f"{key.access.verb} {_res(key.access)}"] += st.count
+        d["ops"][f"{key.access.verb} {key.access.target}"] += st.count
         if key.decision == Decision.FORBID:
             d["denied"] += st.count
-            dk = (key.identity.user, op(key.access))
+            dk = (key.identity.user, key.access.display())
             denied_ops[dk] += st.count
             last = max(st.last, denied_info[dk][1]) if dk in denied_info else st.last
             denied_info[dk] = (_lacked(key.access), last)
