@@ -13,7 +13,6 @@ from rbac_advisor.apiresources import lookup, split_resource_arg
 from rbac_advisor.authorizer import Authorizer
 from rbac_advisor.errors import InputError
 from rbac_advisor.rbac import (
-    MASTERS_GROUP,
     Access,
     Grant,
     Identity,
@@ -106,7 +105,7 @@ def ask(authorizer: Authorizer, q: Question) -> Answer:
     """Answer one question against the snapshot behind ``authorizer``."""
     identity = identity_for(q.user, q.groups)
     access, notes = access_for(q)
-    if MASTERS_GROUP in identity.groups:
+    if identity.privileged:
         notes.append("system:masters members are allowed everything before RBAC is consulted")
         return Answer(True, identity, access, privileged=True, notes=tuple(notes))
     decision = authorizer.decide(Request(identity, access))

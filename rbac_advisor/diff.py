@@ -26,7 +26,6 @@ from rbac_advisor.rbac import (
 )
 from rbac_advisor.risk import classify
 
-MASTERS = "system:masters"
 # Verbs an audit log can show for resources; anything else (bind, escalate, approve,
 # sign, use, custom verbs) is never observed and so never judged unused.
 OBSERVABLE_VERBS = frozenset(
@@ -169,10 +168,6 @@ class Findings:
     snapshot: Snapshot = field(default_factory=Snapshot)
 
 
-def _is_masters(identity: Identity) -> bool:
-    return MASTERS in identity.groups
-
-
 def _choose(
     grants_by_binding: dict[BindingKey, list[int]],
     bindings: dict[BindingKey, Binding],
@@ -211,7 +206,7 @@ def find(
     # Requests only one reviewable binding can serve pin that binding for the subject:
     # preferring pinned bindings for the other requests keeps fewer bindings alive.
     for o in obs:
-        if _is_masters(o.identity) or o.decision == Decision.FORBID:
+        if o.identity.privileged or o.decision == Decision.FORBID:
             continue
         grants = authz.decide(Request(o.identity, o.access)).grants
         keys = {g.binding for g in grants}
@@ -222,7 +217,7 @@ def find(
     unexplained: list[Observation] = []
     privileged = 0
     for o in obs:
-        if _is_masters(o.identity):
+        if o.identity.privileged:
             privileged += o.count
             continue
         decision = authz.decide(Request(o.identity, o.access))

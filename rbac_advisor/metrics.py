@@ -80,7 +80,7 @@ def tightness(
 
     None when identities x cells exceeds MAX_CELLS (too costly to enumerate).
     """
-    obs = [o for o in observations if "system:masters" not in o.identity.groups]
+    obs = [o for o in observations if not o.identity.privileged]
     namespaced = {(r.group, r.name): r.namespaced for r in BUILTIN}
     res_keys: set[tuple[str, str, str, bool]] = set()
     for g, r, s in [(r.group, r.name, "") for r in BUILTIN] + list(SUBRESOURCES):

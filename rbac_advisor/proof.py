@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rbac_advisor import replay
-from rbac_advisor.authorizer import Authorizer, covers
+from rbac_advisor.authorizer import Authorizer, covers, sa_username
 from rbac_advisor.diff import Observation
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import (
@@ -85,7 +85,7 @@ def _identity(s: Subject, namespace: str) -> Identity | None:
         return Identity("rbac-advisor:probe", (s.name,))
     if s.kind == SubjectKind.SERVICE_ACCOUNT:
         ns = s.namespace or namespace
-        return Identity(f"system:serviceaccount:{ns}:{s.name}") if ns else None
+        return Identity(sa_username(ns, s.name)) if ns else None
     return None
 
 
@@ -100,7 +100,7 @@ def prove(
     broken: list[Broken] = []
     checked = requests = 0
     for o in observations:
-        if "system:masters" in o.identity.groups:
+        if o.identity.privileged:
             continue
         req = Request(o.identity, o.access)
         b, a = before_authz.allows(req), after_authz.allows(req)

@@ -240,6 +240,11 @@ class Identity:
     groups: tuple[str, ...] = ()
 
     @property
+    def privileged(self) -> bool:
+        """In ``system:masters``: allowed everything before RBAC is consulted (A3)."""
+        return MASTERS_GROUP in self.groups
+
+    @property
     def service_account(self) -> tuple[str, str] | None:
         """(namespace, name) when the user is a service account."""
         if not self.user.startswith(SA_PREFIX):

@@ -23,7 +23,6 @@ from rbac_advisor.aggregation import reaggregate
 from rbac_advisor.authorizer import Authorizer
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import (
-    MASTERS_GROUP,
     NODE_PREFIX,
     NODES_GROUP,
     Access,
@@ -160,7 +159,7 @@ def replay_report(
         n_entries += 1
         request = Request(identity, access)
         seen.add(request)
-        if MASTERS_GROUP in identity.groups:
+        if identity.privileged:
             privileged += count
             continue
         if decision is Decision.ALLOW or decision is Decision.FORBID:

@@ -19,12 +19,12 @@ from rbac_advisor.rbac import (
     ALL_AUTHENTICATED,
     ALL_UNAUTHENTICATED,
     ANONYMOUS,
+    NODE_PREFIX,
     Access,
     Identity,
     authenticated_identity,
 )
 
-NODE_PREFIX = "system:node:"
 AUTHN_GROUP = "authentication.k8s.io"
 IMPERSONATE = "impersonate"
 FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
