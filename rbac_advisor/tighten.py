@@ -23,7 +23,6 @@ from rbac_advisor.rbac import (
     RoleRef,
     Snapshot,
     Subject,
-    SubjectKind,
 )
 from rbac_advisor.rules import Need, minimal_rules
 
@@ -341,10 +340,3 @@ def _replace_rules(
 
 def _with_subjects(b: Binding, subjects: tuple[Subject, ...]) -> Binding:
     return Binding(b.kind, b.name, b.namespace, b.role_ref, subjects, b.labels, b.annotations)
-
-
-def subject_label(s: Subject) -> str:
-    """``User alice``, ``Group dev``, ``ServiceAccount ns/name``."""
-    if s.kind == SubjectKind.SERVICE_ACCOUNT:
-        return f"ServiceAccount {s.namespace}/{s.name}"
-    return f"{s.kind} {s.name}"

@@ -366,16 +366,6 @@ _light = msgspec.json.Decoder(_Light)
 _EARLY = {"RequestReceived": 0, "ResponseStarted": 1}
 
 
-def received_key(line: bytes) -> tuple[str, str, str, str] | None:
-    """The request key of a RequestReceived line, read without building an Event.
-
-    None unless the line is valid JSON, stage RequestReceived, with an auditID. The key
-    equals :func:`dedupe.request_key` of the Event the line would give.
-    """
-    got = early_key(line)
-    return got[0] if got is not None and got[1] == 0 else None
-
-
 def early_key(line: bytes) -> tuple[tuple[str, str, str, str], int] | None:
     """The request key and stage rank of a RequestReceived or ResponseStarted line.
 

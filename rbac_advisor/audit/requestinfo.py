@@ -94,11 +94,3 @@ def _split_term(term: str) -> tuple[str, str, str]:
         if sep:
             return field.strip(), op, val.strip()
     return term, "", ""
-
-
-def is_watch(query: str) -> bool:
-    """True when the query asks for a watch (``watch=true``/``1``, or any unparsable value)."""
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key == "watch":
-            return value.lower() not in ("false", "0")
-    return False
