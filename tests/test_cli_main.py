@@ -56,3 +56,16 @@ def test_demo_writes_the_four_outputs(tmp_path: Path) -> None:
     findings = json.loads((tmp_path / "out" / "findings.json").read_text())
     assert findings["proof"]["sound"] is True
     assert "report.html" in proc.stderr
+
+
+def test_empty_rbac_says_nothing_to_apply_and_warns(tmp_path: Path) -> None:
+    rbac = tmp_path / "rbac.yaml"
+    rbac.write_text("apiVersion: v1\nkind: List\nitems: []\n")
+    proc = run(
+        "analyze", "--audit", str(REPO / "fixtures/demo/audit.jsonl"), "--rbac", str(rbac),
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "are not allowed by this RBAC" in proc.stderr
+    assert "roles.yaml holds no objects" in proc.stderr
+    assert "prune.yaml holds no objects" in proc.stderr

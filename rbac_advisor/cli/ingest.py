@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, parse_lines
@@ -84,6 +84,18 @@ class Progress:
         if self.shown:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+def cluster_progress() -> Callable[[str, int], None] | None:
+    """A ``cluster.fetch`` progress callback for an interactive stderr (None otherwise)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(kind: str, count: int) -> None:
+        sys.stderr.write(f"\rreading {kind}: {count:,} objects\033[K")
+        sys.stderr.flush()
+
+    return show
 
 
 def source_info(path: str, st: SourceStats, requests: int, sha256: str) -> SourceInfo:

@@ -50,7 +50,12 @@ def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
         from rbac_advisor import cluster
 
         kc = str(inputs.kubeconfig) if inputs.kubeconfig else None
-        items = cluster.fetch(kc, inputs.context, inputs.in_cluster)
+        from rbac_advisor.cli.ingest import cluster_progress
+
+        progress = cluster_progress()
+        items = cluster.fetch(kc, inputs.context, inputs.in_cluster, progress=progress)
+        if progress is not None:
+            typer.echo("", err=True)
         snap = parse_objects(("cluster", i) for i in items)
         source = (
             "in-cluster"
@@ -198,6 +203,22 @@ def review(
             f"{t.before_per_used:.1f} before, {t.after_per_used:.1f} after",
             err=True,
         )
+    unexplained = sum(o.count for o in result.findings.unexplained)
+    if unexplained:
+        typer.echo(
+            f"warning: {unexplained} request(s) logged as allowed are not allowed by this RBAC "
+            "(another authorizer such as Node, RBAC changed during the window, or an incomplete "
+            "dump); they keep nothing alive in the recommendation",
+            err=True,
+        )
+    for name, objs in (("roles.yaml", result.plan.apply), ("prune.yaml", result.plan.prune)):
+        if not objs:
+            verb = "apply" if name == "roles.yaml" else "delete"
+            typer.echo(
+                f"note: {name} holds no objects; skip `kubectl {verb} -f {name}` "
+                "(kubectl refuses an empty file)",
+                err=True,
+            )
     typer.echo(f"report: {out / 'report.html'}", err=True)
     if model.skipped:
         typer.echo(f"warning: {model.skipped} malformed log line(s) were skipped", err=True)

@@ -44,12 +44,16 @@ def snapshot(
     if in_cluster and (kubeconfig or context):
         raise typer.BadParameter("--in-cluster cannot be combined with --kubeconfig/--context")
     from rbac_advisor import cluster  # lazy: loads the kubernetes client
+    from rbac_advisor.cli.ingest import cluster_progress
 
     started = time.monotonic()
+    progress = cluster_progress()
     items = cluster.fetch(
         str(kubeconfig) if kubeconfig else None, context, in_cluster,
-        page_size=page_size, timeout=timeout,
+        page_size=page_size, timeout=timeout, progress=progress,
     )  # fmt: skip
+    if progress is not None:
+        typer.echo("", err=True)
     text = dump_list(cluster.to_list_document(items))
     _write(output, text)
     counts = Counter(str(o.get("kind")) for o in items)
