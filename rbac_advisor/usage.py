@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -64,17 +65,17 @@ def new_key(
     The caller computed its hash with :func:`key_hash` from memoised part hashes (many
     keys share their parts).
     """
-    k = object.__new__(UsageKey)
-    for name, value in (
-        ("identity", ident),
-        ("access", acc),
-        ("decision", dec),
-        ("via", via),
-        ("tool", tool),
-        ("_hash", h),
-    ):
-        object.__setattr__(k, name, value)
+    k: UsageKey = object.__new__(UsageKey)
+    for setter, value in zip(_KEY_SETTERS, (ident, acc, dec, via, tool, h), strict=True):
+        setter(k, value)
     return k
+
+
+# The slot setters: they bypass the frozen ``__setattr__`` as ``object.__setattr__`` does in
+# ``__init__``, without its name lookup.
+_KEY_SETTERS: tuple[Any, ...] = tuple(
+    getattr(UsageKey, f).__set__ for f in ("identity", "access", "decision", "via", "tool", "_hash")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,29 +133,43 @@ class Session:
     decision: Decision
 
 
-def _via_order(via: ReasonRef | None) -> tuple[str, ...]:
+# An Identity's and an Access's parts of key_order: their fields, in order.
+identity_order = attrgetter("user", "groups")
+access_order = attrgetter(
+    "verb", "api_group", "resource", "subresource", "namespace", "name", "path", "resource_request"
+)
+
+
+def via_order(via: ReasonRef | None) -> tuple[str, ...]:
+    """A reason's part of :func:`key_order`: every field, ``()`` for None."""
     if via is None:
         return ()
     b, r, s = via.binding, via.role, via.subject
-    return (b.kind, b.name, b.namespace, r.kind, r.name, r.namespace, s.kind, s.name, s.namespace)
+    return (
+        b.kind,
+        b.name,
+        b.namespace,
+        r.kind,
+        r.name,
+        r.namespace,
+        s.kind,
+        s.name,
+        s.namespace,
+        s.api_group,
+    )
 
 
 def key_order(k: UsageKey) -> tuple[Any, ...]:
-    """A total order on keys as plain tuples (fast to compare; ``via`` may be None)."""
-    i, a = k.identity, k.access
+    """The canonical total order on keys as plain tuples (``via`` may be None).
+
+    Equal tuples mean equal keys. ``freeze`` gives this order without building the tuples
+    (see ``usage_merge``).
+    """
     return (
-        i.user,
-        i.groups,
-        a.verb,
-        a.api_group,
-        a.resource,
-        a.subresource,
-        a.namespace,
-        a.name,
-        a.path,
-        a.resource_request,
+        *identity_order(k.identity),
+        *access_order(k.access),
         str.__str__(k.decision),
-        _via_order(k.via),
+        via_order(k.via),
         k.tool,
     )
 
@@ -251,20 +266,45 @@ def freeze(
     client_ips: Mapping[tuple[str, str], frozenset[str]] | None = None,
     sessions: Iterable[Session] = (),
     filtered: int = 0,
+    ordered: bool = False,
 ) -> Usage:
-    """A Usage in canonical form: every mapping sorted and read-only, caps applied."""
+    """A Usage in canonical form: every mapping sorted and read-only, caps applied.
+
+    ``ordered`` True: ``entries`` is a dict already in :func:`key_order` order, handed over
+    (not copied).
+    """
+    if ordered and isinstance(entries, dict):
+        frozen = entries
+    else:
+        from rbac_advisor.usage_merge import sort_order
+
+        keys = list(entries)
+        vals = list(map(entries.__getitem__, keys))
+        order = sort_order(keys)
+        frozen = dict(zip(map(keys.__getitem__, order), map(vals.__getitem__, order), strict=True))
+    activity = activity or {}
+    ips = client_ips or {}
     return Usage(
-        entries=MappingProxyType({k: entries[k] for k in sorted(entries, key=key_order)}),
+        entries=MappingProxyType(frozen),
         requests=requests,
         unauthenticated=unauthenticated,
         start=start,
         end=end,
         sources=tuple(sorted(sources)),
-        activity=MappingProxyType(dict(sorted((activity or {}).items()))),
-        client_ips=MappingProxyType({k: cap_ips(v) for k, v in sorted((client_ips or {}).items())}),
-        sessions=tuple(sorted(sessions)[-SESSIONS_MAX:]),
+        activity=MappingProxyType({k: activity[k] for k in sorted(activity)}),
+        client_ips=MappingProxyType({k: _capped(ips[k]) for k in sorted(ips)}),
+        sessions=tuple(sorted(sessions, key=_session_order)[-SESSIONS_MAX:]),
         filtered=filtered,
     )
+
+
+def _capped(ips: frozenset[str]) -> frozenset[str]:
+    return ips if len(ips) <= IPS_MAX and type(ips) is frozenset else cap_ips(ips)
+
+
+# Session's own order (order=True compares these fields as a tuple), without a Python call
+# per comparison.
+_session_order = attrgetter(*(f.name for f in fields(Session)))
 
 
 def _unpickle(

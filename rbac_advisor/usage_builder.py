@@ -1,14 +1,18 @@
 """The streaming accumulator behind ``usage.build``: events in, a frozen Usage out. Pure.
 
 Keys are object ids of the interned Identity/Access/ReasonRef values (cheap to hash); equal
-values under different ids are merged when the Usage is frozen.
+values under different ids are merged when the Usage is frozen, column by column
+(``usage_merge``). Exported states (a worker's share of a file) are kept as they come and
+merged with the rest at the end.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 from rbac_advisor.audit import useragent
 from rbac_advisor.audit.dedupe import Deduper
@@ -22,14 +26,38 @@ from rbac_advisor.usage import (
     BuildOptions,
     Session,
     SourceInfo,
-    Stats,
     Usage,
-    UsageKey,
     cap_ips,
     freeze,
-    key_hash,
-    new_key,
 )
+from rbac_advisor.usage_merge import Rows, from_entries, merge, to_entries
+
+
+class Export(NamedTuple):
+    """A builder's counted state as plain picklable values (see ``UsageBuilder.export``)."""
+
+    rows: Rows
+    requests: int
+    unauthenticated: int
+    filtered: int
+    start: float | None
+    end: float | None
+    activity: dict[tuple[str, str, int], int]
+    client_ips: dict[tuple[str, str], set[str]]
+    sessions: list[Session]
+    by_source: dict[int, int]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold generational GC while the model's many small acyclic objects are allocated."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class UsageBuilder:
@@ -44,6 +72,7 @@ class UsageBuilder:
         # unique. Equal values under different ids are merged in finish().
         self._entries: dict[tuple[int, int, str, int, str], list[Any]] = {}
         self._objs: dict[tuple[int, int, str, int, str], tuple[Any, ...]] = {}
+        self._parts: list[Rows] = []  # absorbed exports, merged in finish()
         self._requests = 0
         self._unauth = 0
         self._filtered = 0
@@ -202,10 +231,15 @@ class UsageBuilder:
             if len(cur_ips) > IPS_MAX:
                 self._ips[(ident.user, tool)] = set(cap_ips(cur_ips))
 
-    def export(self) -> tuple[Any, ...]:
+    def _rows(self) -> Rows:
+        if not self._parts:
+            return from_entries(self._entries, self._objs, ordered=True)
+        return merge([*self._parts, from_entries(self._entries, self._objs, ordered=False)])
+
+    def export(self) -> Export:
         """The counted state as plain picklable values (see :meth:`absorb_export`)."""
-        rows = [(*self._objs[k], *v) for k, v in self._entries.items()]
-        return (
+        rows = self._rows()
+        return Export(
             rows,
             self._requests,
             self._unauth,
@@ -221,9 +255,7 @@ class UsageBuilder:
     def absorb_export(self, state: tuple[Any, ...], source: int) -> None:
         """Add what another builder exported (a worker's share of a file)."""
         rows, requests, unauth, filtered, start, end, activity, ips, sessions, _ = state
-        for ident, acc, dec, via, tool, count, first, last, days in rows:
-            self.add_aggregate(ident, acc, dec, via, tool, count, first, last, {}, ())
-            self._entries[(id(ident), id(acc), dec, id(via), tool)][3].update(days)
+        self._parts.append(rows)
         self.by_source[source] = self.by_source.get(source, 0) + requests
         self._requests += requests
         self._unauth += unauth
@@ -281,39 +313,23 @@ class UsageBuilder:
             self.deduper.out.clear()
 
     def finish(self, sources: Iterable[SourceInfo] = ()) -> Usage:
-        """Flush and freeze into a Usage."""
+        """Flush and freeze into a Usage (the counted uses move into it)."""
         self.flush()
-        entries: dict[UsageKey, Stats] = {}
-        hashes: dict[int, int] = {}  # id -> hash of the (shared, interned) parts
-        day_sets: dict[frozenset[int], frozenset[int]] = {}
-        raw, objs = self._entries, self._objs
-        while raw:  # pop as we go: the frozen copy replaces the working one
-            k, v = raw.popitem()
-            ident, acc, dec, via, tool = objs.pop(k)
-            hi = hashes.get(k[0])
-            if hi is None:
-                hi = hashes[k[0]] = hash(ident)
-            ha = hashes.get(k[1])
-            if ha is None:
-                ha = hashes[k[1]] = hash(acc)
-            hv = hashes.get(k[3])
-            if hv is None:
-                hv = hashes[k[3]] = hash(via)
-            uk = new_key(ident, acc, dec, via, tool, key_hash(hi, ha, dec, hv, tool))
-            days = frozenset(v[3])
-            days = day_sets.setdefault(days, days)  # most keys share a few day sets
-            st = Stats(v[0], v[1], v[2], days)
-            cur = entries.get(uk)
-            entries[uk] = st if cur is None else cur.merge(st)
-        return freeze(
-            entries,
-            requests=self._requests,
-            unauthenticated=self._unauth,
-            start=self._start,
-            end=self._end,
-            sources=sources,
-            activity=self._activity,
-            client_ips={k: frozenset(v) for k, v in self._ips.items()},
-            sessions=self._sessions,
-            filtered=self._filtered,
-        )
+        with _gc_paused():
+            parts = [*self._parts, from_entries(self._entries, self._objs, ordered=False)]
+            self._entries, self._objs, self._parts = {}, {}, []
+            entries = to_entries(parts)
+            del parts
+            return freeze(
+                entries,
+                requests=self._requests,
+                unauthenticated=self._unauth,
+                start=self._start,
+                end=self._end,
+                sources=sources,
+                activity=self._activity,
+                client_ips={k: frozenset(v) for k, v in self._ips.items()},
+                sessions=self._sessions,
+                filtered=self._filtered,
+                ordered=True,
+            )
