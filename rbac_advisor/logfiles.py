@@ -1,8 +1,9 @@
 """Opening audit sources: files, gzip (by magic bytes), directories, rotated sets, stdin.
 
-Yields numbered texts ``(path, line_no, bytes)`` for ``audit.parse_lines`` and the sha256 of
-what was read. JSON-lines files give one text per line; a file whose first line is a bare
-``{`` or ``[`` (pretty-printed JSON, ``jq .`` output) gives one text per JSON document.
+Yields blocks of numbered texts ``(path, first_line_no, [bytes, ...])`` for
+``audit.parse_blocks`` and the sha256 of what was read. JSON-lines files give one text per
+line; a file whose first line is a bare ``{`` or ``[`` (pretty-printed JSON, ``jq .``
+output) gives one text per JSON document.
 """
 
 from __future__ import annotations
@@ -15,16 +16,28 @@ import queue
 import re
 import sys
 import threading
+import types
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from rbac_advisor.audit import SourceStats
 from rbac_advisor.errors import AuditParseError, InputError
 
+_zlib: types.ModuleType = zlib
+INFLATE_ERRORS: tuple[type[Exception], ...] = (EOFError, gzip.BadGzipFile, zlib.error)
+try:  # ISA-L inflates gzip about five times faster than zlib, with the same interface
+    from isal import isal_zlib
+
+    _zlib = isal_zlib
+    INFLATE_ERRORS += (cast("type[Exception]", isal_zlib.error),)
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    pass
+
 STDIN = "-"
 BLOCK = 1 << 20
+Block = tuple[str, int, list[bytes]]
 GZIP_MAGIC = b"\x1f\x8b"
 LOG_EXTENSIONS = frozenset({".log", ".json", ".jsonl", ".ndjson", ".txt", ".gz", ".audit"})
 # lumberjack (the apiserver's rotation): audit-2026-11-20T10-00-00.000.log[.gz]
@@ -105,11 +118,12 @@ class Source:
 class _Reader:
     """File-like: replays a prefix already read, then the rest; hashes every raw byte."""
 
-    def __init__(self, raw: BinaryIO, prefix: bytes, h: hashlib._Hash) -> None:
+    def __init__(self, raw: BinaryIO, prefix: bytes, h: hashlib._Hash | None) -> None:
         self.raw = raw
         self.prefix = prefix
         self.h = h
-        h.update(prefix)
+        if h is not None:
+            h.update(prefix)
 
     def read(self, n: int = -1) -> bytes:
         if self.prefix:
@@ -119,7 +133,8 @@ class _Reader:
                 b, self.prefix = self.prefix[:n], self.prefix[n:]
             return b
         b = self.raw.read(n)
-        self.h.update(b)
+        if self.h is not None:
+            self.h.update(b)
         return b
 
     def readable(self) -> bool:
@@ -129,7 +144,7 @@ class _Reader:
 def _inflate(reader: _Reader) -> Iterator[bytes]:
     # gzip by hand: what precedes damage is still yielded, and members may be concatenated
     # (as gzip and rotated logs allow). Output is bounded per call to keep memory flat.
-    d = zlib.decompressobj(wbits=31)
+    d = _zlib.decompressobj(wbits=31)
     while chunk := reader.read(BLOCK):
         while chunk:
             out = d.decompress(chunk, 4 * BLOCK)
@@ -146,13 +161,49 @@ def _inflate(reader: _Reader) -> Iterator[bytes]:
                     raise gzip.BadGzipFile("garbage after the last gzip member")
                 chunk = b""
             if chunk:
-                d = zlib.decompressobj(wbits=31)
+                d = _zlib.decompressobj(wbits=31)
     if not d.eof:
         raise EOFError("compressed file ended before the end-of-stream marker was reached")
 
 
+def inflate_file(path: str) -> Generator[bytes, None, None]:
+    """The decompressed bytes of a gzip file, in pieces (not hashed).
+
+    Raises:
+        EOFError, gzip.BadGzipFile or an inflate error (see ``INFLATE_ERRORS``) on damage;
+        OSError when the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        yield from _inflate(_Reader(f, b"", None))
+
+
+def inflated_size(path: str, sample: int = 4 << 20) -> int:
+    """The decompressed size of a gzip file, estimated (good enough to split work by).
+
+    The trailer's ISIZE is the size modulo 2**32 of the last member; the compression
+    ratio of the first ``sample`` bytes picks the multiple of 2**32 to add.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(sample)
+        f.seek(max(size - 4, 0))
+        isize = int.from_bytes(f.read(4), "little")
+    d = _zlib.decompressobj(wbits=31)
+    try:
+        out = len(d.decompress(head, 64 * sample))
+    except INFLATE_ERRORS:
+        return isize
+    if len(head) >= size and d.eof:
+        return out
+    guess = out * size / max(len(head) - len(d.unconsumed_tail), 1)
+    return isize + max(round((guess - isize) / 2**32), 0) * 2**32
+
+
 def _threaded(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    """Run a block producer in a thread (zlib and hashlib release the GIL), a few ahead."""
+    """Run a block producer in a thread (inflate and hashlib release the GIL), a few ahead."""
     q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
     stop = threading.Event()
 
@@ -220,19 +271,18 @@ def _documents(path: str, text: bytes) -> Iterator[tuple[str, int, bytes]]:
         i = end
 
 
-def _lines(path: str, blocks: Iterator[bytes], head: bytes) -> Iterator[tuple[str, int, bytes]]:
-    no = 0
+def _line_blocks(path: str, blocks: Iterator[bytes], head: bytes) -> Iterator[Block]:
+    no = 1
     carry = b""
     for block in _chain(head, blocks):
         parts = block.split(b"\n")
         parts[0] = carry + parts[0]
         carry = parts.pop()
-        for line in parts:
-            no += 1
-            if line and not line.isspace():
-                yield path, no, line[:-1] if line.endswith(b"\r") else line
-    if carry and not carry.isspace():
-        yield path, no + 1, carry.rstrip(b"\r")
+        if parts:
+            yield path, no, parts
+            no += len(parts)
+    if carry:
+        yield path, no, [carry]
 
 
 def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -241,10 +291,12 @@ def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def read(
-    src: Source, stats: SourceStats, *, skip_malformed: bool
-) -> Iterator[tuple[str, int, bytes]]:
-    """Yield the numbered texts of one source; fills ``src.sha256`` when done.
+def read_blocks(src: Source, stats: SourceStats, *, skip_malformed: bool) -> Iterator[Block]:
+    """Yield the numbered texts of one source as blocks; fills ``src.sha256`` when done.
+
+    A block is ``(path, n, texts)``: ``texts[i]`` is line ``n + i`` (blank lines and a
+    trailing carriage return included; ``audit.parse_blocks`` skips and strips them), or one whole
+    JSON document of a pretty-printed file.
 
     Raises:
         AuditParseError: truncated or corrupt gzip data (with ``skip_malformed`` the rest
@@ -269,12 +321,13 @@ def read(
                     break
             first = head.lstrip().split(b"\n", 1)[0].strip()
             if first in (b"{", b"["):
-                yield from _documents(path, head + b"".join(blocks))
+                for p, no, text in _documents(path, head + b"".join(blocks)):
+                    yield p, no, [text]
             else:
-                for item in _lines(path, blocks, head):
-                    last = item[1]
+                for item in _line_blocks(path, blocks, head):
+                    last = item[1] + len(item[2]) - 1
                     yield item
-        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        except INFLATE_ERRORS as err:
             reason = f"truncated or corrupt gzip data ({str(err)[:80]})"
             if not skip_malformed:
                 raise AuditParseError(path, last + 1, reason) from None
@@ -288,3 +341,13 @@ def read(
         blocks.close()  # stops the reader thread before the file is closed
         if f is not sys.stdin.buffer:
             f.close()
+
+
+def read(
+    src: Source, stats: SourceStats, *, skip_malformed: bool
+) -> Iterator[tuple[str, int, bytes]]:
+    """The non-blank texts of :func:`read_blocks` one by one, without a trailing carriage return."""
+    for path, no, texts in read_blocks(src, stats, skip_malformed=skip_malformed):
+        for i, line in enumerate(texts):
+            if line and not line.isspace():
+                yield path, no + i, line[:-1] if line.endswith(b"\r") else line

@@ -2,9 +2,11 @@
 
 Most lines of a real log are the final stage of an ordinary request: no impersonation,
 an authorization annotation, not an interactive session. For those, :class:`RawAggregator`
-counts on the raw decoded fields and normalises each distinct combination once at the
-end, which gives exactly the model that building an Event per request would (a test
-checks this); every other record takes the Event path.
+counts on the decoded (hashable) structs themselves, keyed by (user, verb, URI where the
+authorizer reads it, objectRef, annotations, userAgent), and normalises each distinct
+combination once at the end. Whether a combination may take this path is decided once,
+when it is first seen; a refused one, and every other record, takes the Event path. Both
+paths give exactly the same model (``tests/test_usage_fast.py`` checks this).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rbac_advisor.audit.normalise import identity, reason_ref, resource_access, 
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.audit.useragent import tool as ua_tool
-from rbac_advisor.events import Decision
+from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Identity
 from rbac_advisor.usage import DAY, IPS_MAX, SESSION_SUBRESOURCES, BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
@@ -26,11 +28,27 @@ from rbac_advisor.usage_builder import UsageBuilder
 _FINAL = frozenset({"ResponseComplete", "Panic"})
 _DECISIONS = {"allow": Decision.ALLOW, "forbid": Decision.FORBID}
 _LIST = frozenset({"list", "watch"})
-RawKey = tuple[int, str, bool, str, str, str, str, str, str, str, str | None, str]
+# Raw combinations held before they are normalised into the builder (memory bound; a
+# combination seen again later is merged there, at the cost of normalising it twice).
+RAW_MAX = 80_000
+# (user, verb, URI the authorizer reads or non-resource path, objectRef, annotations, agent)
+RawKey = tuple[native.UserStruct, str, str, native.RefStruct | None, native.AnnStruct | None, str]
+
+
+def _qualifies(rk: RawKey) -> bool:
+    """True when requests of this combination need nothing but counting."""
+    user, verb, u, ref, ann, ua = rk
+    if not verb or not ua or not user.username or not user.groups:
+        return False
+    if ann is None or ann.decision not in _DECISIONS:
+        return False
+    if ref is None:
+        return bool(u)
+    return bool(ref.resource) and ref.subresource not in SESSION_SUBRESOURCES
 
 
 class RawAggregator:
-    """A ``parse_lines`` sink feeding one UsageBuilder (call :meth:`flush` at the end).
+    """A ``parse_blocks`` sink feeding one UsageBuilder (call :meth:`flush` at the end).
 
     The per-line code is a closure (:attr:`sink`): its state lives in closure cells, which
     are faster to reach than attributes on every line.
@@ -41,12 +59,11 @@ class RawAggregator:
         assert builder.deduper is not None
         self.builder = builder
         self._raw: dict[RawKey, list[Any]] = {}
-        self._idents: dict[int, Identity] = {}  # keeps interned identities alive by id
-        self._strings: dict[str, str] = {}
         self._requests: dict[int, int] = {}
-        self._window: list[str] = []
         self.sink: Callable[[native.NativeStruct, str, int], Key | None]
         self._set_head: Callable[[set[int] | None, int], None]
+        self._take_counts: Callable[[], None]
+        self._forget: Callable[[], None]
         self._source = 0
         self._make_sink(options)
 
@@ -70,57 +87,80 @@ class RawAggregator:
 
     def _make_sink(self, options: BuildOptions) -> None:
         raw = self._raw
-        idents = self._idents
-        strings = self._strings
-        tools: dict[str, str] = {}
+        refused: set[RawKey] = set()
+        # Canonical instances: equal users, annotations, agents and strings shared by keys.
+        users: dict[native.UserStruct, native.UserStruct] = {}
+        anns: dict[native.AnnStruct | None, native.AnnStruct | None] = {}
+        strings: dict[str, str] = {}
+        kubectl: dict[str, bool] = {}
         days_of: dict[str, int] = {}
-        finalize = self.builder.deduper.finalize  # type: ignore[union-attr]
+        deduper = self.builder.deduper
+        assert deduper is not None
+        done, done_old, pending, done_max = deduper.windows()
+        rotate = deduper.rotate
         count_filtered = self.builder.count_filtered
         since, until, kubectl_only = options.since, options.until, options.kubectl_only
         window = since is not None or until is not None
-        final, decisions, sessions, lists = _FINAL, _DECISIONS, SESSION_SUBRESOURCES, _LIST
+        final, lists, qualifies = _FINAL, _LIST, _qualifies
+        raw_max = RAW_MAX
         head: set[int] | None = None
         head_lines = 0
         n = 0
-        first: str | None = None
-        last: str | None = None
         agg = self
 
         def take_counts() -> None:
-            nonlocal n, first, last
+            nonlocal n
             if n:
                 agg._requests[agg._source] = agg._requests.get(agg._source, 0) + n
-            if first is not None and last is not None:
-                agg._window += [first, last]
-            n, first, last = 0, None, None
+            n = 0
 
         def set_head(keys: set[int] | None, lines: int) -> None:
             nonlocal head, head_lines
             head, head_lines = keys, lines
 
+        def forget() -> None:
+            for d in (refused, users, anns, strings):
+                d.clear()
+
         def sink(e: native.NativeStruct, path: str, no: int) -> Key | None:
-            nonlocal n, first, last
-            if e.stage not in final or e.impersonatedUser is not None or not e.auditID:
+            nonlocal n
+            if e.stage not in final or e.impersonatedUser is not None:
                 return None
-            ann = e.annotations
-            if ann is None or ann.decision not in decisions:
-                return None
-            ref = e.objectRef
-            if ref is not None and (not ref.resource or ref.subresource in sessions):
-                return None
-            ua = e.userAgent
-            verb = e.verb
-            if not ua or not e.sourceIPs or not verb:
-                return None
-            if verb == "patch" and e.responseStatus is not None and e.responseStatus.code == 201:
-                return None  # created by apply: also authorized as create (Event path)
+            aid = e.auditID
+            ips = e.sourceIPs
             # Times stay strings: the apiserver's fixed-width RFC 3339 form sorts like the
             # time it denotes; only first/last of each key are converted at the end.
             stamp = e.requestReceivedTimestamp
-            user = e.user
-            if len(stamp) != 27 or stamp[26] != "Z" or stamp[19] != ".":
+            if not aid or not ips or len(stamp) != 27 or stamp[26] != "Z" or stamp[19] != ".":
                 return None
-            if user is None or not user.username or not user.groups:
+            verb = e.verb
+            uri = e.requestURI
+            ref = e.objectRef
+            user = e.user
+            assert user is not None  # checked by parse_blocks
+            # The canonical instances (small, hot tables): the key lookup below then
+            # compares them by identity instead of field by field.
+            cu = users.get(user, user)
+            ann = e.annotations
+            ann = anns.get(ann, ann)
+            ua = e.userAgent
+            ua = strings.get(ua, ua)
+            rk: RawKey
+            if ref is None:
+                rk = (cu, verb, uri.partition("?")[0], None, ann, ua)
+            elif verb == "create" or (verb in lists and not ref.name and "fieldSelector" in uri):
+                rk = (cu, verb, uri, ref, ann, ua)
+            else:
+                if (
+                    verb == "patch"
+                    and e.responseStatus is not None
+                    and e.responseStatus.code == 201
+                ):
+                    return None  # created by apply: also authorized as create (Event path)
+                rk = (cu, verb, "", ref, ann, ua)
+            cur = raw.get(rk)
+            if cur is None and (rk in refused or not qualifies(rk)):
+                refused.add(rk)
                 return None
             day = days_of.get(stamp[:10])
             if day is None:
@@ -129,134 +169,137 @@ class RawAggregator:
                 except ValueError:
                     return None
                 days_of[stamp[:10]] = day
-            uri = e.requestURI
-            if ref is None and not uri:
-                return None
-            key = (
-                e.auditID,
-                user.username,
-                verb,
-                uri if "command=" not in uri else redact_uri(uri),
-            )
+            key = (aid, user.username, verb, uri if "command=" not in uri else redact_uri(uri))
+            h = hash(key)
             if head is not None and no <= head_lines:
-                head.add(hash(key))
-            if not finalize(key):
-                return key  # a duplicate of a request already counted
-            tool = tools.get(ua)
-            if tool is None:
-                tool = tools[ua] = ua_tool(ua)
+                head.add(h)
+            # As Deduper.finalize, inline: a request already counted adds nothing.
+            if h in done or h in done_old:
+                return key
+            if pending:
+                pending.pop(key, None)
+            done.add(h)
+            if len(done) >= done_max:
+                rotate()
             if window:
                 t = parse_time(stamp)
                 if (since is not None and t < since) or (until is not None and t >= until):
                     count_filtered()
                     return key
-            if kubectl_only and tool != "kubectl":
-                count_filtered()
-                return key
-            dec = ann.decision
-            reason = ann.reason if dec == "allow" else None
-            ident = identity(user.username, user.groups)
-            iid = id(ident)
-            if iid not in idents:
-                idents[iid] = ident
-            rk: RawKey
-            if ref is None:
-                rk = (
-                    iid,
-                    verb,
-                    False,
-                    uri.partition("?")[0],
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    dec,
-                    reason,
-                    tool,
-                )
-            else:
-                u = ""
-                if verb == "create" or (verb in lists and not ref.name and "fieldSelector" in uri):
-                    u = uri
-                rk = (
-                    iid, verb, True, u, ref.apiGroup, ref.resource, ref.subresource,
-                    ref.namespace, ref.name, dec, reason, tool,
-                )  # fmt: skip
-            ip = e.sourceIPs[0]
-            cur = raw.get(rk)
-            if cur is None:
-                # Share equal strings between keys: many keys, few distinct strings.
-                rk = tuple(  # type: ignore[assignment]
-                    strings.setdefault(x, x) if type(x) is str else x for x in rk
-                )
-                raw[rk] = [1, stamp, stamp, day, ip]  # one day / one IP: no container yet
-            else:
-                cur[0] += 1
-                if stamp < cur[1]:
-                    cur[1] = stamp
-                if stamp > cur[2]:
-                    cur[2] = stamp
-                days = cur[3]
-                if type(days) is int:
-                    if days != day:
-                        cur[3] = {days: cur[0] - 1, day: 1}
-                else:
-                    days[day] = days.get(day, 0) + 1
-                ips = cur[4]
-                if type(ips) is str:
-                    if ips != ip:
-                        cur[4] = {ips, ip}
-                elif ip not in ips:
-                    ips.add(ip)
-                    if len(ips) > IPS_MAX:
-                        ips.remove(max(ips))
+            if kubectl_only:
+                is_kubectl = kubectl.get(ua)
+                if is_kubectl is None:
+                    is_kubectl = kubectl[ua] = ua_tool(ua) == "kubectl"
+                if not is_kubectl:
+                    count_filtered()
+                    return key
             n += 1
-            if first is None or stamp < first:
-                first = stamp
-            if last is None or stamp > last:
-                last = stamp
+            ip = ips[0]
+            if cur is None:
+                # First use: make its parts canonical (later lines find them by identity)
+                # and share equal strings between keys (many keys, few distinct strings).
+                if cu is user:
+                    users[user] = user
+                if ann is e.annotations:
+                    anns[ann] = ann
+                sd = strings.setdefault
+                if ua is e.userAgent:
+                    strings[ua] = ua
+                if ref is not None:
+                    ref = native.RefStruct(
+                        sd(ref.resource, ref.resource),
+                        sd(ref.namespace, ref.namespace),
+                        ref.name,
+                        sd(ref.apiGroup, ref.apiGroup),
+                        sd(ref.subresource, ref.subresource),
+                    )
+                rk = (cu, sd(verb, verb), rk[2], ref, ann, ua)
+                raw[rk] = [1, stamp, stamp, day, ip]  # one day / one IP: no container yet
+                if len(raw) >= raw_max:
+                    agg._normalise()  # bounded memory: the builder merges what follows
+                return key
+            cur[0] += 1
+            if stamp < cur[1]:
+                cur[1] = stamp
+            elif stamp > cur[2]:
+                cur[2] = stamp
+            days = cur[3]
+            if type(days) is int:
+                if days != day:
+                    cur[3] = {days: cur[0] - 1, day: 1}
+            else:
+                days[day] = days.get(day, 0) + 1
+            cips = cur[4]
+            if type(cips) is str:
+                if cips != ip:
+                    cur[4] = {cips, ip}
+            elif ip not in cips:
+                cips.add(ip)
+                if len(cips) > IPS_MAX:
+                    cips.remove(max(cips))
             return key
 
         self.sink = sink
         self._take_counts = take_counts
         self._set_head = set_head
+        self._forget = forget
 
     def flush(self) -> None:
-        """Normalise every distinct raw combination and add it to the builder."""
+        """Normalise every distinct raw combination and add it to the builder.
+
+        Call it once, at the end of the input: the deduplication window is let go.
+        """
+        self.builder.deduper.forget()  # type: ignore[union-attr]
+        self._normalise()
+        self._forget()
+
+    def _normalise(self) -> None:
+        """Move the raw combinations counted so far into the builder."""
         self._take_counts()
         for source, count in self._requests.items():
             self.builder.count_requests(source, count)
-        if self._window:
-            stamps = sorted(self._window)
-            self.builder.count_window(parse_time(stamps[0]), parse_time(stamps[-1]))
         self._requests.clear()
-        self._window.clear()
         raw = self._raw
+        if raw:
+            first = min(v[1] for v in raw.values())
+            last = max(v[2] for v in raw.values())
+            self.builder.count_window(parse_time(first), parse_time(last))
+        idents: dict[native.UserStruct, Identity] = {}
+        vias: dict[str, ReasonRef | None] = {}
+        tools: dict[str, str] = {}
+        add = self.builder.add_aggregate
         while raw:
-            rk, (count, first_s, last_s, days, ips) = raw.popitem()
-            first, last = parse_time(first_s), parse_time(last_s)
-            (iid, verb, is_resource, u, group, resource, sub, ns, name, dec, reason, tool) = rk
-            ident = self._idents[iid]
-            if type(days) is int:
-                days = {days: count}
-            if type(ips) is str:
-                ips = (ips,)
-            if is_resource:
-                acc = resource_access(verb, u, group, resource, sub, ns, name)
-            else:
+            (user, verb, u, ref, ann, ua), (count, first_s, last_s, days, ips) = raw.popitem()
+            first = parse_time(first_s)
+            ident = idents.get(user)
+            if ident is None:
+                ident = idents[user] = identity(user.username, user.groups)
+            assert ann is not None and ann.decision is not None
+            dec = _DECISIONS[ann.decision]
+            via = None
+            if dec is Decision.ALLOW and ann.reason:
+                if ann.reason in vias:
+                    via = vias[ann.reason]
+                else:
+                    via = vias[ann.reason] = reason_ref(ann.reason)
+            tool = tools.get(ua)
+            if tool is None:
+                tool = tools[ua] = ua_tool(ua)
+            if ref is None:
                 acc = uri_access(verb, u)
-            self.builder.add_aggregate(
+            else:
+                acc = resource_access(
+                    verb, u, ref.apiGroup, ref.resource, ref.subresource, ref.namespace, ref.name
+                )
+            add(
                 ident,
                 acc,
-                _DECISIONS[dec],
-                reason_ref(reason),
+                dec,
+                via,
                 tool,
                 count,
                 first,
-                last,
-                days,
-                ips,
+                first if last_s is first_s else parse_time(last_s),
+                {days: count} if type(days) is int else days,
+                (ips,) if type(ips) is str else ips,
             )
-        self._strings.clear()
-        self._idents.clear()

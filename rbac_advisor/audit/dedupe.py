@@ -14,7 +14,7 @@ A request whose stages are further apart than that is counted twice.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from rbac_advisor.audit.normalise import STAGE_RANK
 from rbac_advisor.events import Event
@@ -63,8 +63,31 @@ class Deduper(Generic[T]):
         done = self._done
         done.add(h)
         if len(done) >= self._done_max:
-            self._done_old = done
-            self._done = set()
+            self.rotate()
+
+    def rotate(self) -> None:
+        """Forget the oldest generation of counted requests.
+
+        In place, so that callers holding :meth:`windows` keep valid references.
+        """
+        self._done_old.clear()
+        self._done_old.update(self._done)
+        self._done.clear()
+
+    def forget(self) -> None:
+        """Let go of the counted requests (the input has ended; waiting ones are kept)."""
+        self._done.clear()
+        self._done_old.clear()
+
+    def windows(self) -> tuple[set[int], set[int], OrderedDict[Key, Any], int]:
+        """The live state a fast path may share.
+
+        The hashes of counted requests (recent and older generation), the waiting
+        requests, and the generation size.
+        A caller that adds to the recent set must call :meth:`rotate` once it reaches the
+        generation size, as :meth:`finalize` does.
+        """
+        return self._done, self._done_old, self._pending, self._done_max
 
     def seen(self, key: Key) -> bool:
         """True when a request with this key was already emitted (within the window)."""

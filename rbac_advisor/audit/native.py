@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 
 from rbac_advisor.audit.normalise import Malformed, make_event, resource_access, uri_access
-from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.events import Event
 
@@ -176,11 +175,11 @@ def missing_fields(d: Mapping[str, Any]) -> tuple[str, ...]:
 # --- typed fast path -------------------------------------------------------------------
 
 
-class UserStruct(msgspec.Struct):
-    """The fields of ``user`` we read."""
+class UserStruct(msgspec.Struct, frozen=True, cache_hash=True):
+    """The fields of ``user`` we read (hashable: the fast path keys on it)."""
 
     username: str = ""
-    groups: list[str] = []
+    groups: tuple[str, ...] = ()
 
 
 class _ImpUser(msgspec.Struct):
@@ -190,7 +189,9 @@ class _ImpUser(msgspec.Struct):
     extra: dict[str, list[str]] = {}
 
 
-class _Ref(msgspec.Struct):
+class RefStruct(msgspec.Struct, frozen=True):
+    """The fields of ``objectRef`` we read (hashable)."""
+
     resource: str = ""
     namespace: str = ""
     name: str = ""
@@ -204,7 +205,9 @@ class _Status(msgspec.Struct):
     message: str = ""
 
 
-class _Ann(msgspec.Struct):
+class AnnStruct(msgspec.Struct, frozen=True, cache_hash=True):
+    """The authorization annotations (hashable)."""
+
     decision: str | None = msgspec.field(default=None, name=DECISION)
     reason: str | None = msgspec.field(default=None, name=REASON)
 
@@ -227,18 +230,18 @@ class NativeStruct(msgspec.Struct):
     authenticationMetadata: _AuthnMeta | None = None
     sourceIPs: list[str] = []
     userAgent: str = ""
-    objectRef: _Ref | None = None
+    objectRef: RefStruct | None = None
     responseStatus: _Status | None = None
     requestReceivedTimestamp: str = ""
     stageTimestamp: str = ""
     timestamp: str = ""
-    annotations: _Ann | None = None
+    annotations: AnnStruct | None = None
     p_log_type: str = ""  # a Panther row: leave it to the general path
 
 
 _decoder = msgspec.json.Decoder(NativeStruct)
 _EMPTY_STATUS = _Status()
-_EMPTY_ANN = _Ann()
+_EMPTY_ANN = AnnStruct()
 
 
 def decoder() -> msgspec.json.Decoder[NativeStruct]:
@@ -348,36 +351,26 @@ def struct_event(e: NativeStruct) -> tuple[Event, bool] | None:
     return ev, lacking
 
 
-class _LightUser(msgspec.Struct):
+class LightUser(msgspec.Struct):
+    """The user name of an early-stage line."""
+
     username: str = ""
 
 
-class _Light(msgspec.Struct):
+class Light(msgspec.Struct):
+    """What an early-stage (RequestReceived, ResponseStarted) line is keyed by."""
+
     auditID: str = ""
     stage: str = ""
     requestURI: str = ""
     verb: str = ""
-    user: _LightUser | None = None
+    user: LightUser | None = None
 
 
-_light = msgspec.json.Decoder(_Light)
+_light = msgspec.json.Decoder(Light)
+EARLY_RANK = {"RequestReceived": 0, "ResponseStarted": 1}
 
 
-_EARLY = {"RequestReceived": 0, "ResponseStarted": 1}
-
-
-def early_key(line: bytes) -> tuple[tuple[str, str, str, str], int] | None:
-    """The request key and stage rank of a RequestReceived or ResponseStarted line.
-
-    None unless the line is valid JSON at one of those stages, with an auditID, a user
-    and a verb. The key equals :func:`dedupe.request_key` of the Event the line would give.
-    """
-    try:
-        e = _light.decode(line)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
-    rank = _EARLY.get(e.stage)
-    if rank is None or not e.auditID or e.user is None or not e.verb:
-        return None
-    uri = e.requestURI
-    return (e.auditID, e.user.username, e.verb, redact_uri(uri) if "command=" in uri else uri), rank
+def light_decoder() -> msgspec.json.Decoder[Light]:
+    """The small decoder for early-stage lines (validates the whole line, keeps five fields)."""
+    return _light

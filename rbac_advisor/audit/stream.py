@@ -20,11 +20,13 @@ from rbac_advisor.audit import native
 from rbac_advisor.audit.dedupe import Key, request_key
 from rbac_advisor.audit.normalise import Malformed
 from rbac_advisor.audit.records import Parsed, parse_record
+from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
 
 DEFER_MAX = 8192
 Line = tuple[str, int, bytes | str]
+Block = tuple[str, int, list[bytes]]
 
 
 @dataclass(slots=True)
@@ -59,12 +61,28 @@ def parse_lines(
     stats: dict[str, SourceStats] | None = None,
     sink: Sink | None = None,
 ) -> Iterator[Event]:
-    """Yield the Events of numbered lines ``(path, line_no, text)``.
+    """Yield the Events of numbered texts ``(path, line_no, text)``; see :func:`parse_blocks`."""
+    blocks = (
+        (path, no, [raw if type(raw) is bytes else raw.encode()])  # type: ignore[union-attr]
+        for path, no, raw in lines
+    )
+    return parse_blocks(blocks, skip_malformed=skip_malformed, stats=stats, sink=sink)
 
-    Each text is one JSON value (a line, or a whole document). Stages of one request may
-    all be yielded; :class:`dedupe.Deduper` (used by ``usage.build``) collapses them.
-    ``sink`` may consume apiserver-written lines without an Event being built: it gets
-    the decoded struct and returns the request key when it took the record, else None.
+
+def parse_blocks(
+    blocks: Iterable[Block],
+    *,
+    skip_malformed: bool = False,
+    stats: dict[str, SourceStats] | None = None,
+    sink: Sink | None = None,
+) -> Iterator[Event]:
+    """Yield the Events of blocks of numbered texts ``(path, first_line_no, [text, ...])``.
+
+    Each text is one JSON value (a line, or a whole document); blank texts are skipped.
+    Stages of one request may all be yielded; :class:`dedupe.Deduper` (used by
+    ``usage.build``) collapses them. ``sink`` may consume apiserver-written lines without
+    an Event being built: it gets the decoded struct and returns the request key when it
+    took the record, else None.
 
     Raises:
         AuditParseError: a record is malformed and ``skip_malformed`` is False. With it
@@ -77,7 +95,9 @@ def parse_lines(
     prefix = native.GO_PREFIX
     stage_tag = b'"stage":"'
     struct_event = native.struct_event
-    early_key = native.early_key
+    light = native.light_decoder().decode
+    early_rank = native.EARLY_RANK
+    redact = redact_uri
 
     def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
         try:
@@ -107,7 +127,8 @@ def parse_lines(
     n_lines = n_fast = 0
     decode = native.decoder().decode
     errors = (msgspec.ValidationError, msgspec.DecodeError)
-    for path, no, raw in lines:
+    no_sink = sink is None
+    for path, first_no, block in blocks:
         if path is not cur:
             if st is not None:
                 st.lines += n_lines
@@ -119,62 +140,87 @@ def parse_lines(
             if st is None:
                 st = stats[path] = SourceStats(path)
             cur = path
-        n_lines += 1
-        text = raw if type(raw) is bytes else raw.encode()  # type: ignore[union-attr]
-        if text.startswith(prefix):
-            at = text.find(stage_tag, 60, 240) + 9
-            if at > 8 and (
-                text.startswith(b'RequestReceived"', at) or text.startswith(b'ResponseStarted"', at)
-            ):
-                got = early_key(text)
-                if got is not None:
-                    key, rank = got
-                    n_fast += 1
-                    old = deferred.get(key)
-                    if old is None:
-                        deferred[key] = (path, no, text, rank)
-                        if len(deferred) > DEFER_MAX:
-                            yield from late(deferred.popitem(last=False)[1])
-                    elif rank > old[3]:
-                        # As Deduper.push: the first most complete record of a key wins,
-                        # in the place of the first; the other can add nothing.
-                        deferred[key] = (path, no, text, rank)
-                    continue
-            else:
-                try:
-                    struct: native.NativeStruct | None = decode(text)
-                except errors:
-                    struct = None
-                if struct is not None and not native.usable(struct):
-                    struct = None
-                if struct is not None and sink is not None:
-                    taken = sink(struct, path, no)
-                    if taken is not None:
-                        n_fast += 1
-                        if deferred:
-                            deferred.pop(taken, None)
-                        continue
-                fast = struct_event(struct) if struct is not None else None
-                if fast is not None:
-                    ev, lacking = fast
-                    n_fast += 1
-                    if lacking:
-                        assert st is not None
-                        st.missing.update(native.missing_fields(orjson.loads(text)))
-                    if deferred:
-                        k = request_key(ev)
-                        if k is not None:
-                            deferred.pop(k, None)
-                    yield ev
-                    continue
-        assert st is not None
-        events = general(path, no, text, st)
-        for ev in events:
-            if deferred:
-                k = request_key(ev)
-                if k is not None:
-                    deferred.pop(k, None)
-            yield ev
+        n_lines += len(block)
+        no = first_no - 1
+        for text in block:
+            no += 1
+            if text.startswith(prefix):
+                at = text.find(stage_tag, 60, 240) + 9
+                if at > 8 and (
+                    text.startswith(b'RequestReceived"', at)
+                    or text.startswith(b'ResponseStarted"', at)
+                ):
+                    # Only validated and keyed (a small decode); see the module docstring.
+                    try:
+                        le = light(text)
+                    except errors:
+                        le = None
+                    if le is not None and le.auditID and le.user is not None and le.verb:
+                        rank = early_rank.get(le.stage)
+                        if rank is not None:
+                            uri = le.requestURI
+                            key = (
+                                le.auditID,
+                                le.user.username,
+                                le.verb,
+                                redact(uri) if "command=" in uri else uri,
+                            )
+                            n_fast += 1
+                            old = deferred.get(key)
+                            if old is None:
+                                deferred[key] = (path, no, text, rank)
+                                if len(deferred) > DEFER_MAX:
+                                    yield from late(deferred.popitem(last=False)[1])
+                            elif rank > old[3]:
+                                # As Deduper.push: the first most complete record of a key
+                                # wins, in the place of the first; the other adds nothing.
+                                deferred[key] = (path, no, text, rank)
+                            continue
+                else:
+                    try:
+                        struct: native.NativeStruct | None = decode(text)
+                    except errors:
+                        struct = None
+                    if struct is not None and not (
+                        struct.kind == "Event"
+                        and struct.apiVersion == "audit.k8s.io/v1"
+                        and struct.user
+                        and not struct.p_log_type
+                    ):
+                        struct = None
+                    if struct is not None:
+                        if not no_sink:
+                            taken = sink(struct, path, no)  # type: ignore[misc]
+                            if taken is not None:
+                                n_fast += 1
+                                if deferred:
+                                    deferred.pop(taken, None)
+                                continue
+                        fast = struct_event(struct)
+                        if fast is not None:
+                            ev, lacking = fast
+                            n_fast += 1
+                            if lacking:
+                                assert st is not None
+                                st.missing.update(native.missing_fields(orjson.loads(text)))
+                            if deferred:
+                                k = request_key(ev)
+                                if k is not None:
+                                    deferred.pop(k, None)
+                            yield ev
+                            continue
+            elif not text or text.isspace():
+                n_lines -= 1
+                continue
+            assert st is not None
+            if text.endswith(b"\r"):
+                text = text[:-1]
+            for ev in general(path, no, text, st):
+                if deferred:
+                    k = request_key(ev)
+                    if k is not None:
+                        deferred.pop(k, None)
+                yield ev
     if st is not None:
         st.lines += n_lines
         st.events += n_fast

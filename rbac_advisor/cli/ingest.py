@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from rbac_advisor import logfiles
-from rbac_advisor.audit import SourceStats, parse_lines
+from rbac_advisor.audit import Block, SourceStats, parse_blocks
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.errors import AuditParseError, InputError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage
@@ -55,18 +55,14 @@ class Progress:
         self.lines = 0
         self.shown = False
 
-    def count(self, items: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, int, bytes]]:
-        """Pass items through, counting them."""
+    def count(self, blocks: Iterable[Block]) -> Iterator[Block]:
+        """Pass blocks of lines through, counting their lines."""
         if not self.enabled:
-            yield from items
+            yield from blocks
             return
-        n = 0
-        for item in items:
-            n += 1
-            if not n & 0x3FFF:
-                self.tick(0x4000)
-            yield item
-        self.tick(n & 0x3FFF)
+        for block in blocks:
+            self.tick(len(block[2]))
+            yield block
 
     def tick(self, n: int) -> None:
         """Add ``n`` lines; redraw at most twice a second."""
@@ -154,16 +150,18 @@ def load_usage(
         for index, path in enumerate(files):
             st = stats[path] = SourceStats(path)
             if parallel.worth_it(path, n_workers):
-                digests[path] = parallel.read_file(
+                digest = parallel.read_file(
                     builder, index, path, st, options, skip_malformed, n_workers, meter
                 )
-                continue
+                if digest is not None:
+                    digests[path] = digest
+                    continue
             src = logfiles.Source(path)
-            lines = meter.count(logfiles.read(src, st, skip_malformed=skip_malformed))
+            blocks = meter.count(logfiles.read_blocks(src, st, skip_malformed=skip_malformed))
             add = builder.add
             fast.source = index
-            for ev in parse_lines(
-                lines, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
+            for ev in parse_blocks(
+                blocks, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
             ):
                 add(ev, index)
             digests[path] = src.sha256

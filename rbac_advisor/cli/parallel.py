@@ -1,4 +1,8 @@
-"""Reading one large plain audit file with several processes over byte ranges.
+"""Reading one large audit file with several processes, each over a part of it.
+
+A plain file is split into byte ranges; a gzip file into ranges of its decompressed
+stream (each worker inflates from the start and skips what precedes its part: ISA-L
+inflates several times faster than a line is parsed).
 
 Each worker parses and aggregates its range with its own deduplication window. Requests
 whose stages straddle a range boundary are reconciled here, so the result equals a
@@ -19,7 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rbac_advisor.audit import SourceStats, parse_lines, request_key
+from rbac_advisor import logfiles
+from rbac_advisor.audit import Block, SourceStats, parse_blocks, request_key
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
 from rbac_advisor.logfiles import BLOCK, GZIP_MAGIC
@@ -28,25 +33,57 @@ from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
 MIN_SIZE = 64 << 20
+MIN_GZIP_SIZE = 8 << 20
 HEAD_LINES = 200_000
 
 
+@dataclass(frozen=True)
+class Part:
+    """One worker's share of a file.
+
+    Bytes ``[start, end)`` of a plain file (both on line starts), or, for gzip, of the
+    decompressed stream between the line starts at or after ``start`` and ``end`` (-1: to
+    the end), found from these approximate offsets the same way by every worker.
+    """
+
+    path: str
+    gzip: bool
+    start: int
+    end: int
+
+
 def worth_it(path: str, workers: int) -> bool:
-    """True for a plain (not gzip), JSON-lines regular file big enough to split."""
+    """True for a JSON-lines regular file (plain or gzip) big enough to split."""
     if workers < 2 or path == "-" or "fork" not in multiprocessing.get_all_start_methods():
         return False
     try:
-        if not os.path.isfile(path) or os.path.getsize(path) < MIN_SIZE:
+        if not os.path.isfile(path):
             return False
+        size = os.path.getsize(path)
         with open(path, "rb") as f:
             head = f.read(4096)
+        compressed = head.startswith(GZIP_MAGIC)
+        if size < (MIN_GZIP_SIZE if compressed else MIN_SIZE):
+            return False
+        if compressed:
+            pieces = logfiles.inflate_file(path)
+            head = next(pieces, b"")[:4096]
+            pieces.close()
     except OSError:
         return False
+    except logfiles.INFLATE_ERRORS:
+        return False
     first = head.lstrip().split(b"\n", 1)[0].strip()
-    return not head.startswith(GZIP_MAGIC) and first not in (b"{", b"[")
+    return first not in (b"{", b"[")
 
 
-def _ranges(path: str, n: int) -> list[tuple[int, int]]:
+def _parts(path: str, n: int, compressed: bool) -> list[Part]:
+    if compressed:
+        total = logfiles.inflated_size(path)
+        return [
+            Part(path, True, total * k // n, total * (k + 1) // n if k < n - 1 else -1)
+            for k in range(n)
+        ]
     size = os.path.getsize(path)
     cuts = [0]
     with open(path, "rb") as f:
@@ -55,51 +92,109 @@ def _ranges(path: str, n: int) -> list[tuple[int, int]]:
             f.readline()  # move to the start of the next line
             cuts.append(min(f.tell(), size))
     cuts.append(size)
-    return [(cuts[k], cuts[k + 1]) for k in range(n) if cuts[k] < cuts[k + 1]]
+    return [Part(path, False, cuts[k], cuts[k + 1]) for k in range(n) if cuts[k] < cuts[k + 1]]
 
 
-def _range_lines(
-    path: str, start: int, end: int, pos: list[int] | None = None
-) -> Iterator[tuple[str, int, bytes]]:
-    """Numbered lines of a byte range; ``pos[0]`` is the first line number of the block read."""
-    no = 0
-    carry = b""
+def _file_range(path: str, start: int, end: int) -> Iterator[bytes]:
     with open(path, "rb") as f:
         f.seek(start)
         left = end - start
         while left > 0:
-            block = f.read(min(BLOCK, left))
-            if not block:
-                break
-            left -= len(block)
-            parts = block.split(b"\n")
-            parts[0] = carry + parts[0]
-            carry = parts.pop()
-            if pos is not None:
-                pos[0] = no + 1
-            for line in parts:
-                no += 1
-                if line and not line.isspace():
-                    yield path, no, line[:-1] if line.endswith(b"\r") else line
-    if carry and not carry.isspace():
-        yield path, no + 1, carry.rstrip(b"\r")
+            piece = f.read(min(BLOCK, left))
+            if not piece:
+                return
+            left -= len(piece)
+            yield piece
+
+
+def _between(pieces: Iterator[bytes], start: int, end: int) -> Iterator[bytes]:
+    """The bytes between two line starts of a stream.
+
+    From the line start at or after ``start`` (0: the beginning) to the line start at or
+    after ``end`` (-1: the end), where seek + readline would find them.
+    """
+    if end == 0:
+        return
+    seen = 0  # offset of the current piece in the stream
+    emitting = start <= 0
+    for piece in pieces:
+        n = len(piece)
+        lo = 0
+        if not emitting:
+            if seen + n <= start:
+                seen += n
+                continue
+            nl = piece.find(b"\n", max(start - seen, 0))
+            if nl < 0:
+                seen += n
+                continue
+            lo = nl + 1
+            emitting = True
+        if 0 <= end < seen + n:
+            nl = piece.find(b"\n", max(end - seen, 0))
+            if nl >= 0:
+                if nl + 1 > lo:
+                    yield piece[lo : nl + 1]
+                return
+        if lo < n:
+            yield piece[lo:] if lo else piece
+        seen += n
+
+
+def _part_pieces(part: Part) -> Iterator[bytes]:
+    """The bytes of one part."""
+    if not part.gzip:
+        yield from _file_range(part.path, part.start, part.end)
+        return
+    stream = logfiles.inflate_file(part.path)
+    try:
+        yield from _between(stream, part.start, part.end)
+    finally:
+        stream.close()
+
+
+def _range_blocks(
+    pieces: Iterator[bytes], path: str, pos: list[int] | None = None
+) -> Iterator[Block]:
+    """Blocks of numbered lines; ``pos[0]`` is the first line of the last block."""
+    no = counted = 1
+    carry = b""
+    for piece in pieces:
+        parts = piece.split(b"\n")
+        parts[0] = carry + parts[0]
+        carry = parts.pop()
+        if pos is not None:
+            pos[0] = no
+        if parts:
+            yield path, no, parts
+            no += len(parts)
+            if no - counted >= 65536 and _COUNTER is not None:
+                with _COUNTER.get_lock():
+                    _COUNTER.value += no - counted
+                counted = no
+    if carry:
+        if pos is not None:
+            pos[0] = no
+        yield path, no, [carry]
 
 
 @dataclass
 class _Result:
-    state: tuple[Any, ...]
+    state: Any
     tail: list[Event]
     head: set[int]
     stats: SourceStats
     first_error: tuple[int, str] | None
     error: tuple[int, str] | None
+    damaged: bool = False  # gzip damage: the parent reads the file sequentially instead
 
 
 _COUNTER: Any = None
 
 
-def _work(args: tuple[str, int, int, BuildOptions, bool]) -> _Result:
-    path, start, end, options, skip = args
+def _work(args: tuple[Part, BuildOptions, bool]) -> _Result:
+    part, options, skip = args
+    path = part.path
     gc.disable()
     stats: dict[str, SourceStats] = {}
     builder = UsageBuilder(options)
@@ -109,24 +204,21 @@ def _work(args: tuple[str, int, int, BuildOptions, bool]) -> _Result:
     fast = RawAggregator(builder, options)
     fast.track_head(head, HEAD_LINES)
     first_error: tuple[int, str] | None = None
-    counted = 0
     # Line position by block (no per-line wrapper): the head may then hold the keys of up to
     # one block past HEAD_LINES, which only widens the window boundary requests match in.
     pos = [0]
-    lines = _range_lines(path, start, end, pos)
+    blocks = _range_blocks(_part_pieces(part), path, pos)
     try:
-        for ev in parse_lines(lines, skip_malformed=skip, stats=stats, sink=fast.sink):
+        for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
             if pos[0] <= HEAD_LINES:
                 k = request_key(ev)
                 if k is not None:
                     head.add(hash(k))
-            if pos[0] - counted >= 65536 and _COUNTER is not None:
-                with _COUNTER.get_lock():
-                    _COUNTER.value += pos[0] - counted
-                counted = pos[0]
             builder.add(ev)
     except AuditParseError as err:
         return _Result((), [], set(), SourceStats(path), None, (err.line, err.reason))
+    except logfiles.INFLATE_ERRORS:
+        return _Result((), [], set(), SourceStats(path), None, None, damaged=True)
     fast.flush()
     tail = [ev for ev, _ in deduper.drain()]
     for ev in tail:
@@ -162,24 +254,32 @@ def read_file(
     skip_malformed: bool,
     workers: int,
     meter: Any,
-) -> str:
+) -> str | None:
     """Aggregate one file into ``builder`` with ``workers`` processes; return its sha256.
+
+    None (and nothing added) when a gzip file turns out damaged: the caller reads it
+    sequentially, which reports the damage where it starts.
 
     Raises:
         AuditParseError: the first malformed line (absolute line number), unless skipping.
     """
-    ranges = _ranges(path, workers)
+    with open(path, "rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    parts = _parts(path, workers, compressed)
     digest: list[str] = []
     hasher = threading.Thread(target=_sha256, args=(path, digest), daemon=True)
     hasher.start()
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("q", 0)
-    with ctx.Pool(len(ranges), initializer=_init, initargs=(counter,)) as pool:
-        pending = pool.map_async(_work, [(path, a, b, options, skip_malformed) for a, b in ranges])
+    with ctx.Pool(len(parts), initializer=_init, initargs=(counter,)) as pool:
+        pending = pool.map_async(_work, [(p, options, skip_malformed) for p in parts])
         while not pending.ready():
             pending.wait(0.5)
             meter.tick(counter.value - meter.lines)
         results: list[_Result] = pending.get()
+    if any(r.damaged for r in results):
+        hasher.join()
+        return None
     offsets = [0]
     for r in results:
         offsets.append(offsets[-1] + r.stats.lines)
