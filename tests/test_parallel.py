@@ -112,3 +112,18 @@ def test_damaged_gzip_is_reported_as_one_reader_would(
     seq = load_usage([p], workers=1, skip_malformed=True, **KW)  # type: ignore[arg-type]
     par = load_usage([p], workers=2, skip_malformed=True, **KW)  # type: ignore[arg-type]
     assert par == seq and seq.skipped == 1 and seq.requests > 0
+
+
+def test_concatenated_gzip_members_split_like_one_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, _ = _log(tmp_path, False)
+    data = Path(plain).read_bytes()
+    cut = data.index(b"\n", len(data) // 3) + 1  # rotated pieces joined with cat
+    p = tmp_path / "joined.log.gz"
+    p.write_bytes(gzip.compress(data[:cut]) + gzip.compress(data[cut:]))
+    monkeypatch.setattr(parallel, "MIN_GZIP_SIZE", 0)
+    seq = load_usage([str(p)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    par = load_usage([str(p)], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    plain_model = load_usage([plain], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    assert par == seq and seq.entries == plain_model.entries and seq.requests == 3000
