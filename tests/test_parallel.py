@@ -85,6 +85,21 @@ def test_two_processes_equal_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert seq.requests == 3000 and seq.sources[0].lines == n
 
 
+def test_malformed_line_is_reported_at_its_absolute_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, n = _log(tmp_path, False)
+    with open(p, "ab") as f:
+        f.write(b"garbage\n")
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    with pytest.raises(AuditParseError, match=rf"big.log:{n + 1}: invalid JSON"):
+        load_usage([p], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    seq = load_usage([p], workers=1, skip_malformed=True, **KW)  # type: ignore[arg-type]
+    par = load_usage([p], workers=2, skip_malformed=True, **KW)  # type: ignore[arg-type]
+    assert par == seq and seq.skipped == 1
+    assert seq.sources[0].first_error.startswith(f"{p}:{n + 1}: invalid JSON")
+
+
 def test_gzip_split_point_estimate_does_not_change_the_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,8 +10,7 @@ from audit_samples import corpus, event, line
 from typer.testing import CliRunner
 
 from rbac_advisor import usage as model
-from rbac_advisor.cli import app, parallel
-from rbac_advisor.cli.ingest import load_usage
+from rbac_advisor.cli import app
 
 runner = (
     CliRunner(mix_stderr=False)
@@ -127,37 +126,6 @@ def test_rotation_boundary_counts_once(tmp_path) -> None:
     write(d / "audit.log", event(audit_id="x", stage="ResponseComplete"))
     r = runner.invoke(app, ["usage", "--json", str(d)])
     assert json.loads(r.stdout)["requests"] == 1
-
-
-def test_parallel_read_equals_sequential(tmp_path, monkeypatch) -> None:
-    dicts = []
-    for i in range(3000):
-        imp = {"username": "bob"} if i % 50 == 0 else None
-        dicts.append(event(audit_id=f"id{i}", stage="RequestReceived", user=f"u{i % 13}"))
-        if i % 9:
-            dicts.append(event(audit_id=f"id{i}", user=f"u{i % 13}", imp=imp))
-    for i in range(0, len(dicts) - 1, 7):  # interleave stages across the byte-range boundary
-        dicts[i], dicts[i + 1] = dicts[i + 1], dicts[i]
-    p = write(tmp_path / "big.log", *dicts)
-    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
-    kw = {
-        "skip_malformed": False,
-        "since": None,
-        "until": None,
-        "kubectl_only": False,
-        "progress": False,
-    }
-    seq = load_usage([p], workers=1, **kw)
-    par = load_usage([p], workers=2, **kw)
-    assert par == seq and seq.requests == 3000
-    with open(p, "ab") as f:
-        f.write(b"garbage\n")
-    with pytest.raises(Exception, match=rf"big.log:{len(dicts) + 1}: invalid JSON"):
-        load_usage([p], workers=2, **kw)
-    kw["skip_malformed"] = True
-    seq, par = load_usage([p], workers=1, **kw), load_usage([p], workers=2, **kw)
-    assert par == seq and seq.skipped == 1
-    assert seq.sources[0].first_error.startswith(f"{p}:{len(dicts) + 1}: invalid JSON")
 
 
 def test_stdin_dash() -> None:

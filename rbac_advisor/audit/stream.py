@@ -95,6 +95,7 @@ def parse_blocks(
     prefix = native.GO_PREFIX
     stage_tag = b'"stage":"'
     struct_event = native.struct_event
+    usable = native.usable
     light = native.light_decoder().decode
     early_rank = native.EARLY_RANK
     redact = redact_uri
@@ -181,12 +182,7 @@ def parse_blocks(
                         struct: native.NativeStruct | None = decode(text)
                     except errors:
                         struct = None
-                    if struct is not None and not (
-                        struct.kind == "Event"
-                        and struct.apiVersion == "audit.k8s.io/v1"
-                        and struct.user
-                        and not struct.p_log_type
-                    ):
+                    if struct is not None and not usable(struct):
                         struct = None
                     if struct is not None:
                         if not no_sink:
