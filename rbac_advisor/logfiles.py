@@ -112,18 +112,24 @@ class Source:
     path: str
     compressed: bool = False
     sha256: str = ""
+    consumed: int = 0  # bytes read so far (as stored: compressed for gzip)
     _hash: hashlib._Hash = field(default_factory=hashlib.sha256)
 
 
 class _Reader:
     """File-like: replays a prefix already read, then the rest; hashes every raw byte."""
 
-    def __init__(self, raw: BinaryIO, prefix: bytes, h: hashlib._Hash | None) -> None:
+    def __init__(
+        self, raw: BinaryIO, prefix: bytes, h: hashlib._Hash | None, src: Source | None = None
+    ) -> None:
         self.raw = raw
         self.prefix = prefix
         self.h = h
+        self.src = src
         if h is not None:
             h.update(prefix)
+        if src is not None:
+            src.consumed += len(prefix)
 
     def read(self, n: int = -1) -> bytes:
         if self.prefix:
@@ -135,6 +141,8 @@ class _Reader:
         b = self.raw.read(n)
         if self.h is not None:
             self.h.update(b)
+        if self.src is not None:
+            self.src.consumed += len(b)
         return b
 
     def readable(self) -> bool:
@@ -241,7 +249,7 @@ def _threaded(blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _blocks(src: Source, f: BinaryIO) -> Generator[bytes, None, None]:
-    reader = _Reader(f, f.read(BLOCK), src._hash)
+    reader = _Reader(f, f.read(BLOCK), src._hash, src)
     if reader.prefix[:2] != GZIP_MAGIC:
         yield from _threaded(iter(lambda: reader.read(BLOCK), b""))  # hashing overlaps parsing
         return

@@ -6,6 +6,7 @@ The JSON schema is documented in docs/usage-json.md.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -133,33 +134,59 @@ def _access_json(a: Access, decision: str, via: str, acc: _Acc) -> dict[str, Any
 
 def to_json(usage: Usage) -> str:
     """One JSON object: totals, window, sources, subjects (with accesses), sessions."""
-    subjects = []
-    for s in summarize(usage):
-        accesses = sorted(
-            s.accesses.items(),
-            key=lambda kv: (-(kv[1].stats.count if kv[1].stats else 0), str(kv[0])),
-        )
-        subjects.append(
-            {
-                "kind": s.kind,
-                "name": s.name,
-                "namespace": s.namespace,
-                "user": s.user,
-                "groups": sorted(s.groups),
-                "requests": s.requests,
-                "allowed": s.allowed,
-                "denied": s.denied,
-                "unknown": s.unknown,
-                "permissions": len({k[0] for k in s.accesses}),
-                "tools": dict(sorted(s.tools.items())),
-                "sourceIPs": sorted(s.ips),
-                "firstSeen": iso(s.first),
-                "lastSeen": iso(s.last),
-                "daysActive": len(s.days),
-                "accesses": [_access_json(a, d, v, acc) for (a, d, v), acc in accesses],
-            }
-        )
-    doc = {
+    return "".join(iter_json(usage))
+
+
+def iter_json(usage: Usage) -> Iterator[str]:
+    """The text of :func:`to_json` in pieces, one subject at a time (bounded memory)."""
+    doc = _document(usage, _SUBJECTS)
+    head, _, tail = (
+        orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        .decode()
+        .partition(orjson.dumps(_SUBJECTS).decode())
+    )
+    yield head
+    first = True
+    summaries = summarize(usage)
+    summaries.reverse()
+    while summaries:  # each summary is let go once written
+        text = orjson.dumps(_subject_json(summaries.pop()), option=orjson.OPT_INDENT_2).decode()
+        yield ("[\n" if first else ",\n") + "    " + text.replace("\n", "\n    ")
+        first = False
+    yield "[]" if first else "\n  ]"
+    yield tail + "\n"
+
+
+_SUBJECTS = "\x00subjects\x00"  # placeholder in the document, replaced by the streamed list
+
+
+def _subject_json(s: SubjectSummary) -> dict[str, Any]:
+    accesses = sorted(
+        s.accesses.items(),
+        key=lambda kv: (-(kv[1].stats.count if kv[1].stats else 0), str(kv[0])),
+    )
+    return {
+        "kind": s.kind,
+        "name": s.name,
+        "namespace": s.namespace,
+        "user": s.user,
+        "groups": sorted(s.groups),
+        "requests": s.requests,
+        "allowed": s.allowed,
+        "denied": s.denied,
+        "unknown": s.unknown,
+        "permissions": len({k[0] for k in s.accesses}),
+        "tools": dict(sorted(s.tools.items())),
+        "sourceIPs": sorted(s.ips),
+        "firstSeen": iso(s.first),
+        "lastSeen": iso(s.last),
+        "daysActive": len(s.days),
+        "accesses": [_access_json(a, d, v, acc) for (a, d, v), acc in accesses],
+    }
+
+
+def _document(usage: Usage, subjects: Any) -> dict[str, Any]:
+    return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
         "requests": usage.requests,
@@ -198,7 +225,6 @@ def to_json(usage: Usage) -> str:
             for x in usage.sessions
         ],
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 def _cell(text: str, width: int) -> str:

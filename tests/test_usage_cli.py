@@ -47,6 +47,22 @@ def test_table_and_json(tmp_path) -> None:
     assert doc["sources"][0]["path"] == p
 
 
+def test_json_is_written_a_subject_at_a_time_as_one_document(tmp_path) -> None:
+    from rbac_advisor import usage_report
+
+    users = [f"user-{i}" for i in range(5)]
+    p = write(tmp_path / "a.log", *(event(audit_id=f"r{i}", user=u) for i, u in enumerate(users)))
+    r = runner.invoke(app, ["usage", "--json", p])
+    doc = json.loads(r.stdout)
+    assert sorted(s["name"] for s in doc["subjects"]) == users
+    u = model.loads(model.dumps(model.empty()))
+    pieces = list(usage_report.iter_json(u))
+    assert json.loads("".join(pieces))["subjects"] == []
+    one = write(tmp_path / "b.log", event(audit_id="x"))
+    r = runner.invoke(app, ["usage", "--json", one])
+    assert r.stdout.count('"kind": "User"') == 1 and r.stdout.endswith("}\n")
+
+
 def test_corpus_demo_log_json() -> None:
     demo = corpus() / "audit" / "native" / "audit2rbac" / "demo.log"
     r = runner.invoke(app, ["usage", "--json", str(demo)])

@@ -6,16 +6,18 @@ worker processes over byte ranges (see ``cli.parallel``); everything else stream
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 from rbac_advisor import logfiles
-from rbac_advisor.audit import Block, SourceStats, parse_blocks
+from rbac_advisor.audit import SourceStats, parse_blocks
 from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, InputError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage
 from rbac_advisor.usage_builder import UsageBuilder
@@ -42,44 +44,6 @@ def parse_when(text: str | None, now: float, flag: str) -> float | None:
         raise InputError(
             f"{flag} {text!r}: use RFC 3339 (2026-11-20T10:00:00Z) or a duration like 30d, 12h"
         ) from None
-
-
-class Progress:
-    """A rate-limited line counter on stderr, shown only after 1 s and only on a TTY."""
-
-    def __init__(self, enabled: bool) -> None:
-        """Enable only when asked and stderr is a terminal."""
-        self.enabled = enabled and sys.stderr.isatty()
-        self.start = time.monotonic()
-        self.next = self.start + 1.0
-        self.lines = 0
-        self.shown = False
-
-    def count(self, blocks: Iterable[Block]) -> Iterator[Block]:
-        """Pass blocks of lines through, counting their lines."""
-        if not self.enabled:
-            yield from blocks
-            return
-        for block in blocks:
-            self.tick(len(block[2]))
-            yield block
-
-    def tick(self, n: int) -> None:
-        """Add ``n`` lines; redraw at most twice a second."""
-        self.lines += n
-        now = time.monotonic()
-        if self.enabled and now >= self.next:
-            rate = self.lines / max(now - self.start, 1e-9)
-            sys.stderr.write(f"\r{self.lines:,} lines read ({rate / 1000:,.0f}k lines/s)")
-            sys.stderr.flush()
-            self.shown = True
-            self.next = now + 0.5
-
-    def done(self) -> None:
-        """Clear the progress line."""
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
 
 
 def cluster_progress() -> Callable[[str, int], None] | None:
@@ -140,7 +104,8 @@ def load_usage(
     fast = RawAggregator(builder, options)
     stats: dict[str, SourceStats] = {}
     digests: dict[str, str] = {}
-    meter = Progress(progress)
+    sizes = [0 if p == logfiles.STDIN else os.path.getsize(p) for p in files]
+    meter = Progress(progress, 0 if logfiles.STDIN in files else sum(sizes))
     # The model holds millions of small objects and creates no reference cycles;
     # generational GC passes over them would cost more than the parsing itself.
     gc_was_enabled = gc.isenabled()
@@ -149,6 +114,7 @@ def load_usage(
     try:
         for index, path in enumerate(files):
             st = stats[path] = SourceStats(path)
+            meter.file(sizes[index], os.path.basename(path) if len(files) > 1 else "")
             if parallel.worth_it(path, n_workers):
                 digest = parallel.read_file(
                     builder, index, path, st, options, skip_malformed, n_workers, meter
@@ -157,7 +123,10 @@ def load_usage(
                     digests[path] = digest
                     continue
             src = logfiles.Source(path)
-            blocks = meter.count(logfiles.read_blocks(src, st, skip_malformed=skip_malformed))
+            blocks = meter.count(
+                logfiles.read_blocks(src, st, skip_malformed=skip_malformed),
+                functools.partial(getattr, src, "consumed"),
+            )
             add = builder.add
             fast.source = index
             for ev in parse_blocks(

@@ -25,6 +25,7 @@ from typing import Any
 
 from rbac_advisor import logfiles
 from rbac_advisor.audit import Block, SourceStats, parse_blocks, request_key
+from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
 from rbac_advisor.logfiles import BLOCK, GZIP_MAGIC
@@ -77,13 +78,15 @@ def worth_it(path: str, workers: int) -> bool:
     return first not in (b"{", b"[")
 
 
-def _parts(path: str, n: int, compressed: bool) -> list[Part]:
+def _parts(path: str, n: int, compressed: bool) -> tuple[list[Part], int]:
+    """The parts of a file, and the bytes they add up to (estimated for gzip)."""
     if compressed:
         total = logfiles.inflated_size(path)
-        return [
+        parts = [
             Part(path, True, total * k // n, total * (k + 1) // n if k < n - 1 else -1)
             for k in range(n)
         ]
+        return parts, total
     size = os.path.getsize(path)
     cuts = [0]
     with open(path, "rb") as f:
@@ -92,7 +95,8 @@ def _parts(path: str, n: int, compressed: bool) -> list[Part]:
             f.readline()  # move to the start of the next line
             cuts.append(min(f.tell(), size))
     cuts.append(size)
-    return [Part(path, False, cuts[k], cuts[k + 1]) for k in range(n) if cuts[k] < cuts[k + 1]]
+    parts = [Part(path, False, cuts[k], cuts[k + 1]) for k in range(n) if cuts[k] < cuts[k + 1]]
+    return parts, size
 
 
 def _file_range(path: str, start: int, end: int) -> Iterator[bytes]:
@@ -159,10 +163,12 @@ def _range_blocks(
     """Blocks of numbered lines; ``pos[0]`` is the first line of the last block."""
     no = counted = 1
     carry = b""
+    done = 0  # bytes of the part read and not yet reported
     for piece in pieces:
         parts = piece.split(b"\n")
         parts[0] = carry + parts[0]
         carry = parts.pop()
+        done += len(piece)
         if pos is not None:
             pos[0] = no
         if parts:
@@ -170,8 +176,9 @@ def _range_blocks(
             no += len(parts)
             if no - counted >= 65536 and _COUNTER is not None:
                 with _COUNTER.get_lock():
-                    _COUNTER.value += no - counted
-                counted = no
+                    _COUNTER[0] += no - counted
+                    _COUNTER[1] += done
+                counted, done = no, 0
     if carry:
         if pos is not None:
             pos[0] = no
@@ -253,7 +260,7 @@ def read_file(
     options: BuildOptions,
     skip_malformed: bool,
     workers: int,
-    meter: Any,
+    meter: Progress,
 ) -> str | None:
     """Aggregate one file into ``builder`` with ``workers`` processes; return its sha256.
 
@@ -265,17 +272,20 @@ def read_file(
     """
     with open(path, "rb") as f:
         compressed = f.read(2) == GZIP_MAGIC
-    parts = _parts(path, workers, compressed)
+    parts, units = _parts(path, workers, compressed)
     digest: list[str] = []
     hasher = threading.Thread(target=_sha256, args=(path, digest), daemon=True)
     hasher.start()
     ctx = multiprocessing.get_context("fork")
-    counter = ctx.Value("q", 0)
+    counter = ctx.Array("q", 2)  # lines and bytes read by the workers, for progress
+    reported = 0
     with ctx.Pool(len(parts), initializer=_init, initargs=(counter,)) as pool:
         pending = pool.map_async(_work, [(p, options, skip_malformed) for p in parts])
         while not pending.ready():
             pending.wait(0.5)
-            meter.tick(counter.value - meter.lines)
+            lines, done = counter[0], counter[1]
+            meter.tick(lines - reported, done / units if units else None)
+            reported = lines
         results: list[_Result] = pending.get()
     if any(r.damaged for r in results):
         hasher.join()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +81,6 @@ def usage(
         result = result.merge(model.loads(text, str(p)))
     from rbac_advisor import usage_report
 
-    out = usage_report.to_json(result) if json_out else usage_report.to_table(result)
     if save is not None:
         _write_atomic(save, model.dumps(result))
     if result.skipped:
@@ -88,7 +88,12 @@ def usage(
         warning(
             f"skipped {result.skipped} malformed records" + (f" (first: {first})" if first else "")
         )
-    typer.echo(out, nl=False)
+    if json_out:
+        for piece in usage_report.iter_json(result):  # one subject at a time: bounded memory
+            sys.stdout.write(piece)
+        sys.stdout.flush()
+    else:
+        typer.echo(usage_report.to_table(result), nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,90 @@
+"""The progress line: a bar over the bytes of all inputs, a counter for stdin."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from pathlib import Path
+
+import pytest
+from audit_samples import event, line
+
+from rbac_advisor.cli import parallel, progress
+from rbac_advisor.cli.ingest import load_usage
+from rbac_advisor.cli.progress import Progress, render
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_render_bar_percent_rate_and_time_left() -> None:
+    text = render(0.25, 50_000, 1.0)
+    assert text.startswith("[######" + "." * 18 + "]  25%")
+    assert "50,000 lines" in text and "50k lines/s" in text and "3s left" in text
+    assert render(None, 1234, 2.0) == "1,234 lines read  1k lines/s"
+    assert "left" not in render(1.0, 10, 1.0)  # done: no estimate
+    assert render(0.5, 10, 3600.0, "b.log").endswith("1h00m left  b.log")
+
+
+def test_shown_after_a_second_only_on_a_terminal_and_cleared() -> None:
+    clock, out = _Clock(), _Tty()
+    p = Progress(True, 1000, stream=out, clock=clock)
+    p.file(400)
+    p.tick(10, 0.5)
+    assert out.getvalue() == ""  # under a second: nothing
+    clock.now += 1.5
+    p.tick(10, 1.0)
+    assert "[" + "#" * 9 in out.getvalue() and " 40%" in out.getvalue()
+    p.file(600, "second.log")  # the first file is complete: 400 of 1000 bytes
+    clock.now += 1.0
+    p.tick(5, 0.5)
+    assert " 70%" in out.getvalue().rsplit("\r", 1)[-1] and "second.log" in out.getvalue()
+    p.done()
+    assert out.getvalue().endswith("\r\033[K")
+    piped = io.StringIO()  # not a terminal: never drawn
+    q = Progress(True, 10, stream=piped, clock=clock)
+    clock.now += 5
+    q.tick(1, 0.5)
+    q.done()
+    assert piped.getvalue() == ""
+
+
+@pytest.mark.parametrize(("gz", "workers"), [(False, 1), (True, 1), (False, 2), (True, 2)])
+def test_load_usage_draws_the_bar_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool, workers: int
+) -> None:
+    data = b"".join(line(event(audit_id=f"a{i}", user=f"u{i % 7}")) + b"\n" for i in range(4000))
+    p = tmp_path / ("a.log.gz" if gz else "a.log")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    monkeypatch.setattr(progress, "PERIOD", 0.0)
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    monkeypatch.setattr(parallel, "MIN_GZIP_SIZE", 0)
+    out = _Tty()
+    monkeypatch.setattr("sys.stderr", out)
+    u = load_usage(
+        [str(p)],
+        skip_malformed=False,
+        since=None,
+        until=None,
+        kubectl_only=False,
+        progress=True,
+        workers=workers,
+    )
+    assert u.requests == 4000
+    shown = [s for s in out.getvalue().split("\r") if s.startswith("[")]
+    assert shown, out.getvalue()
+    percents = [int(m.group(1)) for s in shown if (m := re.search(r"(\d+)%", s))]
+    assert percents == sorted(percents) and 0 <= percents[-1] <= 100
+    assert out.getvalue().endswith("\r\033[K")  # the line is cleared at the end
