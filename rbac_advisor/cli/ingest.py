@@ -1,7 +1,7 @@
 """Reading audit logs into a Usage for the commands: files, progress, time flags.
 
-``load_usage`` is shared by ``usage`` and ``analyze``. Large plain files are read by
-worker processes over byte ranges (see ``cli.parallel``); everything else streams here.
+``load_usage`` is shared by ``usage`` and ``analyze``. Large files, plain or gzip, are read
+by worker processes, each over its part (see ``cli.parallel``); everything else streams here.
 """
 
 from __future__ import annotations
