@@ -9,7 +9,6 @@ unparsed; otherwise it is parsed in full and yielded late. Every request reaches
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -89,7 +88,9 @@ def parse_blocks(
             True the record is counted in ``stats[path].skipped`` instead.
     """
     stats = {} if stats is None else stats
-    deferred: OrderedDict[Key, tuple[str, int, bytes, int]] = OrderedDict()
+    # Insertion-ordered: the oldest waiting line is the first key (a plain dict is cheaper
+    # per line than an OrderedDict; evictions only happen past DEFER_MAX).
+    deferred: dict[Key, tuple[str, int, bytes, int]] = {}
     st: SourceStats | None = None
     cur = None
     prefix = native.GO_PREFIX
@@ -171,7 +172,7 @@ def parse_blocks(
                             if old is None:
                                 deferred[key] = (path, no, text, rank)
                                 if len(deferred) > DEFER_MAX:
-                                    yield from late(deferred.popitem(last=False)[1])
+                                    yield from late(deferred.pop(next(iter(deferred))))
                             elif rank > old[3]:
                                 # As Deduper.push: the first most complete record of a key
                                 # wins, in the place of the first; the other adds nothing.
@@ -223,4 +224,4 @@ def parse_blocks(
         if n_fast:
             st.formats.add("native")
     while deferred:
-        yield from late(deferred.popitem(last=False)[1])
+        yield from late(deferred.pop(next(iter(deferred))))
