@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,31 @@ def test_version_and_help() -> None:
     for command in ("analyze", "usage", "snapshot", "verify", "can-i", "demo"):
         assert command in help_text
     assert "Examples" in run("analyze", "--help").stdout
+
+
+def test_help_prose_wraps_at_the_terminal_width() -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    # Each phrase spans a line break of the source text: on a wide terminal it must come
+    # out on one line.
+    for command, phrase in (
+        ("usage", "whatever stages were logged, with the subject (the impersonated user"),
+        ("analyze", "the cluster's RBAC (a live cluster or a `kubectl get -o yaml` dump)"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rbac_advisor", command, "--help"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert any(phrase in x for x in proc.stdout.splitlines()), proc.stdout
+    assert "rbac-advisor usage --load node1.usage.json" in run("usage", "--help").stdout
+
+
+def test_reflow_joins_prose_and_keeps_examples() -> None:
+    from rbac_advisor.cli.helptext import reflow
+
+    text = "Title line.\n\nOne sentence\nsplit here.\n\nExamples:\n\n  tool a\n  tool b\n"
+    assert (
+        reflow(text) == "Title line.\n\nOne sentence split here.\n\nExamples:\n\n  tool a\n  tool b"
+    )
 
 
 def test_demo_writes_the_four_outputs(tmp_path: Path) -> None:

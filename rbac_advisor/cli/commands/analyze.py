@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rbac_advisor.cli.errors import handle_errors
+from rbac_advisor.cli.helptext import reflow
 
 HELP = """Find unused grants and write the minimal RBAC that still allows every observed request.
 
@@ -133,4 +134,4 @@ def analyze(
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
-    app.command(name="analyze", help=HELP)(handle_errors(analyze))
+    app.command(name="analyze", help=reflow(HELP))(handle_errors(analyze))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rbac_advisor.cli.errors import handle_errors
+from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.errors import InputError
 
 HELP = """Run `analyze` on the bundled example cluster and print where the report is.
@@ -51,4 +52,4 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
-    app.command(name="demo", help=HELP)(handle_errors(demo))
+    app.command(name="demo", help=reflow(HELP))(handle_errors(demo))

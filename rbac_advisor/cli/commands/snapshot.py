@@ -14,6 +14,7 @@ import typer
 import yaml
 
 from rbac_advisor.cli.errors import handle_errors
+from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.errors import InputError
 
 HELP = """Save the cluster's Roles, ClusterRoles and bindings as one YAML List.
@@ -95,4 +96,4 @@ def _write(output: str, text: str) -> None:
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
-    app.command(name="snapshot", help=HELP)(handle_errors(snapshot))
+    app.command(name="snapshot", help=reflow(HELP))(handle_errors(snapshot))

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from rbac_advisor.cli.errors import handle_errors, warning
+from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.cli.ingest import load_usage, parse_when
 from rbac_advisor.errors import InputError
 
@@ -29,7 +30,31 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-@handle_errors
+HELP = """Summarise who did what per user and service account, from audit logs.
+
+Counts every API request once, whatever stages were logged, with the subject (the
+impersonated user when there is one), the authorizer's attributes, the decision and the
+binding that allowed it, the tool (from the user agent), and when. Reads apiserver logs
+(JSON lines, EventList batches, pretty-printed documents), GKE, EKS and AKS exports, .gz
+files, directories (rotated sets in order) and stdin. Large files are read by one process
+per CPU; on a terminal a progress bar shows on stderr. A malformed line stops the run
+(exit 3) unless --skip-malformed, which counts what it skipped.
+
+Prints a table, or with --json one object (docs/usage-json.md). --save keeps the model
+for `analyze --usage` or a later --load merge.
+
+Examples:
+
+  rbac-advisor usage /var/log/kubernetes/audit/
+
+  rbac-advisor usage audit.log.gz --kubectl-only --since 30d
+
+  rbac-advisor usage node1/ --save node1.usage.json
+
+  rbac-advisor usage --load node1.usage.json --load node2.usage.json --json
+"""
+
+
 def usage(
     paths: Annotated[
         list[str] | None,
@@ -98,4 +123,4 @@ def usage(
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
-    app.command(name="usage")(usage)
+    app.command(name="usage", help=reflow(HELP))(handle_errors(usage))
