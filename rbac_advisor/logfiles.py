@@ -105,6 +105,19 @@ def expand(paths: Sequence[str]) -> list[str]:
     return out
 
 
+def size_of(path: str) -> int:
+    """Bytes of a file as stored; 0 for stdin or when it cannot be known now.
+
+    Reading the file later reports the problem.
+    """
+    if path == STDIN:
+        return 0
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 @dataclass(slots=True)
 class Source:
     """One opened input; ``sha256`` is final once its lines have been read."""

@@ -104,7 +104,7 @@ def load_usage(
     fast = RawAggregator(builder, options)
     stats: dict[str, SourceStats] = {}
     digests: dict[str, str] = {}
-    sizes = [0 if p == logfiles.STDIN else os.path.getsize(p) for p in files]
+    sizes = [logfiles.size_of(p) for p in files]
     meter = Progress(progress, 0 if logfiles.STDIN in files else sum(sizes))
     # The model holds millions of small objects and creates no reference cycles;
     # generational GC passes over them would cost more than the parsing itself.
