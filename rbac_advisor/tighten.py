@@ -249,14 +249,8 @@ def _emit(
         else:
             rname = p.name("Role", b.namespace, b.name)
             new_role = Role(RoleKind.ROLE, rname, b.namespace, rules, labels, ann)
-            new_b = Binding(
-                BindingKind.ROLE_BINDING,
-                p.name("RoleBinding", b.namespace, b.name),
-                b.namespace,
-                RoleRef(RoleKind.ROLE, rname),
-                subjects,
-                labels,
-                ann,
+            new_b = _binding(
+                p, b, b.namespace, RoleRef(RoleKind.ROLE, rname), subjects, labels, ann
             )
             creates += [new_role, new_b]
             deletes.append(b)
@@ -276,17 +270,8 @@ def _emit(
         else:
             rname = p.name("ClusterRole", "", b.name)
             creates.append(Role(RoleKind.CLUSTER_ROLE, rname, "", cluster_rules, labels, ann))
-            creates.append(
-                Binding(
-                    BindingKind.CLUSTER_ROLE_BINDING,
-                    p.name("ClusterRoleBinding", "", b.name),
-                    "",
-                    RoleRef(RoleKind.CLUSTER_ROLE, rname),
-                    subjects,
-                    labels,
-                    ann,
-                )
-            )
+            ref = RoleRef(RoleKind.CLUSTER_ROLE, rname)
+            creates.append(_binding(p, b, "", ref, subjects, labels, ann))
             deletes.append(b)
             parts.append(f"cluster-wide: {len(cluster_rules)} rule(s)")
     else:
@@ -297,37 +282,32 @@ def _emit(
             rules = next(iter(distinct))
             rname = p.name("ClusterRole", "", b.name + ":namespaced")
             creates.append(Role(RoleKind.CLUSTER_ROLE, rname, "", rules, labels, ann))
-            for ns in ns_rules:
-                creates.append(
-                    Binding(
-                        BindingKind.ROLE_BINDING,
-                        p.name("RoleBinding", ns, b.name),
-                        ns,
-                        RoleRef(RoleKind.CLUSTER_ROLE, rname),
-                        subjects,
-                        labels,
-                        ann,
-                    )
-                )
+            ref = RoleRef(RoleKind.CLUSTER_ROLE, rname)
+            creates += [_binding(p, b, ns, ref, subjects, labels, ann) for ns in ns_rules]
         else:
             for ns, rules in ns_rules.items():
                 rname = p.name("Role", ns, b.name)
                 creates.append(Role(RoleKind.ROLE, rname, ns, rules, labels, ann))
-                creates.append(
-                    Binding(
-                        BindingKind.ROLE_BINDING,
-                        p.name("RoleBinding", ns, b.name),
-                        ns,
-                        RoleRef(RoleKind.ROLE, rname),
-                        subjects,
-                        labels,
-                        ann,
-                    )
-                )
+                ref = RoleRef(RoleKind.ROLE, rname)
+                creates.append(_binding(p, b, ns, ref, subjects, labels, ann))
         parts.append("namespaced use moved to RoleBindings in " + ", ".join(ns_rules))
     if b in deletes and p.role_prunable(role):
         deletes.append(role)
     return Change(b.key, "tighten", "; ".join(parts), tuple(creates), tuple(deletes))
+
+
+def _binding(
+    p: _Planner,
+    b: Binding,
+    ns: str,
+    ref: RoleRef,
+    subjects: tuple[Subject, ...],
+    labels: tuple[tuple[str, str], ...],
+    ann: tuple[tuple[str, str], ...],
+) -> Binding:
+    """A new binding named after ``b``: a RoleBinding in ``ns``, cluster-wide when empty."""
+    kind = BindingKind.ROLE_BINDING if ns else BindingKind.CLUSTER_ROLE_BINDING
+    return Binding(kind, p.name(kind.value, ns, b.name), ns, ref, subjects, labels, ann)
 
 
 def _replace_rules(

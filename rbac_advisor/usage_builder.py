@@ -104,18 +104,33 @@ class UsageBuilder:
         tool: str,
         t: float,
     ) -> None:
+        self._entry(ident, acc, dec, via, tool, 1, t, t, (int(t // DAY),))
+
+    def _entry(
+        self,
+        ident: Identity,
+        acc: Access,
+        dec: Decision,
+        via: ReasonRef | None,
+        tool: str,
+        count: int,
+        first: float,
+        last: float,
+        days: Iterable[int],
+    ) -> None:
+        """Add ``count`` uses seen between ``first`` and ``last`` on ``days`` to one entry."""
         key = (id(ident), id(acc), dec, id(via), tool)
         cur = self._entries.get(key)
         if cur is None:
-            self._entries[key] = [1, t, t, {int(t // DAY)}]
+            self._entries[key] = [count, first, last, set(days)]
             self._objs[key] = (ident, acc, dec, via, tool)
             return
-        cur[0] += 1
-        if t < cur[1]:
-            cur[1] = t
-        if t > cur[2]:
-            cur[2] = t
-        cur[3].add(int(t // DAY))
+        cur[0] += count
+        if first < cur[1]:
+            cur[1] = first
+        if last > cur[2]:
+            cur[2] = last
+        cur[3].update(days)
 
     def count(self, ev: Event, source: int = 0) -> None:
         """Count one request (stages already collapsed)."""
@@ -212,16 +227,7 @@ class UsageBuilder:
         ips: Iterable[str],
     ) -> None:
         """Add ``count`` uses already counted as requests (see ``usage_fast``)."""
-        key = (id(ident), id(acc), dec, id(via), tool)
-        cur = self._entries.get(key)
-        if cur is None:
-            self._entries[key] = [count, first, last, set(days)]
-            self._objs[key] = (ident, acc, dec, via, tool)
-        else:
-            cur[0] += count
-            cur[1] = min(cur[1], first)
-            cur[2] = max(cur[2], last)
-            cur[3].update(days)
+        self._entry(ident, acc, dec, via, tool, count, first, last, days)
         for day, n in days.items():
             ak = (ident.user, tool, day)
             self._activity[ak] = self._activity.get(ak, 0) + n

@@ -96,8 +96,7 @@ class RawAggregator:
         days_of: dict[str, int] = {}
         deduper = self.builder.deduper
         assert deduper is not None
-        done, done_old, pending, done_max = deduper.windows()
-        rotate = deduper.rotate
+        finalize = deduper.finalize
         count_filtered = self.builder.count_filtered
         since, until, kubectl_only = options.since, options.until, options.kubectl_only
         window = since is not None or until is not None
@@ -173,14 +172,8 @@ class RawAggregator:
             h = hash(key)
             if head is not None and no <= head_lines:
                 head.add(h)
-            # As Deduper.finalize, inline: a request already counted adds nothing.
-            if h in done or h in done_old:
-                return key
-            if pending:
-                pending.pop(key, None)
-            done.add(h)
-            if len(done) >= done_max:
-                rotate()
+            if not finalize(key, h):
+                return key  # a request already counted adds nothing
             if window:
                 t = parse_time(stamp)
                 if (since is not None and t < since) or (until is not None and t >= until):

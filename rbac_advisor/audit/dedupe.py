@@ -14,7 +14,7 @@ A request whose stages are further apart than that is counted twice.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from rbac_advisor.audit.normalise import STAGE_RANK
 from rbac_advisor.events import Event
@@ -63,49 +63,28 @@ class Deduper(Generic[T]):
         done = self._done
         done.add(h)
         if len(done) >= self._done_max:
-            self.rotate()
+            self._done_old = done
+            self._done = set()
 
-    def rotate(self) -> None:
-        """Forget the oldest generation of counted requests.
-
-        In place, so that callers holding :meth:`windows` keep valid references.
-        """
-        self._done_old.clear()
-        self._done_old.update(self._done)
-        self._done.clear()
-
-    def forget(self) -> None:
-        """Let go of the counted requests (the input has ended; waiting ones are kept)."""
-        self._done.clear()
-        self._done_old.clear()
-
-    def windows(self) -> tuple[set[int], set[int], OrderedDict[Key, Any], int]:
-        """The live state a fast path may share.
-
-        The hashes of counted requests (recent and older generation), the waiting
-        requests, and the generation size.
-        A caller that adds to the recent set must call :meth:`rotate` once it reaches the
-        generation size, as :meth:`finalize` does.
-        """
-        return self._done, self._done_old, self._pending, self._done_max
-
-    def seen(self, key: Key) -> bool:
-        """True when a request with this key was already emitted (within the window)."""
-        h = hash(key)
-        return h in self._done or h in self._done_old
-
-    def finalize(self, key: Key) -> bool:
+    def finalize(self, key: Key, h: int | None = None) -> bool:
         """Record that a final stage of ``key`` was counted elsewhere; False if already counted.
 
-        Any earlier stage waiting for it is dropped.
+        Any earlier stage waiting for it is dropped. ``h`` is ``hash(key)`` when the caller
+        has it already.
         """
-        h = hash(key)
+        if h is None:
+            h = hash(key)
         if h in self._done or h in self._done_old:
             return False
         if self._pending:
             self._pending.pop(key, None)
         self._mark(h)
         return True
+
+    def forget(self) -> None:
+        """Let go of the counted requests (the input has ended; waiting ones are kept)."""
+        self._done.clear()
+        self._done_old.clear()
 
     def push(self, ev: Event, tag: T) -> None:
         """Add one stage event."""

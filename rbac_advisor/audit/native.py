@@ -233,7 +233,6 @@ class NativeStruct(msgspec.Struct):
     objectRef: RefStruct | None = None
     responseStatus: _Status | None = None
     requestReceivedTimestamp: str = ""
-    stageTimestamp: str = ""
     timestamp: str = ""
     annotations: AnnStruct | None = None
     p_log_type: str = ""  # a Panther row: leave it to the general path

@@ -28,9 +28,8 @@ from rbac_advisor.rbac import (
 from rbac_advisor.render import report_model as vm
 from rbac_advisor.risk import CLASSES
 from rbac_advisor.tighten import Change
-from rbac_advisor.usage import Usage
+from rbac_advisor.usage import DAY, Usage
 
-DAY = 86400
 VERB_ORDER = (
     "get",
     "list",
@@ -269,9 +268,9 @@ def _notes(f: BindingFinding, change: Change) -> tuple[str, ...]:
             f"{by_reason} of {total} request(s) attributed by the audit reason annotation, "
             "the rest by evaluation (tightest allowing binding)"
         )
-    idle = [s for s in f.subjects if s.requests == 0]
+    idle = f.idle_subjects
     if idle and f.uses:
-        notes.append("idle subjects: " + ", ".join(_subject_ref(s.subject).text for s in idle))
+        notes.append("idle subjects: " + ", ".join(_subject_ref(s).text for s in idle))
     return tuple(notes)
 
 
