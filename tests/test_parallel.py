@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import signal
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,9 @@ def test_concatenated_gzip_members_split_like_one_stream(
     par = load_usage([str(p)], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
     plain_model = load_usage([plain], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
     assert par == seq and seq.entries == plain_model.entries and seq.requests == 3000
+
+
+def test_workers_leave_ctrl_c_to_the_parent() -> None:
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1, initializer=parallel._init, initargs=(None,)) as pool:
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN

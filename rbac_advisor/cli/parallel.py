@@ -18,6 +18,7 @@ import gc
 import hashlib
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -242,6 +243,8 @@ def _work(args: tuple[Part, BuildOptions, bool]) -> _Result:
 def _init(counter: Any) -> None:
     global _COUNTER
     _COUNTER = counter
+    # Ctrl-C reaches the whole process group: the parent stops the pool and says so once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _sha256(path: str, out: list[str]) -> None:
