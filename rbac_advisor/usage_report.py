@@ -274,7 +274,8 @@ def to_table(usage: Usage) -> str:
         f"{usage.requests} requests ({usage.unauthenticated} unauthenticated"
         + (f", {usage.filtered} filtered out" if usage.filtered else "")
         + (f", {usage.skipped} malformed records skipped" if usage.skipped else "")
-        + f") from {iso(usage.start) or '?'} to {iso(usage.end) or '?'}"
+        + ")"
+        + (f" from {iso(usage.start)} to {iso(usage.end)}" if usage.start is not None else "")
     )
     missing = sorted({f for src in usage.sources for f in src.missing_fields})
     out = [head]

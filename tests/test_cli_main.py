@@ -41,6 +41,20 @@ def test_errors_are_one_line(args: tuple[str, ...], code: int, needle: str) -> N
     assert "Traceback" not in proc.stderr
 
 
+def test_analyze_refuses_a_window_without_requests(tmp_path: Path) -> None:
+    out = tmp_path / "review"
+    proc = run(
+        "analyze", "--audit", "fixtures/demo/audit.jsonl", "--rbac", "fixtures/demo/rbac.yaml",
+        "--since", "1h", "--out", str(out), cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [
+        "error: no request inside the observation window: all 164 requests fall outside "
+        "--since/--until; widen the window or check the logs' dates"
+    ]
+    assert not out.exists()  # nothing written: every grant would have looked unused
+
+
 def test_version_and_help() -> None:
     assert run("--version").stdout.strip().startswith("rbac-advisor ")
     help_text = run("--help").stdout

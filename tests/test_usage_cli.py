@@ -63,6 +63,14 @@ def test_json_is_written_a_subject_at_a_time_as_one_document(tmp_path) -> None:
     assert r.stdout.count('"kind": "User"') == 1 and r.stdout.endswith("}\n")
 
 
+def test_window_without_requests_is_said(tmp_path) -> None:
+    p = write(tmp_path / "a.log", event(audit_id="1"), event(audit_id="2", user="bob"))
+    r = runner.invoke(app, ["usage", p, "--until", "2000-01-01T00:00:00Z"])
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[0] == "0 requests (0 unauthenticated, 2 filtered out)"
+    assert "warning: all 2 requests fall outside --since/--until" in r.stderr
+
+
 def test_corpus_demo_log_json() -> None:
     demo = corpus() / "audit" / "native" / "audit2rbac" / "demo.log"
     r = runner.invoke(app, ["usage", "--json", str(demo)])

@@ -98,6 +98,18 @@ def load_usage_inputs(inputs: Inputs) -> Any:
             raise InputError(f"{inputs.usage_file}: cannot read: {err.strerror}") from err
         saved = usage_mod.loads(text, str(inputs.usage_file))
         model = saved if model is None else model.merge(saved)
+    assert model is not None  # audit logs or a usage file, checked above
+    if not model.entries:
+        # Without one authorized request every grant would look unused and be removed.
+        if model.filtered:
+            raise InputError(
+                f"no request inside the observation window: all {model.filtered} requests "
+                "fall outside --since/--until; widen the window or check the logs' dates"
+            )
+        raise InputError(
+            f"no authorized request in the audit evidence ({model.requests} requests, "
+            f"{model.unauthenticated} unauthenticated): nothing to base a recommendation on"
+        )
     return model
 
 

@@ -113,6 +113,11 @@ def usage(
         warning(
             f"skipped {result.skipped} malformed records" + (f" (first: {first})" if first else "")
         )
+    if not result.requests and result.filtered:
+        warning(
+            f"all {result.filtered} requests fall outside --since/--until"
+            + (" or were not made with kubectl" if kubectl_only else "")
+        )
     if json_out:
         for piece in usage_report.iter_json(result):  # one subject at a time: bounded memory
             sys.stdout.write(piece)
