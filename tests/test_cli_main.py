@@ -60,7 +60,8 @@ def test_version_and_help() -> None:
     help_text = run("--help").stdout
     for command in ("analyze", "usage", "snapshot", "verify", "can-i", "demo"):
         assert command in help_text
-    assert "Examples" in run("analyze", "--help").stdout
+    for command in ("analyze", "usage", "snapshot", "verify", "can-i", "demo"):
+        assert f"rbac-advisor {command} " in run(command, "--help").stdout  # an example
 
 
 def test_help_prose_wraps_at_the_terminal_width() -> None:

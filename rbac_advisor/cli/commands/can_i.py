@@ -26,6 +26,10 @@ HELP = "\n\n".join(
         "`system:authenticated` (except for `system:anonymous`) and, for a service account "
         "`system:serviceaccount:NS:NAME` without --as-group, `system:serviceaccounts` and "
         "`system:serviceaccounts:NS`. Members of `system:masters` are always allowed.",
+        "Examples:",
+        "  rbac-advisor can-i list secrets -n team-a --as alice --as-group dev --rbac prod.yaml",
+        "  rbac-advisor can-i create pods/exec -n web --as system:serviceaccount:ci:deployer "
+        "--rbac review/",
     ]
 )
 

@@ -22,6 +22,12 @@ HELP = """Save the cluster's Roles, ClusterRoles and bindings as one YAML List.
 The file is what `--rbac FILE` reads back: objects sorted by kind, namespace and name,
 without managedFields, uid, resourceVersion or creationTimestamp. The identity needs
 get/list on the four RBAC kinds (deploy/reader-clusterrole.yaml).
+
+Examples:
+
+  rbac-advisor snapshot --context prod -o prod-rbac.yaml
+
+  rbac-advisor snapshot --in-cluster -o - > rbac.yaml
 """
 
 

@@ -32,6 +32,9 @@ HELP = "\n\n".join(
         "left to the Node authorizer.",
         "Exit codes: 0 when nothing changes, 5 when something does, 3 when an input cannot be "
         "read.",
+        "Example:",
+        "  rbac-advisor verify --audit audit/ --rbac prod-rbac.yaml "
+        "--apply review/roles.yaml --prune review/prune.yaml",
     ]
 )
 
