@@ -87,6 +87,75 @@ def test_deduper_window_is_bounded() -> None:
     assert sorted(t for _, t in d.out) == list(range(10))
 
 
+def _watch(stage: str) -> dict:
+    return event(
+        audit_id="w",
+        stage=stage,
+        verb="watch",
+        uri="/api/v1/namespaces/ns/pods?watch=true",
+        ref={"resource": "pods", "namespace": "ns"},
+    )
+
+
+def test_deduper_counts_a_request_evicted_from_the_window_once() -> None:
+    d: Deduper[int] = Deduper(pending_max=2, done_max=3)
+    push = d.push
+    push(parse_record(_watch("RequestReceived")).events[0], 0)
+    push(parse_record(_watch("ResponseStarted")).events[0], 0)
+    for stage in ("RequestReceived", "ResponseComplete"):
+        for i in range(30):  # 30 requests open at once: the watch leaves the window
+            push(parse_record(event(audit_id=f"r{i}", stage=stage)).events[0], 1)
+    push(parse_record(_watch("ResponseStarted")).events[0], 2)  # a repeated early stage
+    push(parse_record(_watch("ResponseComplete")).events[0], 3)
+    push(parse_record(_watch("ResponseComplete")).events[0], 4)  # and a repeated final one
+    d.flush()
+    watch = [(e.stage, t) for e, t in d.out if e.audit_id == "w"]
+    assert watch == [("ResponseStarted", 0)]  # counted once, from its most complete stage
+    assert len(d.out) == 31
+
+
+def test_deduper_remembers_a_bounded_number_of_evicted_requests() -> None:
+    d: Deduper[int] = Deduper(pending_max=1, done_max=2, evicted_max=3)
+    for i in range(10):
+        d.push(parse_record(event(audit_id=f"a{i}", stage="RequestReceived")).events[0], i)
+    assert len(d._evicted) == 3
+    # The three newest evicted requests still match their final stage; older ones cannot.
+    for i in range(10):
+        d.push(parse_record(event(audit_id=f"a{i}", stage="ResponseComplete")).events[0], i)
+    d.flush()
+    assert sorted(t for _, t in d.out) == sorted([*range(10), 0, 1, 2, 3, 4, 5])
+
+
+def test_long_watch_counted_once_through_the_reader(monkeypatch, tmp_path) -> None:
+    from audit_samples import line
+
+    from rbac_advisor.audit import dedupe
+    from rbac_advisor.cli.ingest import load_usage
+
+    monkeypatch.setattr(dedupe, "PENDING_MAX", 4)
+    monkeypatch.setattr(dedupe, "DONE_MAX", 4)
+    monkeypatch.setattr(stream_mod, "DEFER_MAX", 2)
+    texts = [line(_watch("RequestReceived")), line(_watch("ResponseStarted"))]
+    for stage in ("RequestReceived", "ResponseComplete"):
+        for i in range(50):  # 50 requests open at once: the watch leaves every window
+            texts.append(line(event(audit_id=f"r{i}", stage=stage, user=f"u{i % 3}")))
+    texts.append(line(_watch("ResponseComplete")))
+    p = tmp_path / "a.log"
+    p.write_bytes(b"\n".join(texts) + b"\n")
+    u = load_usage(
+        [str(p)],
+        skip_malformed=False,
+        since=None,
+        until=None,
+        kubectl_only=False,
+        progress=False,
+        workers=1,
+    )
+    assert u.requests == 51
+    watches = [s.count for k, s in u.entries.items() if k.access.verb == "watch"]
+    assert watches == [1]
+
+
 def test_deferred_request_received_lines_give_the_same_model(monkeypatch) -> None:
     rng = random.Random(7)
     evs = []

@@ -4,11 +4,15 @@ A request is logged at up to three stages (B2) sharing one ``auditID``. The ID a
 not a key: clients may set ``Audit-ID`` themselves, so a reused ID must not hide another
 request. The key is (auditID, authenticated user, verb, request URI).
 
-Memory is bounded by assuming the stages of one request lie close together in a log:
-at most ``pending_max`` requests may be waiting for a later stage (in-flight requests,
-long watches and exec sessions included) and a counted request is remembered for the
-next ``done_max`` to ``2 * done_max`` requests, so a later duplicate stage is dropped.
-A request whose stages are further apart than that is counted twice.
+Memory is bounded by assuming the stages of most requests lie close together in a log:
+at most ``pending_max`` requests may be waiting for a later stage (in-flight requests)
+and a counted request is remembered for the next ``done_max`` to ``2 * done_max``
+requests, so a later duplicate stage is dropped. A request still waiting when the window
+is full (a long watch, an exec session) is counted from its most complete early stage and
+then remembered until its final stage arrives, for up to ``evicted_max`` such requests at
+a time: a watch is counted once however long it lasts. Only stages further apart than
+all of that (more than ``evicted_max`` long requests open at once, or a duplicated final
+stage repeated after ``done_max`` requests) are counted twice.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ T = TypeVar("T")
 Key = tuple[str, str, str, str]
 PENDING_MAX = 100_000
 DONE_MAX = 250_000
+EVICTED_MAX = 250_000
 
 
 def request_key(ev: Event) -> Key | None:
@@ -50,14 +55,23 @@ class Deduper(Generic[T]):
     (on eviction or :meth:`flush`), keeping the most complete stage seen.
     """
 
-    def __init__(self, pending_max: int = PENDING_MAX, done_max: int = DONE_MAX) -> None:
-        """Set the window sizes (see module docstring)."""
+    def __init__(
+        self,
+        pending_max: int | None = None,
+        done_max: int | None = None,
+        evicted_max: int | None = None,
+    ) -> None:
+        """Set the window sizes (see module docstring; None: the module's defaults)."""
         self.out: list[tuple[Event, T]] = []
         self._pending: OrderedDict[Key, tuple[Event, T]] = OrderedDict()
-        self._pending_max = pending_max
+        self._pending_max = PENDING_MAX if pending_max is None else pending_max
         self._done: set[int] = set()
         self._done_old: set[int] = set()
-        self._done_max = done_max
+        self._done_max = DONE_MAX if done_max is None else done_max
+        # Requests counted from an early stage when the window was full, waiting for their
+        # final stage (insertion-ordered: the oldest is let go first when it is full).
+        self._evicted: dict[int, None] = {}
+        self._evicted_max = EVICTED_MAX if evicted_max is None else evicted_max
 
     def _mark(self, h: int) -> None:
         done = self._done
@@ -76,6 +90,10 @@ class Deduper(Generic[T]):
             h = hash(key)
         if h in self._done or h in self._done_old:
             return False
+        if self._evicted and h in self._evicted:
+            del self._evicted[h]  # its final stage: the request was counted already
+            self._mark(h)
+            return False
         if self._pending:
             self._pending.pop(key, None)
         self._mark(h)
@@ -85,6 +103,7 @@ class Deduper(Generic[T]):
         """Let go of the counted requests (the input has ended; waiting ones are kept)."""
         self._done.clear()
         self._done_old.clear()
+        self._evicted.clear()
 
     def push(self, ev: Event, tag: T) -> None:
         """Add one stage event."""
@@ -96,6 +115,12 @@ class Deduper(Generic[T]):
         if h in self._done or h in self._done_old:
             return
         r = rank(ev.stage)
+        evicted = self._evicted
+        if evicted and h in evicted:
+            if r >= 2:  # its final stage: the request was counted already
+                del evicted[h]
+                self._mark(h)
+            return
         pending = self._pending
         if r >= 2:
             if pending:
@@ -108,7 +133,9 @@ class Deduper(Generic[T]):
             pending[key] = (ev, tag)
             if len(pending) > self._pending_max:
                 old_key, old = pending.popitem(last=False)
-                self._mark(hash(old_key))
+                evicted[hash(old_key)] = None
+                if len(evicted) > self._evicted_max:
+                    del evicted[next(iter(evicted))]
                 self.out.append(old)
         elif r > rank(cur[0].stage):
             pending[key] = (ev, tag)
