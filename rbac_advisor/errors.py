@@ -41,8 +41,9 @@ class AuditParseError(InputError):
     """An audit log line could not be read as an audit event."""
 
     def __init__(self, path: str, line: int, reason: str) -> None:
-        """Name the file, line and problem."""
-        super().__init__(f"{path}:{line}: {reason}")
+        """Name the file ("-": stdin), line (0: the input as a whole) and problem."""
+        shown = "<stdin>" if path == "-" else path
+        super().__init__(f"{shown}:{line}: {reason}" if line else f"{shown}: {reason}")
         self.path = path
         self.line = line
         self.reason = reason

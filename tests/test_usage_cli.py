@@ -106,7 +106,14 @@ def test_empty_input_is_an_error(tmp_path, content: bytes) -> None:
     p = tmp_path / "empty.log"
     p.write_bytes(content)
     r = runner.invoke(app, ["usage", str(p)])
-    assert r.exit_code == 3 and "no audit events found" in r.stderr
+    assert r.exit_code == 3 and r.stderr == f"error: {p}: no audit events found\n"
+
+
+def test_stdin_is_named_in_errors() -> None:
+    r = runner.invoke(app, ["usage", "-"], input=b"")
+    assert r.exit_code == 3 and r.stderr == "error: <stdin>: no audit events found\n"
+    r = runner.invoke(app, ["usage", "-"], input=line(event()) + b"\n{oops\n")
+    assert r.exit_code == 3 and r.stderr.startswith("error: <stdin>:2: invalid JSON")
 
 
 def test_non_event_json_and_truncated_gzip(tmp_path) -> None:
