@@ -1,7 +1,7 @@
 """Benchmark: audit log -> usage model, plain and gzip, against jq doing the same group-by.
 
     python bench/bench_usage.py [--lines 2000000] [--file /tmp/bench-audit.log] [--jq-lines 200000]
-                                [--repeat 3]
+                                [--repeat 3] [--rotated]
 
 Each mode runs in a fresh process, --repeat times; the median run is reported with the
 spread, and peak RSS is the largest ru_maxrss of a process (and summed with its workers).
@@ -11,6 +11,7 @@ Targets: >= 300k lines/s, >= 10x jq, .gz <= 1.5x slower than plain, peak RSS <= 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shutil
@@ -65,6 +66,35 @@ def run_jq(path: str, lines: int) -> float | None:
     return lines / (time.perf_counter() - t)
 
 
+def rotated(path: str, size: int = 100_000_000) -> str:
+    """The log as a directory of rotated files, as the apiserver leaves them.
+
+    Files of ``size`` bytes cut at line ends, all gzip-compressed at level 6 (what
+    ``--audit-log-compress`` writes) except the newest; made once, next to the log.
+    """
+    out = path + ".rotated"
+    if os.path.isdir(out):
+        return out
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    print(f"writing {out}/ (rotated, gzip -6) ...", file=sys.stderr)
+    with open(path, "rb") as src:
+        k, chunk = 0, src.readlines(size)
+        while chunk:
+            nxt = src.readlines(size)
+            name = f"audit-2026-11-01T{k // 60:02d}-{k % 60:02d}-00.000.log"
+            if nxt:
+                with gzip.open(os.path.join(tmp, name + ".gz"), "wb", compresslevel=6) as f:
+                    f.writelines(chunk)
+            else:
+                with open(os.path.join(tmp, "audit.log"), "wb") as f:
+                    f.writelines(chunk)
+            k, chunk = k + 1, nxt
+    os.rename(tmp, out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,6 +104,11 @@ def main() -> None:
     ap.add_argument("--jq-lines", type=int, default=200_000, help="jq runs on this many lines")
     ap.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
     ap.add_argument("--repeat", type=int, default=3, help="runs per mode; the median is reported")
+    ap.add_argument(
+        "--rotated",
+        action="store_true",
+        help="also read the log as a directory of rotated files (100 MB each, gzip -6)",
+    )
     a = ap.parse_args()
     if not os.path.exists(a.file) or not os.path.exists(a.file + ".gz"):
         print(f"generating {a.lines} lines into {a.file} (+ .gz) ...", file=sys.stderr)
@@ -96,11 +131,14 @@ def main() -> None:
     )
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     results = {}
-    for name, path, workers in [
+    modes = [
         (f"plain, {a.workers} processes", a.file, a.workers),
         ("plain, 1 process", a.file, 1),
         (f"gzip, {a.workers} processes", a.file + ".gz", a.workers),
-    ]:
+    ]
+    if a.rotated:
+        modes.append((f"rotated dir, {a.workers} procs", rotated(a.file), a.workers))
+    for name, path, workers in modes:
         runs = [run_mode(path, workers) for _ in range(a.repeat)]
         r = sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2]  # the median run
         rate = r["lines"] / r["seconds"]

@@ -198,20 +198,40 @@ def inflate_file(path: str) -> Generator[bytes, None, None]:
         yield from _inflate(_Reader(f, b"", None))
 
 
+def head_text(path: str, n: int = 4096) -> bytes:
+    """The first ``n`` bytes of text of a file, inflated if it is gzip (b"" if damaged).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        data = f.read(max(n, 1 << 16))
+    if not data.startswith(GZIP_MAGIC):
+        return data[:n]
+    try:
+        return bytes(_zlib.decompressobj(wbits=31).decompress(data, n))
+    except INFLATE_ERRORS:
+        return b""
+
+
 def inflated_size(path: str, sample: int = 4 << 20) -> int:
     """The decompressed size of a gzip file, estimated (good enough to split work by).
 
-    The trailer's ISIZE is the size modulo 2**32 of the last member; the compression
-    ratio of the first ``sample`` bytes picks the multiple of 2**32 to add.
+    The trailer's ISIZE is the size modulo 2**32 of the last member; below about 4 MB
+    (deflate expands at most 1032 times) that is the size; above, the compression ratio
+    of the first ``sample`` bytes picks the multiple of 2**32 to add.
 
     Raises:
         OSError: the file cannot be read.
     """
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        head = f.read(sample)
         f.seek(max(size - 4, 0))
         isize = int.from_bytes(f.read(4), "little")
+        if size * 1032 < 2**32:
+            return isize
+        f.seek(0)
+        head = f.read(sample)
     d = _zlib.decompressobj(wbits=31)
     try:
         out = len(d.decompress(head, 64 * sample))

@@ -258,11 +258,15 @@ class UsageBuilder:
             self.by_source,
         )
 
-    def absorb_export(self, state: tuple[Any, ...], source: int) -> None:
-        """Add what another builder exported (a worker's share of a file)."""
-        rows, requests, unauth, filtered, start, end, activity, ips, sessions, _ = state
+    def absorb_export(self, state: tuple[Any, ...]) -> None:
+        """Add what another builder exported (a worker's share of the files).
+
+        Requests count for the sources the other builder counted them for.
+        """
+        rows, requests, unauth, filtered, start, end, activity, ips, sessions, by_source = state
         self._parts.append(rows)
-        self.by_source[source] = self.by_source.get(source, 0) + requests
+        for source, n in by_source.items():
+            self.by_source[source] = self.by_source.get(source, 0) + n
         self._requests += requests
         self._unauth += unauth
         self._filtered += filtered

@@ -1,8 +1,9 @@
-"""Reading one file with several processes: parts tile the file, results equal one reader."""
+"""Reading files with several processes: shares tile the files, results equal one reader."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import multiprocessing
 import signal
 from pathlib import Path
@@ -79,7 +80,6 @@ def _log(tmp_path: Path, gz: bool) -> tuple[str, int]:
 def test_two_processes_equal_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool) -> None:
     p, n = _log(tmp_path, gz)
     monkeypatch.setattr(parallel, "MIN_SIZE", 0)
-    monkeypatch.setattr(parallel, "MIN_GZIP_SIZE", 0)
     assert parallel.worth_it(p, 2)
     seq = load_usage([p], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
     par = load_usage([p], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
@@ -106,7 +106,7 @@ def test_gzip_split_point_estimate_does_not_change_the_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p, _ = _log(tmp_path, True)
-    monkeypatch.setattr(parallel, "MIN_GZIP_SIZE", 0)
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
     seq = load_usage([p], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
     for size in (0, 1, 50_000, 10**9):  # far too small, tiny, mid-file, beyond the end
         monkeypatch.setattr(parallel.logfiles, "inflated_size", lambda _p, s=size: s)
@@ -119,7 +119,7 @@ def test_damaged_gzip_is_reported_as_one_reader_would(
     p, _ = _log(tmp_path, True)
     data = Path(p).read_bytes()
     Path(p).write_bytes(data[: len(data) * 2 // 3])  # truncated inside the second part
-    monkeypatch.setattr(parallel, "MIN_GZIP_SIZE", 0)
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
     errors = []
     for workers in (1, 2):
         with pytest.raises(AuditParseError, match="truncated or corrupt gzip") as err:
@@ -139,7 +139,7 @@ def test_concatenated_gzip_members_split_like_one_stream(
     cut = data.index(b"\n", len(data) // 3) + 1  # rotated pieces joined with cat
     p = tmp_path / "joined.log.gz"
     p.write_bytes(gzip.compress(data[:cut]) + gzip.compress(data[cut:]))
-    monkeypatch.setattr(parallel, "MIN_GZIP_SIZE", 0)
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
     seq = load_usage([str(p)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
     par = load_usage([str(p)], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
     plain_model = load_usage([plain], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
@@ -150,3 +150,127 @@ def test_workers_leave_ctrl_c_to_the_parent() -> None:
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1, initializer=parallel._init, initargs=(None,)) as pool:
         assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+
+
+# ---- several files, any split point, stages in any order ------------------------------------
+
+_REQ = st.tuples(
+    st.integers(0, 40),  # auditID (reused on purpose)
+    st.sampled_from(["alice", "bob"]),
+    st.sampled_from(["get", "watch", "delete"]),
+    st.sets(
+        st.sampled_from(["RequestReceived", "ResponseStarted", "ResponseComplete"]), min_size=1
+    ),
+    st.booleans(),  # impersonated
+)
+
+
+def _texts(reqs, rnd) -> list[bytes]:
+    per = []
+    for aid, user, verb, stages, imp in reqs:
+        stages_in_order = [
+            s for s in ("RequestReceived", "ResponseStarted", "ResponseComplete") if s in stages
+        ]
+        lines_ = []
+        for stage in stages_in_order:
+            kw = {"audit_id": f"a{aid}", "stage": stage, "verb": verb, "user": user}
+            if imp and stage != "RequestReceived":
+                kw["imp"] = {"username": "carol", "groups": ["ops"]}
+            lines_.append(line(event(**kw)))
+        per.append(lines_)
+    out = []
+    while per:  # concurrent requests interleaved; sometimes a later stage first, or twice
+        q = rnd.choice(per)
+        out.append(q.pop(rnd.randrange(len(q)) if rnd.random() < 0.2 else 0))
+        if rnd.random() < 0.05:
+            out.append(out[-1])
+        if not q:
+            per.remove(q)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    reqs=st.lists(_REQ, min_size=1, max_size=40),
+    rnd=st.randoms(use_true_random=False),
+    files=st.integers(1, 3),
+    workers=st.sampled_from([2, 3]),
+)
+def test_any_split_of_any_files_equals_one_reader(
+    tmp_path_factory: pytest.TempPathFactory, reqs, rnd, files: int, workers: int
+) -> None:
+    texts = _texts(reqs, rnd)
+    d = tmp_path_factory.mktemp("split")
+    cuts = sorted(rnd.randrange(len(texts) + 1) for _ in range(files - 1))
+    paths, estimates = [], {}
+    for k, (a, b) in enumerate(zip([0, *cuts], [*cuts, len(texts)], strict=True)):
+        data = b"".join(t + b"\n" for t in texts[a:b])
+        shape = rnd.choice(["plain", "gzip", "document"])
+        p = d / (f"audit-{k}.log.gz" if shape == "gzip" else f"audit-{k}.log")
+        if shape == "document":  # an EventList: read alone, between runs of line files
+            items = [json.loads(t) for t in texts[a:b]]
+            data = json.dumps({"kind": "EventList", "items": items}, indent=1).encode()
+        p.write_bytes(gzip.compress(data) if shape == "gzip" else data)
+        paths.append(str(p))
+        estimates[str(p)] = rnd.randrange(2 * len(data) + 2)  # a gzip size guess, any
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "MIN_SIZE", 0)
+        mp.setattr(parallel.logfiles, "inflated_size", lambda p: estimates[p])
+        try:
+            seq = load_usage(paths, workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+        except AuditParseError:
+            return  # every file empty
+        par = load_usage(paths, workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    assert par == seq
+
+
+def test_errors_in_a_run_of_files_name_the_file_and_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, n = _log(tmp_path, False)
+    data = Path(plain).read_bytes().splitlines(keepends=True)
+    a, b = tmp_path / "audit-1.log", tmp_path / "audit-2.log.gz"
+    a.write_bytes(b"".join(data[: n // 2]))
+    broken = data[n // 2 :]
+    broken.insert(100, b"garbage\n")
+    b.write_bytes(gzip.compress(b"".join(broken)))
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    paths = [str(a), str(b)]
+    with pytest.raises(AuditParseError, match=r"audit-2.log.gz:101: invalid JSON"):
+        load_usage(paths, workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    seq = load_usage(paths, workers=1, skip_malformed=True, **KW)  # type: ignore[arg-type]
+    par = load_usage(paths, workers=2, skip_malformed=True, **KW)  # type: ignore[arg-type]
+    assert par == seq and [s.skipped for s in seq.sources] == [0, 1]
+    assert seq.sources[1].first_error.startswith(f"{b}:101: invalid JSON")
+    # A damaged gzip file in the run: the files are read again by one reader, which says
+    # where the damage starts.
+    whole = gzip.compress(b"".join(data[n // 2 :]))
+    b.write_bytes(whole[: len(whole) // 2])
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(AuditParseError, match="truncated or corrupt gzip") as err:
+            load_usage(paths, workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+
+
+def test_rotated_files_are_shared_between_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, n = _log(tmp_path, False)
+    data = Path(plain).read_bytes().splitlines(keepends=True)
+    d = tmp_path / "logs"
+    d.mkdir()
+    for k in range(4):
+        chunk = b"".join(data[k * n // 4 : (k + 1) * n // 4])
+        (d / f"audit-2026-11-2{k}T00-00-00.000.log.gz").write_bytes(gzip.compress(chunk))
+    shares, after, total = parallel._shares(
+        [(i, str(p)) for i, p in enumerate(sorted(d.iterdir()))], 2, parallel.OVERLAP
+    )
+    assert len(shares) == 2 and total == len(b"".join(data))
+    assert [p.index for p in shares[0][0]][0] == 0 and shares[1][0][-1].index == 3
+    assert shares[1][1] and after  # the text before the second share, and at the end
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    seq = load_usage([str(d)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    par = load_usage([str(d)], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    assert par == seq and seq.requests == 3000

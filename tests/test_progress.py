@@ -70,7 +70,6 @@ def test_load_usage_draws_the_bar_to_the_end(
     monkeypatch.setattr(progress, "DELAY", 0.0)
     monkeypatch.setattr(progress, "PERIOD", 0.0)
     monkeypatch.setattr(parallel, "MIN_SIZE", 0)
-    monkeypatch.setattr(parallel, "MIN_GZIP_SIZE", 0)
     out = _Tty()
     monkeypatch.setattr("sys.stderr", out)
     u = load_usage(

@@ -114,7 +114,7 @@ def test_workers_then_parent_equal_one_builder(parts: list[list[Use]], tail: lis
         worker = UsageBuilder()
         for use in part:
             add(worker, use)
-        parent.absorb_export(pickle.loads(pickle.dumps(worker.export())), 0)
+        parent.absorb_export(pickle.loads(pickle.dumps(worker.export())))
     for use in tail:  # requests the parent counts itself after the workers' shares
         add(parent, use)
     split = parent.finish()
@@ -138,9 +138,9 @@ def test_export_after_absorbing_keeps_everything(parts: list[list[Use]]) -> None
         b = UsageBuilder()
         for use in part:
             add(b, use)
-        inner.absorb_export(b.export(), 0)
+        inner.absorb_export(b.export())
     outer = UsageBuilder()
-    outer.absorb_export(pickle.loads(pickle.dumps(inner.export())), 0)
+    outer.absorb_export(pickle.loads(pickle.dumps(inner.export())))
     assert list(outer.finish().entries.items()) == reference([u for p in parts for u in p])
 
 
@@ -211,5 +211,5 @@ def test_new_keys_and_stats_equal_constructed() -> None:
 
 def test_empty_builder() -> None:
     b = UsageBuilder()
-    b.absorb_export(pickle.loads(pickle.dumps(UsageBuilder().export())), 0)
+    b.absorb_export(pickle.loads(pickle.dumps(UsageBuilder().export())))
     assert b.finish() == usage.empty()

@@ -18,6 +18,7 @@ stage repeated after ``done_max`` requests) are counted twice.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from rbac_advisor.audit.normalise import STAGE_RANK
@@ -99,6 +100,20 @@ class Deduper(Generic[T]):
         self._mark(h)
         return True
 
+    def mark(self, key: Key) -> None:
+        """Record that the request ``key`` was counted elsewhere: its stages add nothing."""
+        self._mark(hash(key))
+
+    def note_recent(self, hashes: set[int]) -> None:
+        """Take ``hashes`` (kept, not copied) as the requests counted last, elsewhere."""
+        if hashes:
+            self._done_old = self._done
+            self._done = hashes
+
+    def recent(self) -> set[int]:
+        """Key hashes of the requests counted last (at least the last ``done_max``)."""
+        return self._done | self._done_old | set(self._evicted)
+
     def forget(self) -> None:
         """Let go of the counted requests (the input has ended; waiting ones are kept)."""
         self._done.clear()
@@ -146,6 +161,17 @@ class Deduper(Generic[T]):
             self._mark(hash(key))
             self.out.append(item)
         self._pending.clear()
+
+    def discard_pending(self, counted: Iterable[set[int]]) -> None:
+        """Drop the waiting requests whose key hash is in one of ``counted``.
+
+        Their later stage was counted elsewhere (by a worker reading what followed).
+        """
+        sets = list(counted)
+        if not sets or not self._pending:
+            return
+        for key in [k for k in self._pending if any(hash(k) in h for h in sets)]:
+            del self._pending[key]
 
     def drain(self) -> list[tuple[Event, T]]:
         """Remove and return the waiting requests without emitting them."""

@@ -73,6 +73,28 @@ def source_info(path: str, st: SourceStats, requests: int, sha256: str) -> Sourc
     )
 
 
+def _run(files: list[str], start: int, workers: int) -> tuple[int, bool]:
+    """The end of the files to read next from ``start``, and whether workers share them.
+
+    Workers take a run of JSON-lines files (plain or gzip) with enough text between them;
+    anything else (stdin, JSON documents) is read alone.
+    """
+    from rbac_advisor.cli import parallel
+
+    if not parallel.can_fork(workers):
+        return start + 1, False
+    end, text = start, 0
+    while end < len(files) and parallel.splittable(files[end]):
+        try:
+            text += parallel.text_size(files[end])
+        except OSError:
+            break
+        end += 1
+    if end == start:
+        return start + 1, False
+    return end, text >= parallel.MIN_SIZE
+
+
 def load_usage(
     paths: list[str],
     *,
@@ -112,28 +134,47 @@ def load_usage(
     gc.disable()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     try:
-        for index, path in enumerate(files):
-            st = stats[path] = SourceStats(path)
-            meter.file(sizes[index], os.path.basename(path) if len(files) > 1 else "")
-            if parallel.worth_it(path, n_workers):
-                digest = parallel.read_file(
-                    builder, index, path, st, options, skip_malformed, n_workers, meter
+        index = 0
+        while index < len(files):
+            end, split = _run(files, index, n_workers)
+            if split:
+                run = files[index:end]
+                for path in run:
+                    stats[path] = SourceStats(path)
+                name = os.path.basename(run[0]) if len(run) == 1 else f"{len(run)} files"
+                meter.file(sum(sizes[index:end]), name if len(files) > 1 else "")
+                got = parallel.read_files(
+                    builder,
+                    list(enumerate(run, index)),
+                    stats,
+                    options,
+                    skip_malformed,
+                    n_workers,
+                    meter,
+                    followed=end < len(files),
                 )
-                if digest is not None:
-                    digests[path] = digest
+                if got is not None:
+                    digests.update(got)
+                    index = end
                     continue
-            src = logfiles.Source(path)
-            blocks = meter.count(
-                logfiles.read_blocks(src, st, skip_malformed=skip_malformed),
-                functools.partial(getattr, src, "consumed"),
-            )
-            add = builder.add
-            fast.source = index
-            for ev in parse_blocks(
-                blocks, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
-            ):
-                add(ev, index)
-            digests[path] = src.sha256
+                # A damaged gzip file: one reader reports the damage where it starts.
+            for i in range(index, end):
+                path = files[i]
+                st = stats[path] = SourceStats(path)
+                meter.file(sizes[i], os.path.basename(path) if len(files) > 1 else "")
+                src = logfiles.Source(path)
+                blocks = meter.count(
+                    logfiles.read_blocks(src, st, skip_malformed=skip_malformed),
+                    functools.partial(getattr, src, "consumed"),
+                )
+                add = builder.add
+                fast.source = i
+                for ev in parse_blocks(
+                    blocks, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
+                ):
+                    add(ev, i)
+                digests[path] = src.sha256
+            index = end
         fast.flush()
         builder.flush()
     finally:

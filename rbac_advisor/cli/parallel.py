@@ -1,15 +1,18 @@
-"""Reading one large audit file with several processes, each over a part of it.
+"""Reading audit files with several processes, each over a share of them.
 
-A plain file is split into byte ranges; a gzip file into ranges of its decompressed
-stream (each worker inflates from the start and skips what precedes its part: ISA-L
-inflates several times faster than a line is parsed).
+The files given together (oldest first) are read as one stream of text, cut into shares
+of about equal size: a share is a run of whole files and pieces of files. A piece of a
+plain file is a byte range; a piece of a gzip file a range of its decompressed stream
+(the worker inflates from the start and skips what precedes its piece: ISA-L inflates
+several times faster than a line is parsed).
 
-Each worker parses and aggregates its range with its own deduplication window. Requests
-whose stages straddle a range boundary are reconciled here, so the result equals a
-sequential read: a worker hands back, uncounted, the requests still waiting for a later
-stage at the end of its range (its tail), and the keys of the requests it counted in its
-first ``HEAD_LINES`` lines (its head). A tail request counted in a later worker's head is
-dropped; the others go through the parent's deduplication window like any event.
+Each worker parses and aggregates its share in order with its own deduplication window,
+as one reader would. Requests whose stages straddle a share boundary are reconciled here,
+so the result equals a sequential read: a worker hands back, uncounted, the requests
+still waiting for a later stage at the end of its share (its tail), and the keys of the
+requests it counted in its first ``HEAD_LINES`` lines (its head). A tail request counted
+in a later worker's head is dropped, as is a request the parent was still waiting for
+when the files started; the others go through the parent's deduplication window.
 """
 
 from __future__ import annotations
@@ -20,12 +23,26 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+import orjson
+
 from rbac_advisor import logfiles
-from rbac_advisor.audit import Block, SourceStats, parse_blocks, request_key
+from rbac_advisor.audit import (
+    Block,
+    Deduper,
+    Malformed,
+    SourceStats,
+    native,
+    parse_blocks,
+    parse_record,
+    request_key,
+)
+from rbac_advisor.audit.dedupe import rank
+from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
@@ -34,70 +51,151 @@ from rbac_advisor.usage import BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
-MIN_SIZE = 64 << 20
-MIN_GZIP_SIZE = 8 << 20
+# Bytes of text (decompressed) worth splitting: below, starting the workers and merging
+# their results costs more than it saves (measured: 8 MB of text is even, 16 MB gains).
+MIN_SIZE = 16 << 20
 HEAD_LINES = 200_000
+# Text before its share a worker reads for the requests counted there (about 55k lines).
+OVERLAP = 64 << 20
 
 
 @dataclass(frozen=True)
 class Part:
-    """One worker's share of a file.
+    """One file's piece of a worker's share.
 
     Bytes ``[start, end)`` of a plain file (both on line starts), or, for gzip, of the
     decompressed stream between the line starts at or after ``start`` and ``end`` (-1: to
     the end), found from these approximate offsets the same way by every worker.
+    ``index`` is the file's position among the inputs (its source).
     """
 
     path: str
     gzip: bool
     start: int
     end: int
+    index: int = 0
 
 
-def worth_it(path: str, workers: int) -> bool:
-    """True for a JSON-lines regular file (plain or gzip) big enough to split."""
-    if workers < 2 or path == "-" or "fork" not in multiprocessing.get_all_start_methods():
+def can_fork(workers: int) -> bool:
+    """True when ``workers`` processes can share the reading here."""
+    return workers >= 2 and "fork" in multiprocessing.get_all_start_methods()
+
+
+def splittable(path: str) -> bool:
+    """True for a regular JSON-lines file (plain or gzip): workers can read it in pieces."""
+    if path == logfiles.STDIN:
         return False
     try:
         if not os.path.isfile(path):
             return False
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(4096)
-        compressed = head.startswith(GZIP_MAGIC)
-        if size < (MIN_GZIP_SIZE if compressed else MIN_SIZE):
-            return False
-        if compressed:
-            pieces = logfiles.inflate_file(path)
-            head = next(pieces, b"")[:4096]
-            pieces.close()
+        head = logfiles.head_text(path)
     except OSError:
         return False
-    except logfiles.INFLATE_ERRORS:
-        return False
     first = head.lstrip().split(b"\n", 1)[0].strip()
-    return first not in (b"{", b"[")
+    return first not in (b"{", b"[")  # an empty file adds nothing to a run
 
 
-def _parts(path: str, n: int, compressed: bool) -> tuple[list[Part], int]:
-    """The parts of a file, and the bytes they add up to (estimated for gzip)."""
-    if compressed:
-        total = logfiles.inflated_size(path)
-        parts = [
-            Part(path, True, total * k // n, total * (k + 1) // n if k < n - 1 else -1)
-            for k in range(n)
-        ]
-        return parts, total
-    size = os.path.getsize(path)
-    cuts = [0]
+def text_size(path: str) -> int:
+    """Bytes of text in a file: its size, or for gzip its decompressed size (estimated).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
     with open(path, "rb") as f:
-        for k in range(1, n):
-            f.seek(max(size * k // n, cuts[-1]))
-            f.readline()  # move to the start of the next line
-            cuts.append(min(f.tell(), size))
-    cuts.append(size)
-    parts = [Part(path, False, cuts[k], cuts[k + 1]) for k in range(n) if cuts[k] < cuts[k + 1]]
-    return parts, size
+        compressed = f.read(2) == GZIP_MAGIC
+    return logfiles.inflated_size(path) if compressed else os.path.getsize(path)
+
+
+def worth_it(path: str, workers: int) -> bool:
+    """True for a JSON-lines regular file (plain or gzip) big enough to split alone."""
+    try:
+        return can_fork(workers) and splittable(path) and text_size(path) >= MIN_SIZE
+    except OSError:
+        return False
+
+
+def _line_starts(path: str, cuts: list[int], size: int) -> list[int]:
+    """Plain-file cut points (ascending) moved to a line start, as seek + readline find it.
+
+    A cut at 0 stays at 0.
+    """
+    out: list[int] = []
+    with open(path, "rb") as f:
+        for cut in cuts:
+            if cut <= 0:
+                out.append(0)
+                continue
+            f.seek(max(cut, out[-1] if out else 0))
+            f.readline()
+            out.append(min(f.tell(), size))
+    return out
+
+
+_Sized = tuple[int, str, bool, int]  # source index, path, gzip, bytes of text
+
+
+def _positions(sized: list[_Sized], offsets: set[int]) -> dict[int, tuple[int, int]]:
+    """Offsets in the stream of the files to (file number, offset in the file).
+
+    In a plain file the offset moves to a line start; in a gzip file it stays as it is
+    (the workers find the line start at or after it). The stream's end is (files, 0).
+    """
+    out: dict[int, tuple[int, int]] = {0: (0, 0)}  # the start, even of a file sized 0
+    lo = 0
+    for i, (_, path, gz, size) in enumerate(sized):
+        hi = lo + size
+        inside = sorted(b for b in offsets if lo <= b < hi and b not in out)
+        rel = [b - lo for b in inside]
+        at = rel if gz else _line_starts(path, rel, size)
+        for b, o in zip(inside, at, strict=True):
+            out[b] = (i, o)
+        lo = hi
+    for b in offsets:
+        out.setdefault(b, (len(sized), 0))
+    return out
+
+
+def _range(sized: list[_Sized], first: tuple[int, int], last: tuple[int, int]) -> list[Part]:
+    """The pieces of the files between two positions (see :func:`_positions`)."""
+    parts = []
+    for i in range(first[0], min(last[0], len(sized) - 1) + 1):
+        index, path, gz, size = sized[i]
+        start = first[1] if i == first[0] else 0
+        end = last[1] if i == last[0] else (-1 if gz else size)
+        if start != end:
+            parts.append(Part(path, gz, start, end, index))
+    return parts
+
+
+def _shares(
+    files: Sequence[tuple[int, str]], n: int, overlap: int = 0
+) -> tuple[list[tuple[list[Part], list[Part]]], list[Part], int]:
+    """Cut the files, one stream in order, into up to ``n`` shares of about equal text.
+
+    Each share comes with the pieces of the ``overlap`` bytes of text before it (none for
+    the first). Returns the non-empty shares, the pieces of the last ``overlap`` bytes,
+    and the bytes of text they all add up to (estimated for gzip).
+    """
+    sized: list[_Sized] = []
+    for index, path in files:
+        with open(path, "rb") as f:
+            gz = f.read(2) == GZIP_MAGIC
+        size = logfiles.inflated_size(path) if gz else os.path.getsize(path)
+        sized.append((index, path, gz, size))
+    total = sum(x[3] for x in sized)
+    inner = [total * k // n for k in range(1, n)]
+    starts = [max(b - overlap, 0) for b in inner]
+    tail = max(total - overlap, 0)
+    at = _positions(sized, {*inner, *starts, tail})
+    # The stream's ends are the files' ends, whatever the estimates say.
+    cuts = [(0, 0), *(at[b] for b in inner), (len(sized), 0)]
+    out = []
+    for k in range(n):
+        share = _range(sized, cuts[k], cuts[k + 1])
+        before = _range(sized, at[starts[k - 1]], cuts[k]) if k else []
+        if share:
+            out.append((share, before))
+    return out, _range(sized, at[tail], cuts[-1]), total
 
 
 def _file_range(path: str, start: int, end: int) -> Iterator[bytes]:
@@ -189,55 +287,88 @@ def _range_blocks(
 @dataclass
 class _Result:
     state: Any
-    tail: list[Event]
-    head: set[int]
-    stats: SourceStats
-    first_error: tuple[int, str] | None
-    error: tuple[int, str] | None
-    damaged: bool = False  # gzip damage: the parent reads the file sequentially instead
+    tail: list[tuple[Event, int]]  # requests still waiting at the end, handed back uncounted
+    head: set[int]  # requests seen in the first HEAD_LINES lines
+    stats: dict[str, SourceStats] = field(default_factory=dict)
+    error: tuple[str, int, str] | None = None  # path, line within the piece, reason
+    damaged: bool = False  # gzip damage: the parent reads the files sequentially instead
 
 
 _COUNTER: Any = None
+_BEFORE: set[int] = set()
 
 
-def _work(args: tuple[Part, BuildOptions, bool]) -> _Result:
-    part, options, skip = args
-    path = part.path
+def _seed(deduper: Deduper[int], parts: list[Part]) -> None:
+    """Mark the requests whose final stage lies in ``parts`` (the text before a share)."""
+    light = native.light_decoder().decode
+    for part in parts:
+        for _, _, block in _range_blocks(_part_pieces(part), part.path):
+            for text in block:
+                if text.startswith(native.GO_PREFIX):
+                    try:
+                        e = light(text)
+                    except (msgspec.ValidationError, msgspec.DecodeError):
+                        continue
+                    if e.user is not None and e.auditID and rank(e.stage) >= 2:
+                        uri = redact_uri(e.requestURI)
+                        deduper.mark((e.auditID, e.user.username, e.verb, uri))
+                    continue
+                try:
+                    events = parse_record(orjson.loads(text)).events
+                except (orjson.JSONDecodeError, Malformed):
+                    continue  # the share that holds it reports it
+                for ev in events:
+                    k = request_key(ev)
+                    if k is not None and rank(ev.stage) >= 2:
+                        deduper.mark(k)
+
+
+def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
+    parts, before, options, skip = args
     gc.disable()
     stats: dict[str, SourceStats] = {}
     builder = UsageBuilder(options)
     deduper = builder.deduper
     assert deduper is not None
+    # A later stage repeated after its request was counted in the previous share, or an
+    # early stage logged after its final one, is dropped as one reader would drop it.
+    deduper.note_recent(_BEFORE)  # what the parent counted last (inherited by fork)
+    try:
+        _seed(deduper, before)
+    except logfiles.INFLATE_ERRORS:
+        return _Result((), [], set(), damaged=True)
     head: set[int] = set()
     fast = RawAggregator(builder, options)
-    fast.track_head(head, HEAD_LINES)
-    first_error: tuple[int, str] | None = None
-    # Line position by block (no per-line wrapper): the head may then hold the keys of up to
-    # one block past HEAD_LINES, which only widens the window boundary requests match in.
-    pos = [0]
-    blocks = _range_blocks(_part_pieces(part), path, pos)
+    read = 0  # lines of the share read so far
     try:
-        for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
-            if pos[0] <= HEAD_LINES:
-                k = request_key(ev)
-                if k is not None:
-                    head.add(hash(k))
-            builder.add(ev)
+        for part in parts:
+            left = max(HEAD_LINES - read, 0)  # lines of this piece still in the head
+            fast.track_head(head, left)
+            fast.source = part.index
+            # Line position by block (no per-line wrapper): the head may then hold the keys
+            # of up to one block past HEAD_LINES, which only widens the window boundary
+            # requests match in.
+            pos = [0]
+            blocks = _range_blocks(_part_pieces(part), part.path, pos)
+            for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
+                if pos[0] <= left:
+                    k = request_key(ev)
+                    if k is not None:
+                        head.add(hash(k))
+                builder.add(ev, part.index)
+            st = stats.get(part.path)
+            read += st.lines if st is not None else 0
     except AuditParseError as err:
-        return _Result((), [], set(), SourceStats(path), None, (err.line, err.reason))
+        return _Result((), [], set(), error=(err.path, err.line, err.reason))
     except logfiles.INFLATE_ERRORS:
-        return _Result((), [], set(), SourceStats(path), None, None, damaged=True)
+        return _Result((), [], set(), damaged=True)
     fast.flush()
-    tail = [ev for ev, _ in deduper.drain()]
-    for ev in tail:
+    tail = deduper.drain()
+    for ev, _ in tail:
         k = request_key(ev)
         if k is not None:
             head.discard(hash(k))
-    st = stats.get(path) or SourceStats(path)
-    if st.first_error:
-        line, _, reason = st.first_error[len(path) + 1 :].partition(": ")
-        first_error = (int(line), reason)
-    return _Result(builder.export(), tail, head, st, first_error, None)
+    return _Result(builder.export(), tail, head, stats)
 
 
 def _init(counter: Any) -> None:
@@ -247,74 +378,104 @@ def _init(counter: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _sha256(path: str, out: list[str]) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(BLOCK):
-            h.update(b)
-    out.append(h.hexdigest())
+def _sha256(paths: list[str], out: dict[str, str]) -> None:
+    for path in paths:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while b := f.read(BLOCK):
+                h.update(b)
+        out[path] = h.hexdigest()
 
 
-def read_file(
+def read_files(
     builder: UsageBuilder,
-    index: int,
-    path: str,
-    st: SourceStats,
+    files: Sequence[tuple[int, str]],
+    stats: dict[str, SourceStats],
     options: BuildOptions,
     skip_malformed: bool,
     workers: int,
     meter: Progress,
-) -> str | None:
-    """Aggregate one file into ``builder`` with ``workers`` processes; return its sha256.
+    *,
+    followed: bool = False,
+) -> dict[str, str] | None:
+    """Aggregate files, in order, into ``builder`` with ``workers`` processes.
 
-    None (and nothing added) when a gzip file turns out damaged: the caller reads it
-    sequentially, which reports the damage where it starts.
+    ``followed``: more input comes after these files through ``builder``, which then
+    learns which requests were counted near their end.
+
+    ``files`` are (source index, path) of JSON-lines files (see :func:`splittable`); what
+    was read from each is added to ``stats[path]``. Returns the sha256 of each file. None
+    (and nothing added) when a gzip file turns out damaged: the caller then reads the
+    files sequentially, which reports the damage where it starts.
 
     Raises:
-        AuditParseError: the first malformed line (absolute line number), unless skipping.
+        AuditParseError: the first malformed line (line number within its file), unless
+            skipping.
     """
-    with open(path, "rb") as f:
-        compressed = f.read(2) == GZIP_MAGIC
-    parts, units = _parts(path, workers, compressed)
-    digest: list[str] = []
-    hasher = threading.Thread(target=_sha256, args=(path, digest), daemon=True)
+    global _BEFORE
+    shares, after, units = _shares(files, workers, OVERLAP)
+    deduper = builder.deduper
+    assert deduper is not None
+    if not shares:  # empty files
+        empty: dict[str, str] = {}
+        _sha256([p for _, p in files], empty)
+        return empty
+    _BEFORE = deduper.recent()
+    digests: dict[str, str] = {}
+    hasher = threading.Thread(target=_sha256, args=([p for _, p in files], digests), daemon=True)
     hasher.start()
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Array("q", 2)  # lines and bytes read by the workers, for progress
     reported = 0
-    with ctx.Pool(len(parts), initializer=_init, initargs=(counter,)) as pool:
-        pending = pool.map_async(_work, [(p, options, skip_malformed) for p in parts])
+    with ctx.Pool(len(shares), initializer=_init, initargs=(counter,)) as pool:
+        pending = pool.map_async(
+            _work,
+            [(share, before, options, skip_malformed) for share, before in shares],
+        )
         while not pending.ready():
             pending.wait(0.5)
             lines, done = counter[0], counter[1]
             meter.tick(lines - reported, done / units if units else None)
             reported = lines
         results: list[_Result] = pending.get()
+    _BEFORE = set()
     if any(r.damaged for r in results):
         hasher.join()
         return None
-    offsets = [0]
+    # A piece's line numbers start at 1: add the lines of the same file in earlier shares.
+    offsets: list[dict[str, int]] = []
+    before: dict[str, int] = {}
     for r in results:
-        offsets.append(offsets[-1] + r.stats.lines)
-    for k, r in enumerate(results):
+        offsets.append(dict(before))
+        for path, st in r.stats.items():
+            before[path] = before.get(path, 0) + st.lines
+    for k, r in enumerate(results):  # shares in order: the first error is the first line
         if r.error is not None:
-            raise AuditParseError(path, offsets[k] + r.error[0], r.error[1])
+            path, line, reason = r.error
+            raise AuditParseError(path, offsets[k].get(path, 0) + line, reason)
+    heads = [r.head for r in results]
+    deduper.discard_pending(heads)  # earlier files' requests whose later stage came here
+    if followed:  # what follows must know what was counted last, as one reader would
+        _seed(deduper, after)
     for k, r in enumerate(results):
-        st.lines += r.stats.lines
-        st.events += r.stats.events
-        st.skipped += r.stats.skipped
-        st.ignored += r.stats.ignored
-        st.formats |= r.stats.formats
-        st.missing |= r.stats.missing
-        if r.first_error and not st.first_error:
-            st.first_error = f"{path}:{offsets[k] + r.first_error[0]}: {r.first_error[1]}"
-        builder.absorb_export(r.state, index)
+        for path, got in r.stats.items():
+            st = stats[path]
+            st.lines += got.lines
+            st.events += got.events
+            st.skipped += got.skipped
+            st.ignored += got.ignored
+            st.formats |= got.formats
+            st.missing |= got.missing
+            if got.first_error and not st.first_error:
+                no, _, why = got.first_error[len(path) + 1 :].partition(": ")
+                st.first_error = f"{path}:{offsets[k].get(path, 0) + int(no)}: {why}"
+        builder.absorb_export(r.state)
     for k, r in enumerate(results):
-        later = [x.head for x in results[k + 1 :]]
-        for ev in r.tail:
+        later = heads[k + 1 :]
+        for ev, source in r.tail:
             key = request_key(ev)
             if key is not None and any(hash(key) in h for h in later):
-                continue  # a later stage was counted by the next worker
-            builder.add(ev, index)
+                continue  # a later stage was counted by a later worker
+            builder.add(ev, source)
     hasher.join()
-    return digest[0]
+    return digests
