@@ -61,24 +61,21 @@ def read_split(path: str) -> int:
     return sum(len(block) for block in _lines(path))
 
 
-def scan(path: str) -> int:
-    decode = msgspec.json.Decoder(_Nothing).decode
+def _decode_all(path: str, decode: Callable[[bytes], object]) -> int:
     n = 0
     for block in _lines(path):
         for text in block:
             decode(text)
             n += 1
     return n
+
+
+def scan(path: str) -> int:
+    return _decode_all(path, msgspec.json.Decoder(_Nothing).decode)
 
 
 def typed(path: str) -> int:
-    decode = native.decoder().decode
-    n = 0
-    for block in _lines(path):
-        for text in block:
-            decode(text)
-            n += 1
-    return n
+    return _decode_all(path, native.decoder().decode)
 
 
 def stripped(path: str) -> int:

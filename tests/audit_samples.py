@@ -76,3 +76,11 @@ def line(d: dict[str, Any]) -> bytes:
 def lines(*events: dict[str, Any], path: str = "t.log") -> list[tuple[str, int, bytes]]:
     """Numbered lines for ``parse_lines``."""
     return [(path, i, line(e)) for i, e in enumerate(events, 1)]
+
+
+def read_logs(paths: list[str], **options: Any) -> Any:
+    """``load_usage`` as a plain run does it: one process, no window, no progress bar."""
+    from rbac_advisor.cli.ingest import load_usage
+
+    defaults = {"skip_malformed": False, "since": None, "until": None, "kubectl_only": False}
+    return load_usage(paths, **{**defaults, "progress": False, "workers": 1, **options})

@@ -127,10 +127,9 @@ def test_deduper_remembers_a_bounded_number_of_evicted_requests() -> None:
 
 
 def test_long_watch_counted_once_through_the_reader(monkeypatch, tmp_path) -> None:
-    from audit_samples import line
+    from audit_samples import line, read_logs
 
     from rbac_advisor.audit import dedupe
-    from rbac_advisor.cli.ingest import load_usage
 
     monkeypatch.setattr(dedupe, "PENDING_MAX", 4)
     monkeypatch.setattr(dedupe, "DONE_MAX", 4)
@@ -142,15 +141,7 @@ def test_long_watch_counted_once_through_the_reader(monkeypatch, tmp_path) -> No
     texts.append(line(_watch("ResponseComplete")))
     p = tmp_path / "a.log"
     p.write_bytes(b"\n".join(texts) + b"\n")
-    u = load_usage(
-        [str(p)],
-        skip_malformed=False,
-        since=None,
-        until=None,
-        kubectl_only=False,
-        progress=False,
-        workers=1,
-    )
+    u = read_logs([str(p)])
     assert u.requests == 51
     watches = [s.count for k, s in u.entries.items() if k.access.verb == "watch"]
     assert watches == [1]

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from audit_samples import event, line
+from audit_samples import event, line, read_logs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,16 +72,7 @@ def test_duplicate_final_stage_lines_counted_once(tmp_path) -> None:
     rc = line(event(audit_id="a"))
     p = tmp_path / "d.log"
     p.write_bytes(b"\n".join([line(event(audit_id="a", stage="RequestReceived")), rc, rc]) + b"\n")
-    u = load_usage(
-        [str(p)],
-        skip_malformed=False,
-        since=None,
-        until=None,
-        kubectl_only=False,
-        progress=False,
-        workers=1,
-    )
-    assert u.requests == 1
+    assert read_logs([str(p)]).requests == 1
 
 
 # ---- the fast path against the general one under hypothesis ---------------------------------
