@@ -61,6 +61,27 @@ def test_between_tiles_the_stream_at_line_starts(
         assert data[start : start + len(part)] == part  # begins where readline would
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+    sizes=st.lists(st.integers(1, 17), max_size=40),
+    cuts=st.lists(st.integers(0, 400), min_size=2, max_size=2),
+    to_end=st.booleans(),
+)
+def test_one_pass_reads_two_pieces_as_two_passes_would(
+    lines: list[bytes], sizes: list[int], cuts: list[int], to_end: bool
+) -> None:
+    data = b"".join(x + b"\n" for x in lines)
+    a, c = sorted(cuts)
+    e = -1 if to_end else c + 50
+    one = parallel._OnePass.__new__(parallel._OnePass)
+    one._stream, one._rest, one._started = iter(_pieces(data, sizes)), [], False  # type: ignore[assignment]
+    first = b"".join(one.pieces(parallel.Part("x", True, a, c)))
+    second = b"".join(one.pieces(parallel.Part("x", True, c, e)))
+    assert first == b"".join(parallel._between(iter(_pieces(data, sizes)), a, c))
+    assert second == b"".join(parallel._between(iter(_pieces(data, sizes)), c, e))
+
+
 def _log(tmp_path: Path, gz: bool) -> tuple[str, int]:
     dicts = []
     for i in range(3000):

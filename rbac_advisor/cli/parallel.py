@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import multiprocessing
 import os
 import signal
@@ -210,11 +211,14 @@ def _file_range(path: str, start: int, end: int) -> Iterator[bytes]:
             yield piece
 
 
-def _between(pieces: Iterator[bytes], start: int, end: int) -> Iterator[bytes]:
+def _between(
+    pieces: Iterator[bytes], start: int, end: int, rest: list[tuple[bytes, int]] | None = None
+) -> Iterator[bytes]:
     """The bytes between two line starts of a stream.
 
     From the line start at or after ``start`` (0: the beginning) to the line start at or
-    after ``end`` (-1: the end), where seek + readline would find them.
+    after ``end`` (-1: the end), where seek + readline would find them. When it stops at
+    ``end``, what is left of the last piece and its offset go to ``rest``.
     """
     if end == 0:
         return
@@ -238,14 +242,51 @@ def _between(pieces: Iterator[bytes], start: int, end: int) -> Iterator[bytes]:
             if nl >= 0:
                 if nl + 1 > lo:
                     yield piece[lo : nl + 1]
+                if rest is not None:
+                    rest.append((piece[nl + 1 :], seen + nl + 1))
                 return
         if lo < n:
             yield piece[lo:] if lo else piece
         seen += n
 
 
-def _part_pieces(part: Part) -> Iterator[bytes]:
-    """The bytes of one part."""
+class _OnePass:
+    """A gzip file inflated once for two consecutive pieces of it.
+
+    The text before a share, then the share's first piece: without it both would inflate
+    the file from its start.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._stream = logfiles.inflate_file(path)
+        self._rest: list[tuple[bytes, int]] = []
+        self._started = False
+
+    def pieces(self, part: Part) -> Iterator[bytes]:
+        """The bytes of ``part``, which starts where the previous piece asked for ended."""
+        if not self._started:
+            self._started = True
+            if part.end == 0:  # an empty first piece: the next one starts at the beginning
+                self._rest.append((b"", 0))
+                return
+            yield from _between(self._stream, part.start, part.end, self._rest)
+            return
+        if not self._rest:
+            return  # the stream ended before
+        piece, offset = self._rest.pop()
+        end = -1 if part.end < 0 else max(part.end - offset, 0)
+        yield from _between(itertools.chain([piece], self._stream), 0, end, self._rest)
+
+    def close(self) -> None:
+        """Stop inflating."""
+        self._stream.close()
+
+
+def _part_pieces(part: Part, one_pass: _OnePass | None = None) -> Iterator[bytes]:
+    """The bytes of one part (through ``one_pass`` when given)."""
+    if one_pass is not None:
+        yield from one_pass.pieces(part)
+        return
     if not part.gzip:
         yield from _file_range(part.path, part.start, part.end)
         return
@@ -298,11 +339,15 @@ _COUNTER: Any = None
 _BEFORE: set[int] = set()
 
 
-def _seed(deduper: Deduper[int], parts: list[Part]) -> None:
-    """Mark the requests whose final stage lies in ``parts`` (the text before a share)."""
+def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = None) -> None:
+    """Mark the requests whose final stage lies in ``parts`` (the text before a share).
+
+    ``one_pass`` reads the last part, when given.
+    """
     light = native.light_decoder().decode
     for part in parts:
-        for _, _, block in _range_blocks(_part_pieces(part), part.path):
+        pieces = _part_pieces(part, one_pass if part is parts[-1] else None)
+        for _, _, block in _range_blocks(pieces, part.path):
             for text in block:
                 if text.startswith(native.GO_PREFIX):
                     try:
@@ -333,9 +378,14 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
     # A later stage repeated after its request was counted in the previous share, or an
     # early stage logged after its final one, is dropped as one reader would drop it.
     deduper.note_recent(_BEFORE)  # what the parent counted last (inherited by fork)
+    one_pass = None
+    if before and before[-1].gzip and before[-1].path == parts[0].path:
+        one_pass = _OnePass(parts[0].path)  # the text before, then the share, one inflate
     try:
-        _seed(deduper, before)
+        _seed(deduper, before, one_pass)
     except logfiles.INFLATE_ERRORS:
+        if one_pass is not None:
+            one_pass.close()
         return _Result((), [], set(), damaged=True)
     head: set[int] = set()
     fast = RawAggregator(builder, options)
@@ -349,7 +399,8 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
             # of up to one block past HEAD_LINES, which only widens the window boundary
             # requests match in.
             pos = [0]
-            blocks = _range_blocks(_part_pieces(part), part.path, pos)
+            pieces = _part_pieces(part, one_pass if part is parts[0] else None)
+            blocks = _range_blocks(pieces, part.path, pos)
             for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
                 if pos[0] <= left:
                     k = request_key(ev)
@@ -362,6 +413,9 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
         return _Result((), [], set(), error=(err.path, err.line, err.reason))
     except logfiles.INFLATE_ERRORS:
         return _Result((), [], set(), damaged=True)
+    finally:
+        if one_pass is not None:
+            one_pass.close()
     fast.flush()
     tail = deduper.drain()
     for ev, _ in tail:
