@@ -168,7 +168,7 @@ def _inflate(reader: _Reader) -> Iterator[bytes]:
     d = _zlib.decompressobj(wbits=31)
     while chunk := reader.read(BLOCK):
         while chunk:
-            out = d.decompress(chunk, 4 * BLOCK)
+            out = d.decompress(chunk, BLOCK)
             if out:
                 yield out
             if d.unconsumed_tail:
