@@ -86,4 +86,5 @@ def test_load_usage_draws_the_bar_to_the_end(
     assert shown, out.getvalue()
     percents = [int(m.group(1)) for s in shown if (m := re.search(r"(\d+)%", s))]
     assert percents == sorted(percents) and 0 <= percents[-1] <= 100
+    assert "4,000 lines" in shown[-1]  # every line read is counted, by every reader
     assert out.getvalue().endswith("\r\033[K")  # the line is cleared at the end

@@ -298,12 +298,24 @@ def _part_pieces(part: Part, one_pass: _OnePass | None = None) -> Iterator[bytes
 
 
 def _range_blocks(
-    pieces: Iterator[bytes], path: str, pos: list[int] | None = None
+    pieces: Iterator[bytes], path: str, pos: list[int] | None = None, *, report: bool = True
 ) -> Iterator[Block]:
-    """Blocks of numbered lines; ``pos[0]`` is the first line of the last block."""
+    """Blocks of numbered lines; ``pos[0]`` is the first line of the last block.
+
+    With ``report``, lines and bytes read are added to the progress counter as they go.
+    """
     no = counted = 1
     carry = b""
     done = 0  # bytes of the part read and not yet reported
+
+    def tell() -> None:
+        nonlocal counted, done
+        if report and _COUNTER is not None:
+            with _COUNTER.get_lock():
+                _COUNTER[0] += no - counted
+                _COUNTER[1] += done
+        counted, done = no, 0
+
     for piece in pieces:
         parts = piece.split(b"\n")
         parts[0] = carry + parts[0]
@@ -314,15 +326,14 @@ def _range_blocks(
         if parts:
             yield path, no, parts
             no += len(parts)
-            if no - counted >= 65536 and _COUNTER is not None:
-                with _COUNTER.get_lock():
-                    _COUNTER[0] += no - counted
-                    _COUNTER[1] += done
-                counted, done = no, 0
+            if no - counted >= 65536:
+                tell()
     if carry:
         if pos is not None:
             pos[0] = no
         yield path, no, [carry]
+        no += 1
+    tell()
 
 
 @dataclass
@@ -347,7 +358,7 @@ def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = 
     light = native.light_decoder().decode
     for part in parts:
         pieces = _part_pieces(part, one_pass if part is parts[-1] else None)
-        for _, _, block in _range_blocks(pieces, part.path):
+        for _, _, block in _range_blocks(pieces, part.path, report=False):
             for text in block:
                 if text.startswith(native.GO_PREFIX):
                     try:
@@ -492,6 +503,7 @@ def read_files(
             meter.tick(lines - reported, done / units if units else None)
             reported = lines
         results: list[_Result] = pending.get()
+    meter.tick(counter[0] - reported, counter[1] / units if units else None)
     _BEFORE = set()
     if any(r.damaged for r in results):
         hasher.join()
