@@ -214,7 +214,7 @@ def head_text(path: str, n: int = 4096) -> bytes:
         return b""
 
 
-def inflated_size(path: str, sample: int = 4 << 20) -> int:
+def inflated_size(path: str, sample: int = 1 << 18) -> int:
     """The decompressed size of a gzip file, estimated (good enough to split work by).
 
     The trailer's ISIZE is the size modulo 2**32 of the last member; below about 4 MB

@@ -73,26 +73,27 @@ def source_info(path: str, st: SourceStats, requests: int, sha256: str) -> Sourc
     )
 
 
-def _run(files: list[str], start: int, workers: int) -> tuple[int, bool]:
-    """The end of the files to read next from ``start``, and whether workers share them.
+def _run(files: list[str], start: int, workers: int) -> tuple[int, bool, list[int]]:
+    """The files to read next from ``start``: their end, whether workers share them, sizes.
 
-    Workers take a run of JSON-lines files (plain or gzip) with enough text between them;
-    anything else (stdin, JSON documents) is read alone.
+    The sizes are the files' bytes of text (estimated for gzip). Workers take a run of
+    JSON-lines files (plain or gzip) with enough text between them; anything else (stdin,
+    JSON documents) is read alone.
     """
     from rbac_advisor.cli import parallel
 
     if not parallel.can_fork(workers):
-        return start + 1, False
-    end, text = start, 0
+        return start + 1, False, []
+    end, sizes = start, []
     while end < len(files) and parallel.splittable(files[end]):
         try:
-            text += parallel.text_size(files[end])
+            sizes.append(parallel.text_size(files[end]))
         except OSError:
             break
         end += 1
     if end == start:
-        return start + 1, False
-    return end, text >= parallel.MIN_SIZE
+        return start + 1, False, []
+    return end, sum(sizes) >= parallel.MIN_SIZE, sizes
 
 
 def load_usage(
@@ -136,7 +137,7 @@ def load_usage(
     try:
         index = 0
         while index < len(files):
-            end, split = _run(files, index, n_workers)
+            end, split, texts = _run(files, index, n_workers)
             if split:
                 run = files[index:end]
                 for path in run:
@@ -152,6 +153,7 @@ def load_usage(
                     n_workers,
                     meter,
                     followed=end < len(files),
+                    sizes=texts,
                 )
                 if got is not None:
                     digests.update(got)

@@ -169,19 +169,23 @@ def _range(sized: list[_Sized], first: tuple[int, int], last: tuple[int, int]) -
 
 
 def _shares(
-    files: Sequence[tuple[int, str]], n: int, overlap: int = 0
+    files: Sequence[tuple[int, str]],
+    n: int,
+    overlap: int = 0,
+    sizes: Sequence[int] | None = None,
 ) -> tuple[list[tuple[list[Part], list[Part]]], list[Part], int]:
     """Cut the files, one stream in order, into up to ``n`` shares of about equal text.
 
     Each share comes with the pieces of the ``overlap`` bytes of text before it (none for
     the first). Returns the non-empty shares, the pieces of the last ``overlap`` bytes,
-    and the bytes of text they all add up to (estimated for gzip).
+    and the bytes of text they all add up to (estimated for gzip). ``sizes``: the files'
+    :func:`text_size`, when the caller has them.
     """
     sized: list[_Sized] = []
-    for index, path in files:
+    for k, (index, path) in enumerate(files):
         with open(path, "rb") as f:
             gz = f.read(2) == GZIP_MAGIC
-        size = logfiles.inflated_size(path) if gz else os.path.getsize(path)
+        size = sizes[k] if sizes is not None else text_size(path)
         sized.append((index, path, gz, size))
     total = sum(x[3] for x in sized)
     inner = [total * k // n for k in range(1, n)]
@@ -462,11 +466,13 @@ def read_files(
     meter: Progress,
     *,
     followed: bool = False,
+    sizes: Sequence[int] | None = None,
 ) -> dict[str, str] | None:
     """Aggregate files, in order, into ``builder`` with ``workers`` processes.
 
     ``followed``: more input comes after these files through ``builder``, which then
-    learns which requests were counted near their end.
+    learns which requests were counted near their end. ``sizes``: the files'
+    :func:`text_size`, when the caller has them.
 
     ``files`` are (source index, path) of JSON-lines files (see :func:`splittable`); what
     was read from each is added to ``stats[path]``. Returns the sha256 of each file. None
@@ -478,7 +484,7 @@ def read_files(
             skipping.
     """
     global _BEFORE
-    shares, after, units = _shares(files, workers, OVERLAP)
+    shares, after, units = _shares(files, workers, OVERLAP, sizes)
     deduper = builder.deduper
     assert deduper is not None
     if not shares:  # empty files
