@@ -470,14 +470,14 @@ def read_files(
 ) -> dict[str, str] | None:
     """Aggregate files, in order, into ``builder`` with ``workers`` processes.
 
-    ``followed``: more input comes after these files through ``builder``, which then
-    learns which requests were counted near their end. ``sizes``: the files'
-    :func:`text_size`, when the caller has them.
-
     ``files`` are (source index, path) of JSON-lines files (see :func:`splittable`); what
     was read from each is added to ``stats[path]``. Returns the sha256 of each file. None
     (and nothing added) when a gzip file turns out damaged: the caller then reads the
     files sequentially, which reports the damage where it starts.
+
+    ``followed``: more input comes after these files through ``builder``, which then
+    learns which requests were counted near their end. ``sizes``: the files'
+    :func:`text_size`, when the caller has them.
 
     Raises:
         AuditParseError: the first malformed line (line number within its file), unless
@@ -491,26 +491,28 @@ def read_files(
         empty: dict[str, str] = {}
         _sha256([p for _, p in files], empty)
         return empty
-    _BEFORE = deduper.recent()
     digests: dict[str, str] = {}
     hasher = threading.Thread(target=_sha256, args=([p for _, p in files], digests), daemon=True)
     hasher.start()
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Array("q", 2)  # lines and bytes read by the workers, for progress
     reported = 0
-    with ctx.Pool(len(shares), initializer=_init, initargs=(counter,)) as pool:
-        pending = pool.map_async(
-            _work,
-            [(share, before, options, skip_malformed) for share, before in shares],
-        )
-        while not pending.ready():
-            pending.wait(0.5)
-            lines, done = counter[0], counter[1]
-            meter.tick(lines - reported, done / units if units else None)
-            reported = lines
-        results: list[_Result] = pending.get()
+    _BEFORE = deduper.recent()  # the workers inherit it when the pool forks them
+    try:
+        with ctx.Pool(len(shares), initializer=_init, initargs=(counter,)) as pool:
+            pending = pool.map_async(
+                _work,
+                [(share, before, options, skip_malformed) for share, before in shares],
+            )
+            while not pending.ready():
+                pending.wait(0.5)
+                lines, done = counter[0], counter[1]
+                meter.tick(lines - reported, done / units if units else None)
+                reported = lines
+            results: list[_Result] = pending.get()
+    finally:
+        _BEFORE = set()
     meter.tick(counter[0] - reported, counter[1] / units if units else None)
-    _BEFORE = set()
     if any(r.damaged for r in results):
         hasher.join()
         return None
