@@ -62,6 +62,7 @@ class RawAggregator:
         self._requests: dict[int, int] = {}
         self.sink: Callable[[native.NativeStruct, str, int], Key | None]
         self._set_head: Callable[[set[int] | None, int], None]
+        self._set_watches: Callable[[set[int] | None], None]
         self._take_counts: Callable[[], None]
         self._forget: Callable[[], None]
         self._source = 0
@@ -70,6 +71,10 @@ class RawAggregator:
     def track_head(self, keys: set[int], lines: int) -> None:
         """Add the hash of every request key counted in the first ``lines`` lines to ``keys``."""
         self._set_head(keys, lines)
+
+    def track_watches(self, keys: set[int]) -> None:
+        """Add the hash of the request key of every final stage of a watch to ``keys``."""
+        self._set_watches(keys)
 
     @property
     def source(self) -> int:
@@ -104,6 +109,7 @@ class RawAggregator:
         raw_max = RAW_MAX
         head: set[int] | None = None
         head_lines = 0
+        watches: set[int] | None = None
         n = 0
         agg = self
 
@@ -116,6 +122,10 @@ class RawAggregator:
         def set_head(keys: set[int] | None, lines: int) -> None:
             nonlocal head, head_lines
             head, head_lines = keys, lines
+
+        def set_watches(keys: set[int] | None) -> None:
+            nonlocal watches
+            watches = keys
 
         def forget() -> None:
             for d in (refused, users, anns, strings):
@@ -172,6 +182,8 @@ class RawAggregator:
             h = hash(key)
             if head is not None and no <= head_lines:
                 head.add(h)
+            if watches is not None and verb == "watch":
+                watches.add(h)
             if not finalize(key, h):
                 return key  # a request already counted adds nothing
             if window:
@@ -235,6 +247,7 @@ class RawAggregator:
         self.sink = sink
         self._take_counts = take_counts
         self._set_head = set_head
+        self._set_watches = set_watches
         self._forget = forget
 
     def flush(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from audit_samples import event, lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,10 +80,10 @@ def test_out_of_order_and_duplicated_stages() -> None:
 
 
 def test_deduper_window_is_bounded() -> None:
-    d: Deduper[int] = Deduper(pending_max=3, done_max=4)
+    d: Deduper[int] = Deduper(pending_max=3, done_max=4, held_max=2)
     for i in range(10):
         d.push(parse_record(event(audit_id=f"a{i}", stage="RequestReceived")).events[0], i)
-    assert len(d.out) == 7  # evicted ones are emitted, 3 still pending
+    assert len(d.out) == 5  # 3 still pending, 2 held aside, the others counted
     d.flush()
     assert sorted(t for _, t in d.out) == list(range(10))
 
@@ -97,8 +98,13 @@ def _watch(stage: str) -> dict:
     )
 
 
-def test_deduper_counts_a_request_evicted_from_the_window_once() -> None:
-    d: Deduper[int] = Deduper(pending_max=2, done_max=3)
+@pytest.mark.parametrize(
+    ("held", "counted"), [(None, ("ResponseComplete", 3)), (0, ("ResponseStarted", 0))]
+)
+def test_deduper_counts_a_request_evicted_from_the_window_once(held, counted) -> None:
+    # Held aside, the request is counted from its final stage; past the held ones, from
+    # its most complete early stage, and its final stage is dropped.
+    d: Deduper[int] = Deduper(pending_max=2, done_max=3, held_max=held)
     push = d.push
     push(parse_record(_watch("RequestReceived")).events[0], 0)
     push(parse_record(_watch("ResponseStarted")).events[0], 0)
@@ -110,12 +116,12 @@ def test_deduper_counts_a_request_evicted_from_the_window_once() -> None:
     push(parse_record(_watch("ResponseComplete")).events[0], 4)  # and a repeated final one
     d.flush()
     watch = [(e.stage, t) for e, t in d.out if e.audit_id == "w"]
-    assert watch == [("ResponseStarted", 0)]  # counted once, from its most complete stage
+    assert watch == [counted]
     assert len(d.out) == 31
 
 
 def test_deduper_remembers_a_bounded_number_of_evicted_requests() -> None:
-    d: Deduper[int] = Deduper(pending_max=1, done_max=2, evicted_max=3)
+    d: Deduper[int] = Deduper(pending_max=1, done_max=2, evicted_max=3, held_max=0)
     for i in range(10):
         d.push(parse_record(event(audit_id=f"a{i}", stage="RequestReceived")).events[0], i)
     assert len(d._evicted) == 3

@@ -295,3 +295,45 @@ def test_rotated_files_are_shared_between_workers(
     seq = load_usage([str(d)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
     par = load_usage([str(d)], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
     assert par == seq and seq.requests == 3000
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_long_watch_across_the_split_point_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool
+) -> None:
+    from rbac_advisor.audit import dedupe
+    from rbac_advisor.audit import stream as stream_mod
+
+    watch = {
+        "audit_id": "w",
+        "verb": "watch",
+        "uri": "/api/v1/namespaces/ns/pods?watch=true",
+        "ref": {"resource": "pods", "namespace": "ns"},
+    }
+    texts = [line(event(stage="RequestReceived", **watch))]
+    texts.append(line(event(stage="ResponseStarted", **watch)))
+    for block in range(6):  # requests open 20 at a time: the watch leaves every window
+        ids = [f"r{block}-{i}" for i in range(20)]
+        texts += [line(event(audit_id=i, stage="RequestReceived")) for i in ids]
+        texts += [line(event(audit_id=i)) for i in ids]
+    texts.append(line(event(stage="ResponseComplete", **watch)))
+    data = b"".join(t + b"\n" for t in texts)
+    p = tmp_path / ("a.log.gz" if gz else "a.log")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    for module, name, value in [
+        (dedupe, "PENDING_MAX", 4),
+        (dedupe, "DONE_MAX", 8),
+        (stream_mod, "DEFER_MAX", 2),
+        (parallel, "MIN_SIZE", 0),
+        (parallel, "HEAD_LINES", 50),  # the watch ends far past the next share's head
+        (parallel, "OVERLAP", 1000),  # and began far before the text a worker reads first
+    ]:
+        monkeypatch.setattr(module, name, value)
+    models = [
+        load_usage([str(p)], workers=w, skip_malformed=False, **KW)  # type: ignore[arg-type]
+        for w in (1, 2, 3)
+    ]
+
+    assert models[0] == models[1] == models[2]
+    assert models[0].requests == 121
+    assert [s.count for k, s in models[0].entries.items() if k.access.verb == "watch"] == [1]

@@ -8,11 +8,12 @@ Memory is bounded by assuming the stages of most requests lie close together in 
 at most ``pending_max`` requests may be waiting for a later stage (in-flight requests)
 and a counted request is remembered for the next ``done_max`` to ``2 * done_max``
 requests, so a later duplicate stage is dropped. A request still waiting when the window
-is full (a long watch, an exec session) is counted from its most complete early stage and
-then remembered until its final stage arrives, for up to ``evicted_max`` such requests at
-a time: a watch is counted once however long it lasts. Only stages further apart than
-all of that (more than ``evicted_max`` long requests open at once, or a duplicated final
-stage repeated after ``done_max`` requests) are counted twice.
+is full (a long watch, an exec session) is held aside, up to ``held_max`` of them, until
+its final stage arrives (which is then counted) or the input ends (its most complete early
+stage is). Past ``held_max``, the oldest held request is counted from its early stage and
+remembered until its final stage arrives, for up to ``evicted_max`` such requests: a watch
+is counted once however long it lasts. Only stages further apart than all of that are
+counted twice.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ T = TypeVar("T")
 Key = tuple[str, str, str, str]
 PENDING_MAX = 100_000
 DONE_MAX = 250_000
+HELD_MAX = 20_000
 EVICTED_MAX = 250_000
 
 
@@ -61,6 +63,7 @@ class Deduper(Generic[T]):
         pending_max: int | None = None,
         done_max: int | None = None,
         evicted_max: int | None = None,
+        held_max: int | None = None,
     ) -> None:
         """Set the window sizes (see module docstring; None: the module's defaults)."""
         self.out: list[tuple[Event, T]] = []
@@ -69,8 +72,11 @@ class Deduper(Generic[T]):
         self._done: set[int] = set()
         self._done_old: set[int] = set()
         self._done_max = DONE_MAX if done_max is None else done_max
-        # Requests counted from an early stage when the window was full, waiting for their
-        # final stage (insertion-ordered: the oldest is let go first when it is full).
+        # Requests waiting for a later stage when the window was full, oldest first.
+        self._held: dict[Key, tuple[Event, T]] = {}
+        self._held_max = HELD_MAX if held_max is None else held_max
+        # Requests counted from an early stage past held_max, waiting for their final
+        # stage (insertion-ordered: the oldest is let go first when it is full).
         self._evicted: dict[int, None] = {}
         self._evicted_max = EVICTED_MAX if evicted_max is None else evicted_max
 
@@ -95,6 +101,8 @@ class Deduper(Generic[T]):
             del self._evicted[h]  # its final stage: the request was counted already
             self._mark(h)
             return False
+        if self._held:
+            self._held.pop(key, None)
         if self._pending:
             self._pending.pop(key, None)
         self._mark(h)
@@ -136,6 +144,13 @@ class Deduper(Generic[T]):
                 del evicted[h]
                 self._mark(h)
             return
+        held = self._held
+        if held and key in held:
+            if r < 2:
+                if r > rank(held[key][0].stage):
+                    held[key] = (ev, tag)
+                return
+            del held[key]  # its final stage, counted below
         pending = self._pending
         if r >= 2:
             if pending:
@@ -148,19 +163,23 @@ class Deduper(Generic[T]):
             pending[key] = (ev, tag)
             if len(pending) > self._pending_max:
                 old_key, old = pending.popitem(last=False)
-                evicted[hash(old_key)] = None
-                if len(evicted) > self._evicted_max:
-                    del evicted[next(iter(evicted))]
-                self.out.append(old)
+                held[old_key] = old
+                if len(held) > self._held_max:
+                    oldest = next(iter(held))
+                    self.out.append(held.pop(oldest))
+                    evicted[hash(oldest)] = None
+                    if len(evicted) > self._evicted_max:
+                        del evicted[next(iter(evicted))]
         elif r > rank(cur[0].stage):
             pending[key] = (ev, tag)
 
     def flush(self) -> None:
-        """Emit every request still waiting for a later stage."""
-        for key, item in self._pending.items():
-            self._mark(hash(key))
-            self.out.append(item)
-        self._pending.clear()
+        """Emit every request still waiting for a later stage (held ones first)."""
+        for waiting in (self._held, self._pending):
+            for key, item in waiting.items():
+                self._mark(hash(key))
+                self.out.append(item)
+            waiting.clear()
 
     def discard_pending(self, counted: Iterable[set[int]]) -> None:
         """Drop the waiting requests whose key hash is in one of ``counted``.
@@ -168,13 +187,15 @@ class Deduper(Generic[T]):
         Their later stage was counted elsewhere (by a worker reading what followed).
         """
         sets = list(counted)
-        if not sets or not self._pending:
+        if not sets:
             return
-        for key in [k for k in self._pending if any(hash(k) in h for h in sets)]:
-            del self._pending[key]
+        for waiting in (self._held, self._pending):
+            for key in [k for k in waiting if any(hash(k) in h for h in sets)]:
+                del waiting[key]
 
     def drain(self) -> list[tuple[Event, T]]:
-        """Remove and return the waiting requests without emitting them."""
-        items = list(self._pending.values())
+        """Remove and return the waiting requests without emitting them (held ones first)."""
+        items = [*self._held.values(), *self._pending.values()]
+        self._held.clear()
         self._pending.clear()
         return items

@@ -48,6 +48,7 @@ from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
 from rbac_advisor.logfiles import BLOCK, GZIP_MAGIC
+from rbac_advisor.usage import SESSION_SUBRESOURCES as SESSIONS
 from rbac_advisor.usage import BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
@@ -345,6 +346,9 @@ class _Result:
     state: Any
     tail: list[tuple[Event, int]]  # requests still waiting at the end, handed back uncounted
     head: set[int]  # requests seen in the first HEAD_LINES lines
+    # Final stages of long requests (watches, sessions), which may have begun in an
+    # earlier share long before: their early stage is in that share's tail.
+    long: set[int] = field(default_factory=set)
     stats: dict[str, SourceStats] = field(default_factory=dict)
     error: tuple[str, int, str] | None = None  # path, line within the piece, reason
     damaged: bool = False  # gzip damage: the parent reads the files sequentially instead
@@ -390,9 +394,11 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
     builder = UsageBuilder(options)
     deduper = builder.deduper
     assert deduper is not None
+    # What the parent counted last (inherited by fork; copied, as one process may run two
+    # shares).
+    deduper.note_recent(set(_BEFORE))
     # A later stage repeated after its request was counted in the previous share, or an
     # early stage logged after its final one, is dropped as one reader would drop it.
-    deduper.note_recent(_BEFORE)  # what the parent counted last (inherited by fork)
     one_pass = None
     if before and before[-1].gzip and before[-1].path == parts[0].path:
         one_pass = _OnePass(parts[0].path)  # the text before, then the share, one inflate
@@ -403,7 +409,9 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
             one_pass.close()
         return _Result((), [], set(), damaged=True)
     head: set[int] = set()
+    long: set[int] = set()
     fast = RawAggregator(builder, options)
+    fast.track_watches(long)
     read = 0  # lines of the share read so far
     try:
         for part in parts:
@@ -417,10 +425,13 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
             pieces = _part_pieces(part, one_pass if part is parts[0] else None)
             blocks = _range_blocks(pieces, part.path, pos)
             for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
-                if pos[0] <= left:
-                    k = request_key(ev)
-                    if k is not None:
+                final = rank(ev.stage) >= 2
+                k = request_key(ev) if final or pos[0] <= left else None
+                if k is not None:
+                    if pos[0] <= left:
                         head.add(hash(k))
+                    if final and (ev.access.verb == "watch" or ev.access.subresource in SESSIONS):
+                        long.add(hash(k))
                 builder.add(ev, part.index)
             st = stats.get(part.path)
             read += st.lines if st is not None else 0
@@ -437,7 +448,7 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
         k = request_key(ev)
         if k is not None:
             head.discard(hash(k))
-    return _Result(builder.export(), tail, head, stats)
+    return _Result(builder.export(), tail, head, long, stats)
 
 
 def _init(counter: Any) -> None:
@@ -528,7 +539,8 @@ def read_files(
             path, line, reason = r.error
             raise AuditParseError(path, offsets[k].get(path, 0) + line, reason)
     heads = [r.head for r in results]
-    deduper.discard_pending(heads)  # earlier files' requests whose later stage came here
+    longs = [r.long for r in results]
+    deduper.discard_pending([*heads, *longs])  # earlier files' requests ending here
     if followed:  # what follows must know what was counted last, as one reader would
         _seed(deduper, after)
     for k, r in enumerate(results):
@@ -545,7 +557,7 @@ def read_files(
                 st.first_error = f"{path}:{offsets[k].get(path, 0) + int(no)}: {why}"
         builder.absorb_export(r.state)
     for k, r in enumerate(results):
-        later = heads[k + 1 :]
+        later = [*heads[k + 1 :], *longs[k + 1 :]]
         for ev, source in r.tail:
             key = request_key(ev)
             if key is not None and any(hash(key) in h for h in later):
