@@ -7,12 +7,18 @@ plain file is a byte range; a piece of a gzip file a range of its decompressed s
 several times faster than a line is parsed).
 
 Each worker parses and aggregates its share in order with its own deduplication window,
-as one reader would. Requests whose stages straddle a share boundary are reconciled here,
-so the result equals a sequential read: a worker hands back, uncounted, the requests
-still waiting for a later stage at the end of its share (its tail), and the keys of the
-requests it counted in its first ``HEAD_LINES`` lines (its head). A tail request counted
-in a later worker's head is dropped, as is a request the parent was still waiting for
-when the files started; the others go through the parent's deduplication window.
+as one reader would. Requests whose stages straddle a share boundary are reconciled, so
+the result equals a sequential read:
+
+* a worker first reads the ``OVERLAP`` bytes of text before its share for the requests
+  counted there (a stage repeated after its request was counted is then dropped), and
+  starts from what the parent counted before the files;
+* it hands back, uncounted, the requests still waiting for a later stage at the end of its
+  share (its tail), the keys of the requests seen in its first ``HEAD_LINES`` lines (its
+  head) and those of the watches and sessions that ended in it;
+* a tail request seen in a later worker's head, or a watch or session that ended in a later
+  share, is dropped, as is a request the parent was still waiting for; the others go
+  through the parent's deduplication window.
 """
 
 from __future__ import annotations
