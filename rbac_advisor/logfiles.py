@@ -198,6 +198,16 @@ def inflate_file(path: str) -> Generator[bytes, None, None]:
         yield from _inflate(_Reader(f, b"", None))
 
 
+def is_gzip(path: str) -> bool:
+    """True when the file starts with the gzip magic bytes.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
 def head_text(path: str, n: int = 4096) -> bytes:
     """The first ``n`` bytes of text of a file, inflated if it is gzip (b"" if damaged).
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audit_samples import event, line
+from audit_samples import event, line, read_logs
 
-from rbac_advisor.cli.ingest import load_usage
 from rbac_advisor.events import Decision
 
 SSA_URI = "/api/v1/namespaces/team-a/configmaps/web?fieldManager=ci&force=true"
@@ -26,15 +25,7 @@ def _verbs(
 ) -> dict[tuple[str, str], int]:
     log = tmp_path / "audit.log"
     log.write_bytes(b"\n".join(line(e) for e in events) + b"\n")
-    model = load_usage(
-        [str(log)],
-        skip_malformed=False,
-        since=None,
-        until=None,
-        kubectl_only=False,
-        progress=False,
-        workers=workers,
-    )
+    model = read_logs([str(log)], progress=False, workers=workers)
     out: dict[tuple[str, str], int] = {}
     for key, st in model.entries.items():
         if key.decision is Decision.ALLOW:

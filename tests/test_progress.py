@@ -8,10 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-from audit_samples import event, line
+from audit_samples import event, line, read_logs
 
 from rbac_advisor.cli import parallel, progress
-from rbac_advisor.cli.ingest import load_usage
 from rbac_advisor.cli.progress import Progress, render
 
 
@@ -72,15 +71,7 @@ def test_load_usage_draws_the_bar_to_the_end(
     monkeypatch.setattr(parallel, "MIN_SIZE", 0)
     out = _Tty()
     monkeypatch.setattr("sys.stderr", out)
-    u = load_usage(
-        [str(p)],
-        skip_malformed=False,
-        since=None,
-        until=None,
-        kubectl_only=False,
-        progress=True,
-        workers=workers,
-    )
+    u = read_logs([str(p)], progress=True, workers=workers)
     assert u.requests == 4000
     shown = [s for s in out.getvalue().split("\r") if s.startswith("[")]
     assert shown, out.getvalue()

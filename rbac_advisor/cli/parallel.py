@@ -53,7 +53,7 @@ from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
-from rbac_advisor.logfiles import BLOCK, GZIP_MAGIC
+from rbac_advisor.logfiles import BLOCK
 from rbac_advisor.usage import SESSION_SUBRESOURCES as SESSIONS
 from rbac_advisor.usage import BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
@@ -109,9 +109,7 @@ def text_size(path: str) -> int:
     Raises:
         OSError: the file cannot be read.
     """
-    with open(path, "rb") as f:
-        compressed = f.read(2) == GZIP_MAGIC
-    return logfiles.inflated_size(path) if compressed else os.path.getsize(path)
+    return logfiles.inflated_size(path) if logfiles.is_gzip(path) else os.path.getsize(path)
 
 
 def worth_it(path: str, workers: int) -> bool:
@@ -190,10 +188,8 @@ def _shares(
     """
     sized: list[_Sized] = []
     for k, (index, path) in enumerate(files):
-        with open(path, "rb") as f:
-            gz = f.read(2) == GZIP_MAGIC
         size = sizes[k] if sizes is not None else text_size(path)
-        sized.append((index, path, gz, size))
+        sized.append((index, path, logfiles.is_gzip(path), size))
     total = sum(x[3] for x in sized)
     inner = [total * k // n for k in range(1, n)]
     starts = [max(b - overlap, 0) for b in inner]
@@ -370,11 +366,12 @@ def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = 
     ``one_pass`` reads the last part, when given.
     """
     light = native.light_decoder().decode
+    prefix = native.GO_PREFIX
     for part in parts:
         pieces = _part_pieces(part, one_pass if part is parts[-1] else None)
         for _, _, block in _range_blocks(pieces, part.path, report=False):
             for text in block:
-                if text.startswith(native.GO_PREFIX):
+                if text.startswith(prefix):
                     try:
                         e = light(text)
                     except (msgspec.ValidationError, msgspec.DecodeError):
