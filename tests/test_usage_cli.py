@@ -191,3 +191,12 @@ def test_parse_when_forms() -> None:
     assert parse_when(None, now, "--since") is None
     with pytest.raises(InputError, match="--until 'soon'"):
         parse_when("soon", now, "--until")
+
+
+def test_a_malformed_record_error_says_how_to_go_on(tmp_path) -> None:
+    p = tmp_path / "a.log"
+    p.write_bytes(line(event()) + b"\n{oops\n")
+    r = runner.invoke(app, ["usage", str(p)])
+    assert r.exit_code == 3 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(f"error: {p}:2: invalid JSON")
+    assert r.stderr.rstrip().endswith("--skip-malformed skips such records and counts them")

@@ -179,6 +179,12 @@ def load_usage(
             index = end
         fast.flush()
         builder.flush()
+    except AuditParseError as err:
+        if skip_malformed or not err.line:
+            raise
+        # Say how to go on: the record's file and line stay first on the line.
+        hint = "; --skip-malformed skips such records and counts them"
+        raise AuditParseError(err.path, err.line, err.reason + hint) from None
     finally:
         meter.done()
         if gc_was_enabled:
