@@ -36,8 +36,8 @@ Counts every API request once, whatever stages were logged, with the subject (th
 impersonated user when there is one), the authorizer's attributes, the decision and the
 binding that allowed it, the tool (from the user agent), and when. Reads apiserver logs
 (JSON lines, EventList batches, pretty-printed documents), GKE, EKS and AKS exports, .gz
-files, directories (rotated sets in order) and stdin. Log files with more than 16 MB of
-text between them are read by one process per CPU, each over its share; on a terminal a
+files, directories (rotated sets in order) and stdin. Log files that add up to 16 MB of
+text or more are read by one process per CPU, each over its share; on a terminal a
 progress bar shows on stderr. A malformed line stops the run
 (exit 3) unless --skip-malformed, which counts what it skipped.
 
