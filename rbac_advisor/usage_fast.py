@@ -31,6 +31,8 @@ _LIST = frozenset({"list", "watch"})
 # Raw combinations held before they are normalised into the builder (memory bound; a
 # combination seen again later is merged there, at the cost of normalising it twice).
 RAW_MAX = 80_000
+# Final stages of requests that may have begun before a share, reported past its head.
+LONG_MAX = 250_000
 # (user, verb, URI the authorizer reads or non-resource path, objectRef, annotations, agent)
 RawKey = tuple[native.UserStruct, str, str, native.RefStruct | None, native.AnnStruct | None, str]
 
@@ -62,7 +64,7 @@ class RawAggregator:
         self._requests: dict[int, int] = {}
         self.sink: Callable[[native.NativeStruct, str, int], Key | None]
         self._set_head: Callable[[set[int] | None, int], None]
-        self._set_watches: Callable[[set[int] | None], None]
+        self._set_long: Callable[[set[int] | None, str], None]
         self._take_counts: Callable[[], None]
         self._forget: Callable[[], None]
         self._source = 0
@@ -72,9 +74,14 @@ class RawAggregator:
         """Add the hash of every request key counted in the first ``lines`` lines to ``keys``."""
         self._set_head(keys, lines)
 
-    def track_watches(self, keys: set[int]) -> None:
-        """Add the hash of the request key of every final stage of a watch to ``keys``."""
-        self._set_watches(keys)
+    def track_long(self, keys: set[int], begun: str) -> None:
+        """Report in ``keys`` final stages past the head of requests that may have begun before.
+
+        That is the key hash of a watch, or of a request received at ``begun`` or earlier
+        (RFC 3339, UTC, with microseconds); at most ``LONG_MAX`` besides watches. Needs
+        :meth:`track_head`.
+        """
+        self._set_long(keys, begun)
 
     @property
     def source(self) -> int:
@@ -109,7 +116,9 @@ class RawAggregator:
         raw_max = RAW_MAX
         head: set[int] | None = None
         head_lines = 0
-        watches: set[int] | None = None
+        long: set[int] | None = None
+        begun = ""  # requests received until then may have begun before the share
+        long_max = LONG_MAX
         n = 0
         agg = self
 
@@ -123,9 +132,9 @@ class RawAggregator:
             nonlocal head, head_lines
             head, head_lines = keys, lines
 
-        def set_watches(keys: set[int] | None) -> None:
-            nonlocal watches
-            watches = keys
+        def set_long(keys: set[int] | None, stamp: str) -> None:
+            nonlocal long, begun
+            long, begun = keys, stamp
 
         def forget() -> None:
             for d in (refused, users, anns, strings):
@@ -180,10 +189,13 @@ class RawAggregator:
                 days_of[stamp[:10]] = day
             key = (aid, user.username, verb, uri if "command=" not in uri else redact_uri(uri))
             h = hash(key)
-            if head is not None and no <= head_lines:
-                head.add(h)
-            if watches is not None and verb == "watch":
-                watches.add(h)
+            if head is not None:
+                if no <= head_lines:
+                    head.add(h)
+                elif long is not None and (
+                    verb == "watch" or (stamp <= begun and len(long) < long_max)
+                ):
+                    long.add(h)
             if not finalize(key, h):
                 return key  # a request already counted adds nothing
             if window:
@@ -247,7 +259,7 @@ class RawAggregator:
         self.sink = sink
         self._take_counts = take_counts
         self._set_head = set_head
-        self._set_watches = set_watches
+        self._set_long = set_long
         self._forget = forget
 
     def flush(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import heapq
 import json
 import multiprocessing
 import signal
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from audit_samples import event, line
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rbac_advisor.cli import parallel
@@ -61,19 +62,21 @@ def test_between_tiles_the_stream_at_line_starts(
         assert data[start : start + len(part)] == part  # begins where readline would
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     lines=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=30),
     sizes=st.lists(st.integers(1, 17), max_size=40),
-    cuts=st.lists(st.integers(0, 400), min_size=2, max_size=2),
-    to_end=st.booleans(),
+    cuts=st.lists(st.integers(0, 120), min_size=2, max_size=2),
+    gap=st.one_of(st.none(), st.integers(0, 30)),  # None: the second piece runs to the end
 )
+# The second piece ends where the first one's end, read on to a line start, lands.
+@example(lines=[b"aaaa", b"bbbb", b"cccc"], sizes=[8], cuts=[0, 2], gap=3)
 def test_one_pass_reads_two_pieces_as_two_passes_would(
-    lines: list[bytes], sizes: list[int], cuts: list[int], to_end: bool
+    lines: list[bytes], sizes: list[int], cuts: list[int], gap: int | None
 ) -> None:
     data = b"".join(x + b"\n" for x in lines)
     a, c = sorted(cuts)
-    e = -1 if to_end else c + 50
+    e = -1 if gap is None else c + gap
     one = parallel._OnePass.__new__(parallel._OnePass)
     one._stream, one._rest, one._started = iter(_pieces(data, sizes)), [], False  # type: ignore[assignment]
     first = b"".join(one.pieces(parallel.Part("x", True, a, c)))
@@ -337,3 +340,136 @@ def test_long_watch_across_the_split_point_counted_once(
     assert models[0] == models[1] == models[2]
     assert models[0].requests == 121
     assert [s.count for k, s in models[0].entries.items() if k.access.verb == "watch"] == [1]
+
+
+@pytest.mark.parametrize(("gz", "imp"), [(False, False), (True, False), (False, True)])
+def test_any_long_request_across_the_split_point_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool, imp: bool
+) -> None:
+    # `kubectl logs -f`: an ordinary get that streams for as long as the user watches.
+    # Impersonated, it is read through an Event rather than counted on the decoded line.
+    from rbac_advisor.audit import dedupe
+    from rbac_advisor.audit import stream as stream_mod
+
+    follow = {
+        "audit_id": "f",
+        "uri": "/api/v1/namespaces/ns/pods/p/log?follow=true",
+        "ref": {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "log"},
+        "time": "2026-11-20T10:00:00.000000Z",
+    }
+    if imp:
+        follow["imp"] = {"username": "carol", "groups": ["ops"]}
+    texts = [line(event(stage="RequestReceived", **follow))]
+    texts.append(line(event(stage="ResponseStarted", **follow)))
+    for block in range(6):
+        ids = [f"r{block}-{i}" for i in range(20)]
+        at = f"2026-11-20T10:0{block}:01.000000Z"
+        texts += [line(event(audit_id=i, stage="RequestReceived", time=at)) for i in ids]
+        texts += [line(event(audit_id=i, time=at)) for i in ids]
+    texts.append(line(event(stage="ResponseComplete", **follow)))
+    data = b"".join(t + b"\n" for t in texts)
+    p = tmp_path / ("a.log.gz" if gz else "a.log")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    for module, name, value in [
+        (dedupe, "PENDING_MAX", 4),
+        (dedupe, "DONE_MAX", 8),
+        (stream_mod, "DEFER_MAX", 2),
+        (parallel, "MIN_SIZE", 0),
+        (parallel, "HEAD_LINES", 50),
+        (parallel, "OVERLAP", 1000),
+        (parallel, "BLOCK", 2048),  # the head ends near line 50, not at the end of a block
+        (parallel.logfiles, "BLOCK", 2048),
+    ]:
+        monkeypatch.setattr(module, name, value)
+    models = [
+        load_usage([str(p)], workers=w, skip_malformed=False, **KW)  # type: ignore[arg-type]
+        for w in (1, 2, 3)
+    ]
+
+    assert models[0].requests == 121
+    assert models[1] == models[0] and models[2] == models[0]
+    logs = [s.count for k, s in models[0].entries.items() if k.access.subresource == "log"]
+    assert logs == [1]
+
+
+def _timed_texts(reqs, rnd) -> list[bytes]:
+    """Requests in arrival order, each ending ``lag`` lines after it began.
+
+    Request n arrives at second n; a final stage is written when it is due, stamped with
+    the time of the latest arrival (as an apiserver writes lines in order of stage time).
+    """
+    out: list[bytes] = []
+    due: list[tuple[int, int, dict]] = []
+
+    def at(n: int, micro: int = 0) -> str:
+        return f"2026-11-20T10:{n // 60:02d}:{n % 60:02d}.{micro:06d}Z"
+
+    def final(d: dict, n: int) -> None:
+        out.append(line({**d, "stageTimestamp": at(n, 500000)}))
+        if rnd.random() < 0.05:
+            out.append(out[-1])  # a stage logged twice
+
+    n = -1
+    for n, (user, verb, stages, imp, lag) in enumerate(reqs):
+        kw = {"audit_id": f"a{n}", "verb": verb, "user": user, "time": at(n)}
+        if imp:
+            kw["imp"] = {"username": "carol", "groups": ["ops"]}
+        early = [s for s in ("RequestReceived", "ResponseStarted") if s in stages]
+        out += [line(event(stage=s, **kw)) for s in early]
+        if "ResponseComplete" in stages:
+            heapq.heappush(due, (len(out) + lag, n, event(**kw)))
+        while due and due[0][0] <= len(out):
+            final(heapq.heappop(due)[2], n)
+    while due:
+        final(heapq.heappop(due)[2], n)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    reqs=st.lists(
+        st.tuples(
+            st.sampled_from(["alice", "bob"]),
+            st.sampled_from(["get", "list", "watch"]),
+            st.sets(
+                st.sampled_from(["RequestReceived", "ResponseStarted", "ResponseComplete"]),
+                min_size=1,
+            ),
+            st.booleans(),
+            st.one_of(st.integers(0, 3), st.integers(20, 120)),  # lines until the final stage
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+    rnd=st.randoms(use_true_random=False),
+    workers=st.sampled_from([2, 3, 4]),
+    gz=st.booleans(),
+)
+def test_long_requests_at_any_split_equal_one_reader(
+    tmp_path_factory: pytest.TempPathFactory, reqs, rnd, workers: int, gz: bool
+) -> None:
+    # Windows of a few requests and a head of a few lines: most requests outlast them.
+    # Nothing overflows the held requests (one reader would then count the oldest from its
+    # early stage, a share reader from its final stage). IDs are not reused: past the
+    # head, a request still waiting in an earlier share is matched by when it began.
+    from rbac_advisor.audit import dedupe
+    from rbac_advisor.audit import stream as stream_mod
+
+    data = b"".join(t + b"\n" for t in _timed_texts(reqs, rnd))
+    p = tmp_path_factory.mktemp("long") / ("a.log.gz" if gz else "a.log")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.MonkeyPatch.context() as mp:
+        for module, name, value in [
+            (dedupe, "PENDING_MAX", 4),
+            (dedupe, "DONE_MAX", 8),
+            (stream_mod, "DEFER_MAX", 2),
+            (parallel, "MIN_SIZE", 0),
+            (parallel, "HEAD_LINES", 6),
+            (parallel, "OVERLAP", 3000),
+            (parallel, "BLOCK", 1024),
+            (parallel.logfiles, "BLOCK", 1024),
+        ]:
+            mp.setattr(module, name, value)
+        seq = load_usage([str(p)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+        par = load_usage([str(p)], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    assert par == seq

@@ -193,6 +193,11 @@ class Deduper(Generic[T]):
             for key in [k for k in waiting if any(hash(k) in h for h in sets)]:
                 del waiting[key]
 
+    def latest_waiting(self) -> float | None:
+        """The latest receive time of the requests waiting for a later stage, if any."""
+        waiting = [ev.time for ev, _ in (*self._held.values(), *self._pending.values())]
+        return max(waiting) if waiting else None
+
     def drain(self) -> list[tuple[Event, T]]:
         """Remove and return the waiting requests without emitting them (held ones first)."""
         items = [*self._held.values(), *self._pending.values()]

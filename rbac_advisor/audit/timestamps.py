@@ -7,6 +7,7 @@ space-separated UTC form some exporters rewrite it to (``2022-11-29 00:09:04.38`
 from __future__ import annotations
 
 import calendar
+import datetime
 
 _SECOND_CACHE: dict[str, int] = {}
 _CACHE_MAX = 50_000
@@ -56,6 +57,15 @@ def parse_time(text: str) -> float:
     else:
         raise ValueError(f"bad zone in timestamp {text!r}")
     return base + offset + frac
+
+
+def format_time(t: float) -> str:
+    """The apiserver's fixed-width form of epoch seconds (microseconds, UTC).
+
+    >>> format_time(86401.5)
+    '1970-01-02T00:00:01.500000Z'
+    """
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse_head(head: str) -> int:

@@ -15,10 +15,12 @@ the result equals a sequential read:
   starts from what the parent counted before the files;
 * it hands back, uncounted, the requests still waiting for a later stage at the end of its
   share (its tail), the keys of the requests seen in its first ``HEAD_LINES`` lines (its
-  head) and those of the watches and sessions that ended in it;
-* a tail request seen in a later worker's head, or a watch or session that ended in a later
-  share, is dropped, as is a request the parent was still waiting for; the others go
-  through the parent's deduplication window.
+  head) and those of the requests ending past its head that may have begun in an earlier
+  share: watches and sessions, and any request received no later than the latest stage
+  time in the text before its share (lines are written in about that order);
+* a tail request seen in a later worker's head, or ending past it, is dropped, as is a
+  request the parent was still waiting for; the others go through the parent's
+  deduplication window.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from rbac_advisor.audit import (
 )
 from rbac_advisor.audit.dedupe import rank
 from rbac_advisor.audit.redact import redact_uri
+from rbac_advisor.audit.timestamps import format_time, parse_time
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
@@ -57,7 +60,7 @@ from rbac_advisor.logfiles import BLOCK
 from rbac_advisor.usage import SESSION_SUBRESOURCES as SESSIONS
 from rbac_advisor.usage import BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
-from rbac_advisor.usage_fast import RawAggregator
+from rbac_advisor.usage_fast import LONG_MAX, RawAggregator
 
 # Bytes of text (decompressed) worth splitting: below, starting the workers and merging
 # their results costs more than it saves (measured: 8 MB of text is even, 16 MB gains).
@@ -219,17 +222,22 @@ def _file_range(path: str, start: int, end: int) -> Iterator[bytes]:
 
 
 def _between(
-    pieces: Iterator[bytes], start: int, end: int, rest: list[tuple[bytes, int]] | None = None
+    pieces: Iterator[bytes],
+    start: int,
+    end: int,
+    rest: list[tuple[bytes, int]] | None = None,
+    base: int = 0,
 ) -> Iterator[bytes]:
     """The bytes between two line starts of a stream.
 
     From the line start at or after ``start`` (0: the beginning) to the line start at or
     after ``end`` (-1: the end), where seek + readline would find them. When it stops at
-    ``end``, what is left of the last piece and its offset go to ``rest``.
+    ``end``, what is left of the last piece and its offset go to ``rest``. ``base``: the
+    offset of the first piece, a line start, in the stream (``start`` 0 then reads from it).
     """
     if end == 0:
         return
-    seen = 0  # offset of the current piece in the stream
+    seen = base  # offset of the current piece in the stream
     emitting = start <= 0
     for piece in pieces:
         n = len(piece)
@@ -281,8 +289,10 @@ class _OnePass:
         if not self._rest:
             return  # the stream ended before
         piece, offset = self._rest.pop()
-        end = -1 if part.end < 0 else max(part.end - offset, 0)
-        yield from _between(itertools.chain([piece], self._stream), 0, end, self._rest)
+        if 0 <= part.end < offset:
+            return  # the line start at or after the end is where the piece begins
+        pieces = itertools.chain([piece], self._stream)
+        yield from _between(pieces, 0, part.end, self._rest, offset)
 
     def close(self) -> None:
         """Stop inflating."""
@@ -348,8 +358,9 @@ class _Result:
     state: Any
     tail: list[tuple[Event, int]]  # requests still waiting at the end, handed back uncounted
     head: set[int]  # requests seen in the first HEAD_LINES lines
-    # Final stages of long requests (watches, sessions), which may have begun in an
-    # earlier share long before: their early stage is in that share's tail.
+    # Final stages past the head of requests that may have begun in an earlier share
+    # (watches, sessions, requests received before the last line before the share was
+    # written): their early stage is in that share's tail.
     long: set[int] = field(default_factory=set)
     stats: dict[str, SourceStats] = field(default_factory=dict)
     error: tuple[str, int, str] | None = None  # path, line within the piece, reason
@@ -358,24 +369,55 @@ class _Result:
 
 _COUNTER: Any = None
 _BEFORE: set[int] = set()
+_WAITING = float("-inf")  # the latest receive time of a request the parent waits for
 
 
-def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = None) -> None:
+@dataclass(frozen=True)
+class Latest:
+    """The latest time in some text: as the apiserver wrote it, and of other records."""
+
+    text: str = ""
+    time: float = float("-inf")
+
+    def joined(self, other: float) -> Latest:
+        """Also ``other`` (epoch seconds)."""
+        return Latest(self.text, max(self.time, other))
+
+    def limits(self) -> tuple[str, float]:
+        """The latest as text the sink compares with (never earlier), and as epoch seconds."""
+        try:
+            parsed = parse_time(self.text) if self.text else float("-inf")
+        except ValueError:
+            parsed = float("-inf")
+        text = self.text
+        if self.time > parsed:
+            # One microsecond later: the float may have lost the last digit.
+            text = format_time(self.time + 1e-6)
+        return text, max(parsed, self.time)
+
+
+def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = None) -> Latest:
     """Mark the requests whose final stage lies in ``parts`` (the text before a share).
 
-    ``one_pass`` reads the last part, when given.
+    Returns when the latest line there was written (its stage time; the receive time for
+    records of other shapes, which have no other). ``one_pass`` reads the last part, when
+    given.
     """
-    light = native.light_decoder().decode
+    stamped = native.stamped_decoder().decode
     prefix = native.GO_PREFIX
+    text_latest, latest = "", float("-inf")
     for part in parts:
         pieces = _part_pieces(part, one_pass if part is parts[-1] else None)
         for _, _, block in _range_blocks(pieces, part.path, report=False):
             for text in block:
                 if text.startswith(prefix):
                     try:
-                        e = light(text)
+                        e = stamped(text)
                     except (msgspec.ValidationError, msgspec.DecodeError):
                         continue
+                    stamp = e.stageTimestamp or e.requestReceivedTimestamp
+                    if stamp > text_latest:
+                        text_latest = stamp
                     if e.user is not None and e.auditID and rank(e.stage) >= 2:
                         uri = redact_uri(e.requestURI)
                         deduper.mark((e.auditID, e.user.username, e.verb, uri))
@@ -385,9 +427,11 @@ def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = 
                 except (orjson.JSONDecodeError, Malformed):
                     continue  # the share that holds it reports it
                 for ev in events:
+                    latest = max(latest, ev.time)
                     k = request_key(ev)
                     if k is not None and rank(ev.stage) >= 2:
                         deduper.mark(k)
+    return Latest(text_latest, latest)
 
 
 def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
@@ -406,7 +450,7 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
     if before and before[-1].gzip and before[-1].path == parts[0].path:
         one_pass = _OnePass(parts[0].path)  # the text before, then the share, one inflate
     try:
-        _seed(deduper, before, one_pass)
+        latest = _seed(deduper, before, one_pass)
     except logfiles.INFLATE_ERRORS:
         if one_pass is not None:
             one_pass.close()
@@ -414,7 +458,11 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
     head: set[int] = set()
     long: set[int] = set()
     fast = RawAggregator(builder, options)
-    fast.track_watches(long)
+    # A request received no later than the last line before the share was written (or
+    # waiting in the parent) may have begun there: its final stage past the head is
+    # reported (``long``). Lines are written in about the order of their stage times.
+    begun, limit = latest.joined(_WAITING).limits()
+    fast.track_long(long, begun)
     read = 0  # lines of the share read so far
     try:
         for part in parts:
@@ -433,7 +481,11 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
                 if k is not None:
                     if pos[0] <= left:
                         head.add(hash(k))
-                    if final and (ev.access.verb == "watch" or ev.access.subresource in SESSIONS):
+                    elif final and (
+                        ev.access.verb == "watch"
+                        or ev.access.subresource in SESSIONS
+                        or (ev.time <= limit and len(long) < LONG_MAX)
+                    ):
                         long.add(hash(k))
                 builder.add(ev, part.index)
             st = stats.get(part.path)
@@ -497,7 +549,7 @@ def read_files(
         AuditParseError: the first malformed line (line number within its file), unless
             skipping.
     """
-    global _BEFORE
+    global _BEFORE, _WAITING
     shares, after, units = _shares(files, workers, OVERLAP, sizes)
     deduper = builder.deduper
     assert deduper is not None
@@ -511,7 +563,9 @@ def read_files(
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Array("q", 2)  # lines and bytes read by the workers, for progress
     reported = 0
-    _BEFORE = deduper.recent()  # the workers inherit it when the pool forks them
+    _BEFORE = deduper.recent()  # the workers inherit these when the pool forks them
+    waiting = deduper.latest_waiting()
+    _WAITING = float("-inf") if waiting is None else waiting
     try:
         with ctx.Pool(len(shares), initializer=_init, initargs=(counter,)) as pool:
             pending = pool.map_async(
@@ -525,7 +579,7 @@ def read_files(
                 reported = lines
             results: list[_Result] = pending.get()
     finally:
-        _BEFORE = set()
+        _BEFORE, _WAITING = set(), float("-inf")
     meter.tick(counter[0] - reported, counter[1] / units if units else None)
     if any(r.damaged for r in results):
         hasher.join()
