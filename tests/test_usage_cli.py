@@ -200,3 +200,39 @@ def test_a_malformed_record_error_says_how_to_go_on(tmp_path) -> None:
     assert r.exit_code == 3 and r.stderr.count("\n") == 1
     assert r.stderr.startswith(f"error: {p}:2: invalid JSON")
     assert r.stderr.rstrip().endswith("--skip-malformed skips such records and counts them")
+
+
+def test_jobs_chooses_how_many_processes_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rbac_advisor.cli import parallel
+
+    dicts = []
+    for i in range(400):
+        dicts += [event(audit_id=str(i), stage="RequestReceived"), event(audit_id=str(i))]
+    p = write(tmp_path / "a.log", *dicts)
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)  # worth sharing, however small
+    used: list[int] = []
+    read_files = parallel.read_files
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        used.append(args[5])  # the number of workers
+        return read_files(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "read_files", spy)
+    outputs = []
+    for jobs in ("1", "3"):
+        r = runner.invoke(app, ["usage", "--json", "--jobs", jobs, p])
+        assert r.exit_code == 0, r.output
+        outputs.append(json.loads(r.stdout)["requests"])
+    assert used == [3] and outputs == [400, 400]
+    r = runner.invoke(app, ["usage", "-j", "0", p])
+    assert r.exit_code == 2 and "--jobs" in r.output
+
+
+def test_default_jobs_follow_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rbac_advisor.cli import options
+
+    for cpus, expected in (({0}, 1), ({0, 1}, 2), (set(range(16)), 4)):
+        monkeypatch.setattr(options.os, "sched_getaffinity", lambda _pid, c=cpus: c)
+        assert options.default_workers() == expected

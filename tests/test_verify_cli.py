@@ -76,7 +76,9 @@ def event(
     return json.dumps(ev)
 
 
-def read_audit(paths: list[Path], skip_malformed: bool) -> tuple[list[Any], list[str]]:
+def read_audit(
+    paths: list[Path], skip_malformed: bool, jobs: int | None = None
+) -> tuple[list[Any], list[str]]:
     """Minimal stand-in for the usage loader: (identity, access, decision, count)."""
     counts: collections.Counter[tuple[Identity, Access, Decision]] = collections.Counter()
     for path in paths:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, parse_blocks
 from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.cli.options import default_workers
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, InputError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage
@@ -133,7 +134,7 @@ def load_usage(
     # generational GC passes over them would cost more than the parsing itself.
     gc_was_enabled = gc.isenabled()
     gc.disable()
-    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    n_workers = workers if workers is not None else default_workers()
     try:
         index = 0
         while index < len(files):

@@ -29,6 +29,7 @@ class Inputs:
     since: str | None = None
     until: str | None = None
     skip_malformed: bool = False
+    jobs: int | None = None  # processes reading large logs (None: one per CPU)
 
 
 def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
@@ -90,6 +91,7 @@ def load_usage_inputs(inputs: Inputs) -> Any:
             until=inputs.until,
             kubectl_only=False,
             progress=sys.stderr.isatty(),
+            workers=inputs.jobs,
         )
     if inputs.usage_file is not None:
         try:

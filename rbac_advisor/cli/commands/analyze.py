@@ -9,6 +9,7 @@ import typer
 
 from rbac_advisor.cli.errors import handle_errors
 from rbac_advisor.cli.helptext import reflow
+from rbac_advisor.cli.options import Jobs
 
 HELP = """Find unused grants and write the minimal RBAC that still allows every observed request.
 
@@ -107,6 +108,7 @@ def analyze(
         bool,
         typer.Option("--fail-on-findings", help="Exit 5 when the recommendation changes anything."),
     ] = False,
+    jobs: Jobs = None,
 ) -> None:
     """Find unused grants and write the minimal RBAC (see --help)."""
     from rbac_advisor.cli.review import Inputs, review
@@ -122,6 +124,7 @@ def analyze(
             since=since,
             until=until,
             skip_malformed=skip_malformed,
+            jobs=jobs,
         ),
         out=out,
         max_names=max_names,

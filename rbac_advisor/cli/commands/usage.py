@@ -14,6 +14,7 @@ import typer
 from rbac_advisor.cli.errors import handle_errors, warning
 from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.cli.ingest import load_usage, parse_when
+from rbac_advisor.cli.options import Jobs
 from rbac_advisor.errors import InputError
 
 __all__ = ["load_usage", "register", "usage"]
@@ -37,8 +38,8 @@ impersonated user when there is one), the authorizer's attributes, the decision 
 binding that allowed it, the tool (from the user agent), and when. Reads apiserver logs
 (JSON lines, EventList batches, pretty-printed documents), GKE, EKS and AKS exports, .gz
 files, directories (rotated sets in order) and stdin. Log files that add up to 16 MB of
-text or more are read by one process per CPU, each over its share; on a terminal a
-progress bar shows on stderr. A malformed line stops the run
+text or more are read by one process per CPU (--jobs to choose), each over its share;
+on a terminal a progress bar shows on stderr. A malformed line stops the run
 (exit 3) unless --skip-malformed, which counts what it skipped.
 
 Prints a table, or with --json one object (docs/usage-json.md). --save keeps the model
@@ -81,6 +82,7 @@ def usage(
         bool,
         typer.Option("--skip-malformed", help="Count and skip bad records instead of failing."),
     ] = False,
+    jobs: Jobs = None,
 ) -> None:
     """Summarise who did what per user and service account, from audit logs."""
     from rbac_advisor import usage as model
@@ -98,6 +100,7 @@ def usage(
             until=t1,
             kubectl_only=kubectl_only,
             progress=True,
+            workers=jobs,
         )
     for p in load or []:
         try:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rbac_advisor.cli.errors import handle_errors, warning
+from rbac_advisor.cli.options import Jobs
 from rbac_advisor.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ HELP = "\n\n".join(
 )
 
 
-def _load_entries(paths: Sequence[Path], skip_malformed: bool) -> tuple[list[Entry], list[str]]:
+def _load_entries(
+    paths: Sequence[Path], skip_malformed: bool, jobs: int | None = None
+) -> tuple[list[Entry], list[str]]:
     """(identity, access, decision, count) per usage entry, plus notes for stderr."""
     # The usage loader belongs to the `usage` command (its module re-exports the shared
     # one in cli.ingest); imported late to keep startup light.
@@ -49,7 +52,7 @@ def _load_entries(paths: Sequence[Path], skip_malformed: bool) -> tuple[list[Ent
         load_usage = importlib.import_module("rbac_advisor.cli.ingest").load_usage
     usage = load_usage(
         [str(p) for p in paths], skip_malformed=skip_malformed, since=None, until=None,
-        kubectl_only=False, progress=sys.stderr.isatty(),
+        kubectl_only=False, progress=sys.stderr.isatty(), workers=jobs,
     )  # fmt: skip
     entries = [(k.identity, k.access, k.decision, s.count) for k, s in usage.entries.items()]
     skipped = int(getattr(usage, "skipped", 0))
@@ -81,6 +84,7 @@ def verify(
     skip_malformed: Annotated[
         bool, typer.Option("--skip-malformed", help="Skip unreadable audit lines (counted).")
     ] = False,
+    jobs: Jobs = None,
 ) -> None:
     """Replay observed requests against the intended RBAC."""
     from rbac_advisor.authorizer import Authorizer
@@ -89,7 +93,7 @@ def verify(
 
     current = load_snapshot(rbac)
     target = intended(current, _load_rbac(apply), _load_rbac(prune))
-    entries, notes = _load_entries(audit, skip_malformed)
+    entries, notes = _load_entries(audit, skip_malformed, jobs)
     result = replay_report(entries, Authorizer(current), Authorizer(target))
     for note in [*current.warnings, *notes, *result.warnings]:
         warning(note)
