@@ -473,3 +473,30 @@ def test_long_requests_at_any_split_equal_one_reader(
         seq = load_usage([str(p)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
         par = load_usage([str(p)], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
     assert par == seq
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_a_real_apiserver_log_at_tiny_windows_equals_one_reader(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    # Lines recorded from a real kube-apiserver (scripts/record-demo.py), shared out in
+    # pieces of a few lines, with windows of two requests and a head of three lines.
+    from rbac_advisor.audit import dedupe
+    from rbac_advisor.audit import stream as stream_mod
+
+    log = str(Path(__file__).parent.parent / "fixtures" / "demo" / "audit.jsonl")
+    for module, name, value in [
+        (dedupe, "PENDING_MAX", 2),
+        (dedupe, "DONE_MAX", 4),
+        (stream_mod, "DEFER_MAX", 2),
+        (parallel, "MIN_SIZE", 0),
+        (parallel, "HEAD_LINES", 3),
+        (parallel, "OVERLAP", 2000),
+        (parallel, "BLOCK", 2048),
+        (parallel.logfiles, "BLOCK", 2048),
+    ]:
+        monkeypatch.setattr(module, name, value)
+    seq = load_usage([log], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    par = load_usage([log], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    ids = {json.loads(t)["auditID"] for t in Path(log).read_text().splitlines()}
+    assert par == seq and seq.requests == len(ids) > 100
