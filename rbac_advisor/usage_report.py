@@ -273,7 +273,11 @@ def to_table(usage: Usage) -> str:
     head = (
         f"{usage.requests} requests ({usage.unauthenticated} unauthenticated"
         + (f", {usage.filtered} filtered out" if usage.filtered else "")
-        + (f", {usage.skipped} malformed records skipped" if usage.skipped else "")
+        + (
+            f", {usage.skipped} malformed record{'' if usage.skipped == 1 else 's'} skipped"
+            if usage.skipped
+            else ""
+        )
         + ")"
         + (f" from {iso(usage.start)} to {iso(usage.end)}" if usage.start is not None else "")
     )

@@ -180,6 +180,8 @@ def test_summary_numbers_commands_and_proof(html: str) -> None:
 def test_skipped_lines_are_prominent_only_when_present() -> None:
     with_skips = section(render(sample_view(skipped=7), GENERATED_AT), "summary")
     assert 'role="alert"><b>7 input lines were skipped as malformed.</b>' in with_skips
+    one = section(render(sample_view(skipped=1), GENERATED_AT), "summary")
+    assert 'role="alert"><b>1 input line was skipped as malformed.</b>' in one
     clean = section(render(sample_view(skipped=0), GENERATED_AT), "summary")
     assert "skipped as malformed" not in clean
     assert '<div class="v">0</div><div class="l">input lines skipped' in clean

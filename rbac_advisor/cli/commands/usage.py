@@ -115,7 +115,8 @@ def usage(
     if result.skipped:
         first = next((s.first_error for s in result.sources if s.first_error), "")
         warning(
-            f"skipped {result.skipped} malformed records" + (f" (first: {first})" if first else "")
+            f"skipped {result.skipped} malformed record{'' if result.skipped == 1 else 's'}"
+            + (f" (first: {first})" if first else "")
         )
     if not result.requests and result.filtered:
         warning(
