@@ -18,7 +18,7 @@ import sys
 import threading
 import types
 import zlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
@@ -322,18 +322,35 @@ def _documents(path: str, text: bytes) -> Iterator[tuple[str, int, bytes]]:
         i = end
 
 
+def split_lines(pieces: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """The lines of a stream of pieces, a list per piece that ends at least one line.
+
+    A line longer than a piece (a large request body at the RequestResponse level) is
+    joined once, when its end arrives: linear in its size.
+    """
+    carry: list[bytes] = []
+    for piece in pieces:
+        parts = piece.split(b"\n")
+        if len(parts) == 1:
+            carry.append(piece)
+            continue
+        if carry:
+            carry.append(parts[0])
+            parts[0] = b"".join(carry)
+            carry = []
+        last = parts.pop()
+        if last:
+            carry.append(last)
+        yield parts
+    if carry:
+        yield [b"".join(carry)]
+
+
 def _line_blocks(path: str, blocks: Iterator[bytes], head: bytes) -> Iterator[Block]:
     no = 1
-    carry = b""
-    for block in _chain(head, blocks):
-        parts = block.split(b"\n")
-        parts[0] = carry + parts[0]
-        carry = parts.pop()
-        if parts:
-            yield path, no, parts
-            no += len(parts)
-    if carry:
-        yield path, no, [carry]
+    for parts in split_lines(_chain(head, blocks)):
+        yield path, no, parts
+        no += len(parts)
 
 
 def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -364,12 +381,16 @@ def read_blocks(src: Source, stats: SourceStats, *, skip_malformed: bool) -> Ite
     blocks = _blocks(src, f)
     try:
         try:
-            head = b""
+            read: list[bytes] = []
+            started = False
             for block in blocks:  # read until the first non-blank line is complete
-                head += block
-                body = head.lstrip()
-                if body and b"\n" in body:
+                read.append(block)
+                text = block if started else block.lstrip()
+                started = started or bool(text)
+                if started and b"\n" in text:
                     break
+            head = b"".join(read)  # joined once: the first line may be very long
+            del read
             first = head.lstrip().split(b"\n", 1)[0].strip()
             if first in (b"{", b"["):
                 for p, no, text in _documents(path, head + b"".join(blocks)):

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 from audit_samples import event, line
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, parse_lines
@@ -115,3 +117,45 @@ def test_malformed_line_names_file_and_line(tmp_path) -> None:
     items, _, _ = read_all(str(p))
     with pytest.raises(AuditParseError, match=r"a.log:2: invalid JSON"):
         list(parse_lines(items))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=20),
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=60),
+    final_newline=st.booleans(),
+)
+def test_split_lines_of_any_pieces_are_the_lines(
+    lines: list[bytes], sizes: list[int], final_newline: bool
+) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    pieces, i = [], 0
+    while i < len(data):
+        n = sizes[len(pieces) % len(sizes)]
+        pieces.append(data[i : i + n])
+        i += n
+    got = [x for parts in logfiles.split_lines(pieces) for x in parts]
+    expected = data.split(b"\n")
+    if expected and expected[-1] == b"":
+        expected.pop()
+    assert got == expected
+
+
+def test_a_line_far_longer_than_a_piece_is_joined_once() -> None:
+    big = [b"x" * 1000] * 2000  # a 2 MB line in 1 kB pieces, then a short one
+    out = list(logfiles.split_lines([b"{", *big, b"}\nnext\n"]))
+    assert out == [[b"{" + b"".join(big) + b"}", b"next"]]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_lines_and_blank_lead_longer_than_a_block(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, gz: bool
+) -> None:
+    monkeypatch.setattr(logfiles, "BLOCK", 64)
+    a = line(event(audit_id="a", uri="/api/v1/namespaces/ns/pods/" + "p" * 500))
+    data = b"\n \n" * 50 + a + b"\n" + jsonl(event(audit_id="b")) + a
+    p = tmp_path / "audit.log"
+    p.write_bytes(gzip.compress(data) if gz else data)
+    items, src, _ = read_all(str(p))
+    texts = [(n, t) for _, n, t in items if t.strip()]
+    assert texts == [(101, a), (102, line(event(audit_id="b"))), (103, a)]

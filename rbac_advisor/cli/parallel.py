@@ -322,7 +322,6 @@ def _range_blocks(
     With ``report``, lines and bytes read are added to the progress counter as they go.
     """
     no = counted = 1
-    carry = b""
     done = 0  # bytes of the part read and not yet reported
 
     def tell() -> None:
@@ -333,23 +332,19 @@ def _range_blocks(
                 _COUNTER[1] += done
         counted, done = no, 0
 
-    for piece in pieces:
-        parts = piece.split(b"\n")
-        parts[0] = carry + parts[0]
-        carry = parts.pop()
-        done += len(piece)
+    def sized() -> Iterator[bytes]:
+        nonlocal done
+        for piece in pieces:
+            done += len(piece)
+            yield piece
+
+    for parts in logfiles.split_lines(sized()):
         if pos is not None:
             pos[0] = no
-        if parts:
-            yield path, no, parts
-            no += len(parts)
-            if no - counted >= 65536:
-                tell()
-    if carry:
-        if pos is not None:
-            pos[0] = no
-        yield path, no, [carry]
-        no += 1
+        yield path, no, parts
+        no += len(parts)
+        if no - counted >= 65536:
+            tell()
     tell()
 
 
