@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_samples import event, line
@@ -300,87 +301,69 @@ def test_rotated_files_are_shared_between_workers(
     assert par == seq and seq.requests == 3000
 
 
-@pytest.mark.parametrize("gz", [False, True])
-def test_long_watch_across_the_split_point_counted_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool
+def _tiny_windows(
+    mp: pytest.MonkeyPatch, pending: int, head: int, overlap: int, block: int | None = None
 ) -> None:
+    """Windows of a few requests, a head of a few lines: requests outlast them.
+
+    ``block``: bytes read at a time, so that the head ends near its line.
+    """
     from rbac_advisor.audit import dedupe
     from rbac_advisor.audit import stream as stream_mod
 
-    watch = {
-        "audit_id": "w",
-        "verb": "watch",
-        "uri": "/api/v1/namespaces/ns/pods?watch=true",
-        "ref": {"resource": "pods", "namespace": "ns"},
-    }
-    texts = [line(event(stage="RequestReceived", **watch))]
-    texts.append(line(event(stage="ResponseStarted", **watch)))
-    for block in range(6):  # requests open 20 at a time: the watch leaves every window
-        ids = [f"r{block}-{i}" for i in range(20)]
-        texts += [line(event(audit_id=i, stage="RequestReceived")) for i in ids]
-        texts += [line(event(audit_id=i)) for i in ids]
-    texts.append(line(event(stage="ResponseComplete", **watch)))
-    data = b"".join(t + b"\n" for t in texts)
-    p = tmp_path / ("a.log.gz" if gz else "a.log")
-    p.write_bytes(gzip.compress(data) if gz else data)
-    for module, name, value in [
-        (dedupe, "PENDING_MAX", 4),
-        (dedupe, "DONE_MAX", 8),
+    values = [
+        (dedupe, "PENDING_MAX", pending),
+        (dedupe, "DONE_MAX", 2 * pending),
         (stream_mod, "DEFER_MAX", 2),
         (parallel, "MIN_SIZE", 0),
-        (parallel, "HEAD_LINES", 50),  # the watch ends far past the next share's head
-        (parallel, "OVERLAP", 1000),  # and began far before the text a worker reads first
-    ]:
-        monkeypatch.setattr(module, name, value)
-    models = [
-        load_usage([str(p)], workers=w, skip_malformed=False, **KW)  # type: ignore[arg-type]
-        for w in (1, 2, 3)
+        (parallel, "HEAD_LINES", head),
+        (parallel, "OVERLAP", overlap),
     ]
+    if block is not None:
+        values += [(parallel, "BLOCK", block), (parallel.logfiles, "BLOCK", block)]
+    for module, name, value in values:
+        mp.setattr(module, name, value)
 
-    assert models[0] == models[1] == models[2]
-    assert models[0].requests == 121
-    assert [s.count for k, s in models[0].entries.items() if k.access.verb == "watch"] == [1]
+
+_WATCH = {
+    "audit_id": "w",
+    "verb": "watch",
+    "uri": "/api/v1/namespaces/ns/pods?watch=true",
+    "ref": {"resource": "pods", "namespace": "ns"},
+}
+# `kubectl logs -f`: an ordinary get that streams for as long as the user watches.
+_FOLLOW = {
+    "audit_id": "f",
+    "uri": "/api/v1/namespaces/ns/pods/p/log?follow=true",
+    "ref": {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "log"},
+}
+# Impersonated, it is read through an Event rather than counted on the decoded line.
+_IMPERSONATED = {**_FOLLOW, "imp": {"username": "carol", "groups": ["ops"]}}
 
 
-@pytest.mark.parametrize(("gz", "imp"), [(False, False), (True, False), (False, True)])
-def test_any_long_request_across_the_split_point_counted_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool, imp: bool
+@pytest.mark.parametrize(
+    ("long", "gz"),
+    [(_WATCH, False), (_WATCH, True), (_FOLLOW, False), (_FOLLOW, True), (_IMPERSONATED, False)],
+)
+def test_a_long_request_across_the_split_point_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, long: dict[str, Any], gz: bool
 ) -> None:
-    # `kubectl logs -f`: an ordinary get that streams for as long as the user watches.
-    # Impersonated, it is read through an Event rather than counted on the decoded line.
-    from rbac_advisor.audit import dedupe
-    from rbac_advisor.audit import stream as stream_mod
-
-    follow = {
-        "audit_id": "f",
-        "uri": "/api/v1/namespaces/ns/pods/p/log?follow=true",
-        "ref": {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "log"},
-        "time": "2026-11-20T10:00:00.000000Z",
-    }
-    if imp:
-        follow["imp"] = {"username": "carol", "groups": ["ops"]}
-    texts = [line(event(stage="RequestReceived", **follow))]
-    texts.append(line(event(stage="ResponseStarted", **follow)))
-    for block in range(6):
+    began = "2026-11-20T10:00:00.000000Z"
+    texts = [
+        line(event(stage=s, time=began, **long)) for s in ("RequestReceived", "ResponseStarted")
+    ]
+    for block in range(6):  # requests open 20 at a time: the long one leaves every window
         ids = [f"r{block}-{i}" for i in range(20)]
         at = f"2026-11-20T10:0{block}:01.000000Z"
         texts += [line(event(audit_id=i, stage="RequestReceived", time=at)) for i in ids]
         texts += [line(event(audit_id=i, time=at)) for i in ids]
-    texts.append(line(event(stage="ResponseComplete", **follow)))
+    texts.append(line(event(stage="ResponseComplete", time=began, **long)))
     data = b"".join(t + b"\n" for t in texts)
     p = tmp_path / ("a.log.gz" if gz else "a.log")
     p.write_bytes(gzip.compress(data) if gz else data)
-    for module, name, value in [
-        (dedupe, "PENDING_MAX", 4),
-        (dedupe, "DONE_MAX", 8),
-        (stream_mod, "DEFER_MAX", 2),
-        (parallel, "MIN_SIZE", 0),
-        (parallel, "HEAD_LINES", 50),
-        (parallel, "OVERLAP", 1000),
-        (parallel, "BLOCK", 2048),  # the head ends near line 50, not at the end of a block
-        (parallel.logfiles, "BLOCK", 2048),
-    ]:
-        monkeypatch.setattr(module, name, value)
+    # It ends far past the next share's head and began far before the text a worker
+    # reads first.
+    _tiny_windows(monkeypatch, pending=4, head=50, overlap=1000, block=2048)
     models = [
         load_usage([str(p)], workers=w, skip_malformed=False, **KW)  # type: ignore[arg-type]
         for w in (1, 2, 3)
@@ -388,8 +371,9 @@ def test_any_long_request_across_the_split_point_counted_once(
 
     assert models[0].requests == 121
     assert models[1] == models[0] and models[2] == models[0]
-    logs = [s.count for k, s in models[0].entries.items() if k.access.subresource == "log"]
-    assert logs == [1]
+    access = (long.get("verb", "get"), long["ref"].get("subresource", ""))  # unique here
+    counts = models[0].entries.items()
+    assert [s.count for k, s in counts if (k.access.verb, k.access.subresource) == access] == [1]
 
 
 def _timed_texts(reqs, rnd) -> list[bytes]:
@@ -452,24 +436,11 @@ def test_long_requests_at_any_split_equal_one_reader(
     # Nothing overflows the held requests (one reader would then count the oldest from its
     # early stage, a share reader from its final stage). IDs are not reused: past the
     # head, a request still waiting in an earlier share is matched by when it began.
-    from rbac_advisor.audit import dedupe
-    from rbac_advisor.audit import stream as stream_mod
-
     data = b"".join(t + b"\n" for t in _timed_texts(reqs, rnd))
     p = tmp_path_factory.mktemp("long") / ("a.log.gz" if gz else "a.log")
     p.write_bytes(gzip.compress(data) if gz else data)
     with pytest.MonkeyPatch.context() as mp:
-        for module, name, value in [
-            (dedupe, "PENDING_MAX", 4),
-            (dedupe, "DONE_MAX", 8),
-            (stream_mod, "DEFER_MAX", 2),
-            (parallel, "MIN_SIZE", 0),
-            (parallel, "HEAD_LINES", 6),
-            (parallel, "OVERLAP", 3000),
-            (parallel, "BLOCK", 1024),
-            (parallel.logfiles, "BLOCK", 1024),
-        ]:
-            mp.setattr(module, name, value)
+        _tiny_windows(mp, pending=4, head=6, overlap=3000, block=1024)
         seq = load_usage([str(p)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
         par = load_usage([str(p)], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
     assert par == seq
@@ -481,21 +452,8 @@ def test_a_real_apiserver_log_at_tiny_windows_equals_one_reader(
 ) -> None:
     # Lines recorded from a real kube-apiserver (scripts/record-demo.py), shared out in
     # pieces of a few lines, with windows of two requests and a head of three lines.
-    from rbac_advisor.audit import dedupe
-    from rbac_advisor.audit import stream as stream_mod
-
     log = str(Path(__file__).parent.parent / "fixtures" / "demo" / "audit.jsonl")
-    for module, name, value in [
-        (dedupe, "PENDING_MAX", 2),
-        (dedupe, "DONE_MAX", 4),
-        (stream_mod, "DEFER_MAX", 2),
-        (parallel, "MIN_SIZE", 0),
-        (parallel, "HEAD_LINES", 3),
-        (parallel, "OVERLAP", 2000),
-        (parallel, "BLOCK", 2048),
-        (parallel.logfiles, "BLOCK", 2048),
-    ]:
-        monkeypatch.setattr(module, name, value)
+    _tiny_windows(monkeypatch, pending=2, head=3, overlap=2000, block=2048)
     seq = load_usage([log], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
     par = load_usage([log], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
     ids = {json.loads(t)["auditID"] for t in Path(log).read_text().splitlines()}
