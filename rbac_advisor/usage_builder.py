@@ -68,10 +68,13 @@ class UsageBuilder:
         self.options = options if options is not None else BuildOptions()
         self.deduper: Deduper[int] | None = Deduper() if dedupe else None
         self.by_source: dict[int, int] = {}
-        # Keyed by object ids (cheap to hash); _objs keeps the objects alive so ids stay
-        # unique. Equal values under different ids are merged in finish().
+        # Keyed by object ids (cheap to hash); each value, [count, first, last, days, and
+        # the five parts], keeps the objects alive so ids stay unique. Equal values under
+        # different ids are merged in finish().
         self._entries: dict[tuple[int, int, str, int, str], list[Any]] = {}
-        self._objs: dict[tuple[int, int, str, int, str], tuple[Any, ...]] = {}
+        # Day sets shared between entries (most entries have one of a few); an entry's set
+        # is replaced, never changed in place.
+        self._days: dict[frozenset[int], frozenset[int]] = {}
         self._parts: list[Rows] = []  # absorbed exports, merged in finish()
         self._requests = 0
         self._unauth = 0
@@ -122,15 +125,19 @@ class UsageBuilder:
         key = (id(ident), id(acc), dec, id(via), tool)
         cur = self._entries.get(key)
         if cur is None:
-            self._entries[key] = [count, first, last, set(days)]
-            self._objs[key] = (ident, acc, dec, via, tool)
+            days_ = self._day_set(frozenset(days))
+            self._entries[key] = [count, first, last, days_, ident, acc, dec, via, tool]
             return
         cur[0] += count
         if first < cur[1]:
             cur[1] = first
         if last > cur[2]:
             cur[2] = last
-        cur[3].update(days)
+        if not cur[3].issuperset(days):
+            cur[3] = self._day_set(cur[3].union(days))
+
+    def _day_set(self, days: frozenset[int]) -> frozenset[int]:
+        return self._days.setdefault(days, days)
 
     def count(self, ev: Event, source: int = 0) -> None:
         """Count one request (stages already collapsed)."""
@@ -239,8 +246,8 @@ class UsageBuilder:
 
     def _rows(self) -> Rows:
         if not self._parts:
-            return from_entries(self._entries, self._objs, ordered=True)
-        return merge([*self._parts, from_entries(self._entries, self._objs, ordered=False)])
+            return from_entries(self._entries, ordered=True)
+        return merge([*self._parts, from_entries(self._entries, ordered=False)])
 
     def export(self) -> Export:
         """The counted state as plain picklable values (see :meth:`absorb_export`)."""
@@ -291,8 +298,8 @@ class UsageBuilder:
         """Add a model built elsewhere (a worker's share of a file) to this one."""
         for k, st in u.entries.items():
             key = (id(k.identity), id(k.access), k.decision, id(k.via), k.tool)
-            self._objs[key] = (k.identity, k.access, k.decision, k.via, k.tool)
-            self._entries[key] = [st.count, st.first, st.last, set(st.days)]
+            parts = (k.identity, k.access, k.decision, k.via, k.tool)
+            self._entries[key] = [st.count, st.first, st.last, self._day_set(st.days), *parts]
         self.by_source[source] = self.by_source.get(source, 0) + u.requests
         self._requests += u.requests
         self._unauth += u.unauthenticated
@@ -326,8 +333,8 @@ class UsageBuilder:
         """Flush and freeze into a Usage (the counted uses move into it)."""
         self.flush()
         with _gc_paused():
-            parts = [*self._parts, from_entries(self._entries, self._objs, ordered=False)]
-            self._entries, self._objs, self._parts = {}, {}, []
+            parts = [*self._parts, from_entries(self._entries, ordered=False)]
+            self._entries, self._parts, self._days = {}, [], {}
             entries = to_entries(parts)
             del parts
             return freeze(

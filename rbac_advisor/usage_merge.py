@@ -125,15 +125,12 @@ def _codes(columns: Sequence[Sequence[int]], sizes: Sequence[int]) -> list[int]:
 
 
 def from_entries(
-    entries: dict[tuple[int, int, str, int, str], list[Any]],
-    objs: dict[tuple[int, int, str, int, str], tuple[Any, ...]],
-    *,
-    ordered: bool,
+    entries: dict[tuple[int, int, str, int, str], list[Any]], *, ordered: bool
 ) -> Rows:
     """A builder's working state as Rows, rows in canonical order if ``ordered``.
 
     ``entries`` maps (id of identity, id of access, decision, id of reason, tool) to
-    ``[count, first, last, day set]``; ``objs`` the same keys to the five parts. Equal
+    ``[count, first, last, day set, identity, access, decision, reason, tool]``. Equal
     values under different ids give equal rows (:func:`merge` adds them up). Ordered rows
     make merging cheap: worth it for an export merged elsewhere, not for a part merged at
     once (the merge orders the rows anyway).
@@ -141,14 +138,13 @@ def from_entries(
     if not entries:
         return Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
     id_i, id_a, _, id_v, _ = zip(*entries, strict=True)
-    o_i, o_a, o_d, o_v, o_t = zip(*map(objs.__getitem__, entries), strict=True)
+    vals = list(entries.values())
+    counts, firsts, lasts, sets, o_i, o_a, o_d, o_v, o_t = zip(*vals, strict=True)
     idents, ii = _index_by_id(o_i, id_i, identity_order)
     accs, ai = _index_by_id(o_a, id_a, access_order)
     vias, vi = _index_by_id(o_v, id_v, via_order)
     decs, di = _index_by_value(o_d)
     tools, ti = _index_by_value(o_t)
-    vals = list(entries.values())
-    counts, firsts, lasts, sets = zip(*vals, strict=True)
     shared: dict[frozenset[int], frozenset[int]] = {}  # most uses share a few day sets
     days = [shared.setdefault(d, d) for d in map(frozenset, sets)]
     cols: list[Sequence[Any]] = [ii, ai, di, vi, ti, counts, firsts, lasts, days]
