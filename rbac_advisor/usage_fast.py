@@ -233,7 +233,10 @@ class RawAggregator:
                 rk = (cu, sd(verb, verb), rk[2], ref, ann, ua)
                 raw[rk] = [1, stamp, stamp, day, ip]  # one day / one IP: no container yet
                 if len(raw) >= raw_max:
-                    agg._normalise()  # bounded memory: the builder merges what follows
+                    # Bounded memory: the builder merges what follows; the canonical
+                    # tables start again (they only spare equal copies).
+                    agg._normalise()
+                    forget()
                 return key
             cur[0] += 1
             if stamp < cur[1]:
