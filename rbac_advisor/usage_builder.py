@@ -98,17 +98,6 @@ class UsageBuilder:
                 self.count(e, s)
             d.out.clear()
 
-    def _use(
-        self,
-        ident: Identity,
-        acc: Access,
-        dec: Decision,
-        via: ReasonRef | None,
-        tool: str,
-        t: float,
-    ) -> None:
-        self._entry(ident, acc, dec, via, tool, 1, t, t, (int(t // DAY),))
-
     def _entry(
         self,
         ident: Identity,
@@ -165,17 +154,20 @@ class UsageBuilder:
             self._unauth += 1
             return
         ident = ev.identity
+        day = int(t // DAY)
+        once = (1, t, t, (day,))  # one use at t
+        entry = self._entry
         if ev.impersonator is None and ev.impersonation:
             for check in ev.impersonation:  # refused impersonation: no request authorized
-                self._use(ident, check, Decision.FORBID, None, tool, t)
+                entry(ident, check, Decision.FORBID, None, tool, *once)
         else:
-            self._use(ident, ev.access, ev.decision, ev.reason, tool, t)
+            entry(ident, ev.access, ev.decision, ev.reason, tool, *once)
             for extra in ev.implied:
-                self._use(ident, extra, ev.decision, None, tool, t)
+                entry(ident, extra, ev.decision, None, tool, *once)
             if ev.impersonator is not None:
                 for check in ev.impersonation:
-                    self._use(ev.impersonator, check, Decision.ALLOW, None, tool, t)
-        ak = (ident.user, tool, int(t // DAY))
+                    entry(ev.impersonator, check, Decision.ALLOW, None, tool, *once)
+        ak = (ident.user, tool, day)
         self._activity[ak] = self._activity.get(ak, 0) + 1
         if ev.source_ip:
             ips = self._ips.setdefault((ident.user, tool), set())
@@ -289,33 +281,6 @@ class UsageBuilder:
             if len(cur) > IPS_MAX:
                 self._ips[ik] = set(cap_ips(cur))
         for s in sessions:
-            if len(self._sessions) < SESSIONS_MAX:
-                heapq.heappush(self._sessions, s)
-            else:
-                heapq.heappushpop(self._sessions, s)
-
-    def absorb(self, u: Usage, source: int = 0) -> None:
-        """Add a model built elsewhere (a worker's share of a file) to this one."""
-        for k, st in u.entries.items():
-            key = (id(k.identity), id(k.access), k.decision, id(k.via), k.tool)
-            parts = (k.identity, k.access, k.decision, k.via, k.tool)
-            self._entries[key] = [st.count, st.first, st.last, self._day_set(st.days), *parts]
-        self.by_source[source] = self.by_source.get(source, 0) + u.requests
-        self._requests += u.requests
-        self._unauth += u.unauthenticated
-        self._filtered += u.filtered
-        for t in (u.start, u.end):
-            if t is not None:
-                self._start = t if self._start is None else min(self._start, t)
-                self._end = t if self._end is None else max(self._end, t)
-        for ak, n in u.activity.items():
-            self._activity[ak] = self._activity.get(ak, 0) + n
-        for ik, ips in u.client_ips.items():
-            cur = self._ips.setdefault(ik, set())
-            cur |= ips
-            if len(cur) > IPS_MAX:
-                self._ips[ik] = set(cap_ips(cur))
-        for s in u.sessions:
             if len(self._sessions) < SESSIONS_MAX:
                 heapq.heappush(self._sessions, s)
             else:

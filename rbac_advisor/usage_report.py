@@ -231,6 +231,11 @@ def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def malformed(n: int) -> str:
+    """``n`` malformed record(s), in words."""
+    return f"{n} malformed record{'' if n == 1 else 's'}"
+
+
 def to_table(usage: Usage) -> str:
     """A plain-text table, one row per subject, with a summary line above it."""
     rows = [
@@ -273,11 +278,7 @@ def to_table(usage: Usage) -> str:
     head = (
         f"{usage.requests} requests ({usage.unauthenticated} unauthenticated"
         + (f", {usage.filtered} filtered out" if usage.filtered else "")
-        + (
-            f", {usage.skipped} malformed record{'' if usage.skipped == 1 else 's'} skipped"
-            if usage.skipped
-            else ""
-        )
+        + (f", {malformed(usage.skipped)} skipped" if usage.skipped else "")
         + ")"
         + (f" from {iso(usage.start)} to {iso(usage.end)}" if usage.start is not None else "")
     )

@@ -367,36 +367,28 @@ _BEFORE: set[int] = set()
 _WAITING = float("-inf")  # the latest receive time of a request the parent waits for
 
 
-@dataclass(frozen=True)
-class Latest:
-    """The latest time in some text: as the apiserver wrote it, and of other records."""
+def _limits(text: str, time: float) -> tuple[str, float]:
+    """The latest of a time as the apiserver wrote it and of epoch seconds, in both forms.
 
-    text: str = ""
-    time: float = float("-inf")
-
-    def joined(self, other: float) -> Latest:
-        """Also ``other`` (epoch seconds)."""
-        return Latest(self.text, max(self.time, other))
-
-    def limits(self) -> tuple[str, float]:
-        """The latest as text the sink compares with (never earlier), and as epoch seconds."""
-        try:
-            parsed = parse_time(self.text) if self.text else float("-inf")
-        except ValueError:
-            parsed = float("-inf")
-        text = self.text
-        if self.time > parsed:
-            # One microsecond later: the float may have lost the last digit.
-            text = format_time(self.time + 1e-6)
-        return text, max(parsed, self.time)
+    The text is never earlier than either: the sink compares the apiserver's own strings.
+    """
+    try:
+        parsed = parse_time(text) if text else float("-inf")
+    except ValueError:
+        parsed = float("-inf")
+    if time > parsed:
+        text = format_time(time + 1e-6)  # a microsecond later: the float may lose one
+    return text, max(parsed, time)
 
 
-def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = None) -> Latest:
+def _seed(
+    deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = None
+) -> tuple[str, float]:
     """Mark the requests whose final stage lies in ``parts`` (the text before a share).
 
-    Returns when the latest line there was written (its stage time; the receive time for
-    records of other shapes, which have no other). ``one_pass`` reads the last part, when
-    given.
+    Returns when the latest line there was written: the latest stage time of apiserver
+    lines as written, and the latest receive time of records of other shapes (which have
+    no other) in epoch seconds. ``one_pass`` reads the last part, when given.
     """
     stamped = native.stamped_decoder().decode
     prefix = native.GO_PREFIX
@@ -426,7 +418,7 @@ def _seed(deduper: Deduper[int], parts: list[Part], one_pass: _OnePass | None = 
                     k = request_key(ev)
                     if k is not None and rank(ev.stage) >= 2:
                         deduper.mark(k)
-    return Latest(text_latest, latest)
+    return text_latest, latest
 
 
 def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
@@ -445,7 +437,7 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
     if before and before[-1].gzip and before[-1].path == parts[0].path:
         one_pass = _OnePass(parts[0].path)  # the text before, then the share, one inflate
     try:
-        latest = _seed(deduper, before, one_pass)
+        text_latest, latest = _seed(deduper, before, one_pass)
     except logfiles.INFLATE_ERRORS:
         if one_pass is not None:
             one_pass.close()
@@ -456,7 +448,7 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
     # A request received no later than the last line before the share was written (or
     # waiting in the parent) may have begun there: its final stage past the head is
     # reported (``long``). Lines are written in about the order of their stage times.
-    begun, limit = latest.joined(_WAITING).limits()
+    begun, limit = _limits(text_latest, max(latest, _WAITING))
     fast.track_long(long, begun)
     read = 0  # lines of the share read so far
     try:

@@ -115,7 +115,7 @@ def usage(
     if result.skipped:
         first = next((s.first_error for s in result.sources if s.first_error), "")
         warning(
-            f"skipped {result.skipped} malformed record{'' if result.skipped == 1 else 's'}"
+            f"skipped {usage_report.malformed(result.skipped)}"
             + (f" (first: {first})" if first else "")
         )
     if not result.requests and result.filtered:
