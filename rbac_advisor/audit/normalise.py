@@ -104,7 +104,11 @@ def resource_access(
     create (unless the URL names an object, as for subresources) or deletecollection.
     """
     u = ""
-    if verb == "create" or (verb in _LIST_VERBS and not name and "fieldSelector" in uri):
+    if verb == "create":
+        u = uri
+        if not sub:
+            name = ""  # the URI's name or none: a name from the body never counts (memo key)
+    elif verb in _LIST_VERBS and not name and "fieldSelector" in uri:
         u = uri
     memo = (verb, u, group, resource, sub, namespace, name)
     acc = _resource_accesses.get(memo)
