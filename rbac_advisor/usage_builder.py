@@ -1,9 +1,9 @@
 """The streaming accumulator behind ``usage.build``: events in, a frozen Usage out. Pure.
 
-Keys are object ids of the interned Identity/Access/ReasonRef values (cheap to hash); equal
-values under different ids are merged when the Usage is frozen, column by column
-(``usage_merge``). Exported states (a worker's share of a file) are kept as they come and
-merged with the rest at the end.
+Counted uses are kept compactly (``usage_table``), keyed by the interned Identity, Access
+and ReasonRef objects; equal values under different objects are merged when the Usage is
+frozen, column by column (``usage_merge``). Exported states (a worker's share of a file)
+are kept as they come and merged with the rest at the end.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from rbac_advisor.usage import (
     cap_ips,
     freeze,
 )
-from rbac_advisor.usage_merge import Rows, from_entries, merge, to_entries
+from rbac_advisor.usage_merge import Rows, merge, to_entries
+from rbac_advisor.usage_table import UseTable
 
 
 class Export(NamedTuple):
@@ -68,13 +69,7 @@ class UsageBuilder:
         self.options = options if options is not None else BuildOptions()
         self.deduper: Deduper[int] | None = Deduper() if dedupe else None
         self.by_source: dict[int, int] = {}
-        # Keyed by object ids (cheap to hash); each value, [count, first, last, days, and
-        # the five parts], keeps the objects alive so ids stay unique. Equal values under
-        # different ids are merged in finish().
-        self._entries: dict[tuple[int, int, str, int, str], list[Any]] = {}
-        # Day sets shared between entries (most entries have one of a few); an entry's set
-        # is replaced, never changed in place.
-        self._days: dict[frozenset[int], frozenset[int]] = {}
+        self._uses = UseTable()
         self._parts: list[Rows] = []  # absorbed exports, merged in finish()
         self._requests = 0
         self._unauth = 0
@@ -97,36 +92,6 @@ class UsageBuilder:
             for e, s in d.out:
                 self.count(e, s)
             d.out.clear()
-
-    def _entry(
-        self,
-        ident: Identity,
-        acc: Access,
-        dec: Decision,
-        via: ReasonRef | None,
-        tool: str,
-        count: int,
-        first: float,
-        last: float,
-        days: Iterable[int],
-    ) -> None:
-        """Add ``count`` uses seen between ``first`` and ``last`` on ``days`` to one entry."""
-        key = (id(ident), id(acc), dec, id(via), tool)
-        cur = self._entries.get(key)
-        if cur is None:
-            days_ = self._day_set(frozenset(days))
-            self._entries[key] = [count, first, last, days_, ident, acc, dec, via, tool]
-            return
-        cur[0] += count
-        if first < cur[1]:
-            cur[1] = first
-        if last > cur[2]:
-            cur[2] = last
-        if not cur[3].issuperset(days):
-            cur[3] = self._day_set(cur[3].union(days))
-
-    def _day_set(self, days: frozenset[int]) -> frozenset[int]:
-        return self._days.setdefault(days, days)
 
     def count(self, ev: Event, source: int = 0) -> None:
         """Count one request (stages already collapsed)."""
@@ -156,7 +121,7 @@ class UsageBuilder:
         ident = ev.identity
         day = int(t // DAY)
         once = (1, t, t, (day,))  # one use at t
-        entry = self._entry
+        entry = self._uses.add
         if ev.impersonator is None and ev.impersonation:
             for check in ev.impersonation:  # refused impersonation: no request authorized
                 entry(ident, check, Decision.FORBID, None, tool, *once)
@@ -226,7 +191,7 @@ class UsageBuilder:
         ips: Iterable[str],
     ) -> None:
         """Add ``count`` uses already counted as requests (see ``usage_fast``)."""
-        self._entry(ident, acc, dec, via, tool, count, first, last, days)
+        self._uses.add(ident, acc, dec, via, tool, count, first, last, days)
         for day, n in days.items():
             ak = (ident.user, tool, day)
             self._activity[ak] = self._activity.get(ak, 0) + n
@@ -238,8 +203,8 @@ class UsageBuilder:
 
     def _rows(self) -> Rows:
         if not self._parts:
-            return from_entries(self._entries, ordered=True)
-        return merge([*self._parts, from_entries(self._entries, ordered=False)])
+            return self._uses.rows(ordered=True)
+        return merge([*self._parts, self._uses.rows(ordered=False)])
 
     def export(self) -> Export:
         """The counted state as plain picklable values (see :meth:`absorb_export`)."""
@@ -298,10 +263,9 @@ class UsageBuilder:
         """Flush and freeze into a Usage (the counted uses move into it)."""
         self.flush()
         with _gc_paused():
-            parts = [*self._parts, from_entries(self._entries, ordered=False)]
-            self._entries, self._parts, self._days = {}, [], {}
+            parts = [*self._parts, self._uses.rows(ordered=False)]
+            self._parts = []
             entries = to_entries(parts)
-            del parts
             return freeze(
                 entries,
                 requests=self._requests,

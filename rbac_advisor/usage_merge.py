@@ -14,10 +14,11 @@ column, each distinct identity, access and reason once.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import chain, compress, repeat, starmap
-from operator import add, attrgetter, ne, or_
+from itertools import chain, compress, islice, repeat, starmap
+from operator import add, attrgetter, eq, not_, or_
 from typing import Any, NamedTuple
 
 from rbac_advisor.events import Decision, ReasonRef
@@ -25,6 +26,7 @@ from rbac_advisor.rbac import Access, BindingKey, Identity, RoleKey, Subject
 from rbac_advisor.usage import Stats, UsageKey, access_order, identity_order, via_order
 
 Fields = tuple[Any, ...]
+_CHUNK = 1 << 16
 
 
 class Rows(NamedTuple):
@@ -116,44 +118,12 @@ def _index_by_value(col: Sequence[Any]) -> tuple[list[Any], list[int]]:
     return table, list(map(pos.__getitem__, col))
 
 
-def _codes(columns: Sequence[Sequence[int]], sizes: Sequence[int]) -> list[int]:
+def mixed_radix(columns: Sequence[Sequence[int]], sizes: Sequence[int]) -> list[int]:
     """Mixed-radix numbers of rows of indices (``sizes``: each column's number of values)."""
     _, na, nd, nv, nt = sizes
     return [
         (((i * na + a) * nd + d) * nv + v) * nt + t for i, a, d, v, t in zip(*columns, strict=True)
     ]
-
-
-def from_entries(
-    entries: dict[tuple[int, int, str, int, str], list[Any]], *, ordered: bool
-) -> Rows:
-    """A builder's working state as Rows, rows in canonical order if ``ordered``.
-
-    ``entries`` maps (id of identity, id of access, decision, id of reason, tool) to
-    ``[count, first, last, day set, identity, access, decision, reason, tool]``. Equal
-    values under different ids give equal rows (:func:`merge` adds them up). Ordered rows
-    make merging cheap: worth it for an export merged elsewhere, not for a part merged at
-    once (the merge orders the rows anyway).
-    """
-    if not entries:
-        return Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
-    id_i, id_a, _, id_v, _ = zip(*entries, strict=True)
-    vals = list(entries.values())
-    counts, firsts, lasts, sets, o_i, o_a, o_d, o_v, o_t = zip(*vals, strict=True)
-    idents, ii = _index_by_id(o_i, id_i, identity_order)
-    accs, ai = _index_by_id(o_a, id_a, access_order)
-    vias, vi = _index_by_id(o_v, id_v, via_order)
-    decs, di = _index_by_value(o_d)
-    tools, ti = _index_by_value(o_t)
-    shared: dict[frozenset[int], frozenset[int]] = {}  # most uses share a few day sets
-    days = [shared.setdefault(d, d) for d in map(frozenset, sets)]
-    cols: list[Sequence[Any]] = [ii, ai, di, vi, ti, counts, firsts, lasts, days]
-    if ordered:
-        codes = _codes(cols[:5], [len(t) for t in (idents, accs, decs, vias, tools)])
-        order = sorted(range(len(codes)), key=codes.__getitem__)
-        cols = [list(map(c.__getitem__, order)) for c in cols]
-        cols[:5] = [array("i", c) for c in cols[:5]]  # compact to pickle
-    return Rows(idents, accs, vias, decs, tools, *cols[:5], *cols[5:])
 
 
 def _rank(tables: Iterable[Sequence[Any]]) -> tuple[list[Any], list[list[int]]]:
@@ -194,15 +164,20 @@ def _fold(
 
 
 class _Merged:
-    """Rows of several parts ranked together; ``order`` lists the kept rows, sorted."""
+    """Rows of several parts ranked together; ``order`` lists the kept rows, sorted.
 
-    def __init__(self, parts: Sequence[Rows]) -> None:
+    ``parts`` is emptied once its rows are copied: they can be let go before the result
+    is built.
+    """
+
+    def __init__(self, parts: list[Rows]) -> None:
         self.idents, imaps = _rank(p.identities for p in parts)
         self.accs, amaps = _rank(p.accesses for p in parts)
         self.vias, vmaps = _rank(p.vias for p in parts)
         self.decs, dmaps = _rank(p.decisions for p in parts)
         self.tools, tmaps = _rank(p.tools for p in parts)
-        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+        # Typed arrays: the rank and statistics columns of all parts at 4 or 8 bytes a row.
+        cols: list[Any] = [*(array("i") for _ in range(5)), array("q"), array("d"), array("d"), []]
         ri, ra, rd, rv, rt, counts, firsts, lasts, days = cols
         for k, p in enumerate(parts):
             ri.extend(map(imaps[k].__getitem__, p.ii))
@@ -214,16 +189,25 @@ class _Merged:
             firsts.extend(p.firsts)
             lasts.extend(p.lasts)
             days.extend(p.days)
+        parts.clear()
         tables = (self.idents, self.accs, self.decs, self.vias, self.tools)
-        codes = _codes((ri, ra, rd, rv, rt), [len(t) for t in tables])
+        codes = mixed_radix((ri, ra, rd, rv, rt), [len(t) for t in tables])
         n = len(codes)
-        last = dict(zip(codes, range(n), strict=True))  # code -> the last row using it
-        if len(last) < n:  # a use in several parts (or under different ids in one)
-            gs = list(compress(range(n), map(ne, map(last.__getitem__, codes), range(n))))
-            hs = list(map(last.__getitem__, map(codes.__getitem__, gs)))
+        # Each part's rows are a sorted run: the sort merges them (stable: equal codes stay
+        # in part order).
+        order = sorted(range(n), key=codes.__getitem__)
+        sc = list(map(codes.__getitem__, order))
+        del codes
+        # A use in several parts (or under different ids in one) has adjacent equal codes:
+        # the last row of each run is kept, the others are folded into it.
+        same = list(map(eq, sc, islice(sc, 1, None)))
+        if any(same):
+            dup = list(compress(range(n - 1), same))
+            gs = list(map(order.__getitem__, dup))
+            hs = [order[bisect_right(sc, sc[p]) - 1] for p in dup]
             _fold(gs, hs, counts, firsts, lasts, days)
-        # Each part's rows are a sorted run: the sort merges them.
-        self.order = sorted(last.values(), key=codes.__getitem__)
+            order = list(compress(order, map(not_, chain(same, (False,)))))
+        self.order = order
         self.columns = cols
 
     def column(self, k: int) -> Iterator[Any]:
@@ -231,10 +215,13 @@ class _Merged:
         return map(self.columns[k].__getitem__, self.order)
 
 
-def merge(parts: Sequence[Rows]) -> Rows:
-    """Combine Rows by value: each use once, rows in canonical order."""
+def merge(parts: list[Rows]) -> Rows:
+    """Combine Rows by value: each use once, rows in canonical order; ``parts`` is emptied."""
     m = _Merged(parts)
-    ii, ai, di, vi, ti, counts, firsts, lasts, days = (list(m.column(k)) for k in range(9))
+    ii, ai, di, vi, ti, counts, firsts, lasts, days = (
+        array(c.typecode, m.column(k)) if isinstance(c, array) else list(m.column(k))
+        for k, c in enumerate(m.columns)
+    )
     return Rows(
         m.idents, m.accs, m.vias, m.decs, m.tools, ii, ai, di, vi, ti, counts, firsts, lasts, days
     )
@@ -247,37 +234,51 @@ def _reason(f: Fields) -> ReasonRef | None:
     return ReasonRef(BindingKey(*f[0:3]), RoleKey(*f[3:6]), Subject(*f[6:10]))
 
 
-def to_entries(parts: Sequence[Rows]) -> dict[UsageKey, Stats]:
-    """The entries of Rows combined by value, in canonical order (see :func:`merge`)."""
+def to_entries(parts: list[Rows]) -> dict[UsageKey, Stats]:
+    """The entries of Rows combined by value, in canonical order (see :func:`merge`).
+
+    ``parts`` is emptied, and its rows let go, before the entries are built. They are
+    built ``_CHUNK`` rows at a time: the per-row lists in between stay small.
+    """
     m = _Merged(parts)
     idents = list(starmap(Identity, m.idents))
     accs = list(starmap(Access, m.accs))
     vias = list(map(_reason, m.vias))
     hi, ha, hv = list(map(hash, idents)), list(map(hash, accs)), list(map(hash, vias))
-    ri, ra, rv = list(m.column(0)), list(m.column(1)), list(m.column(3))
-    decs = list(map(m.decs.__getitem__, m.column(2)))
-    tools = list(map(m.tools.__getitem__, m.column(4)))
-    hashes = map(  # usage.key_hash, from the part hashes
-        hash,
-        zip(
-            map(hi.__getitem__, ri),
-            map(ha.__getitem__, ra),
+    ri_, ra_, rd_, rv_, rt_, counts, firsts, lasts, days = m.columns
+    out: dict[UsageKey, Stats] = {}
+    for at in range(0, len(m.order), _CHUNK):
+        rows = m.order[at : at + _CHUNK]
+        ri, ra, rv = (list(map(c.__getitem__, rows)) for c in (ri_, ra_, rv_))
+        decs = list(map(m.decs.__getitem__, map(rd_.__getitem__, rows)))
+        tools = list(map(m.tools.__getitem__, map(rt_.__getitem__, rows)))
+        hashes = map(  # usage.key_hash, from the part hashes
+            hash,
+            zip(
+                map(hi.__getitem__, ri),
+                map(ha.__getitem__, ra),
+                decs,
+                map(hv.__getitem__, rv),
+                tools,
+                strict=True,
+            ),
+        )
+        keys = new_keys(
+            list(map(idents.__getitem__, ri)),
+            map(accs.__getitem__, ra),
             decs,
-            map(hv.__getitem__, rv),
+            map(vias.__getitem__, rv),
             tools,
-            strict=True,
-        ),
-    )
-    keys = new_keys(
-        list(map(idents.__getitem__, ri)),
-        map(accs.__getitem__, ra),
-        decs,
-        map(vias.__getitem__, rv),
-        tools,
-        hashes,
-    )
-    stats = new_stats(list(m.column(5)), m.column(6), m.column(7), m.column(8))
-    return dict(zip(keys, stats, strict=True))
+            hashes,
+        )
+        stats = new_stats(
+            list(map(counts.__getitem__, rows)),
+            map(firsts.__getitem__, rows),
+            map(lasts.__getitem__, rows),
+            map(days.__getitem__, rows),
+        )
+        out.update(zip(keys, stats, strict=True))
+    return out
 
 
 def sort_order(keys: Sequence[UsageKey]) -> list[int]:
@@ -298,5 +299,5 @@ def sort_order(keys: Sequence[UsageKey]) -> list[int]:
             table, idx = _index_by_id(col, list(map(id, col)), order)
         index.append(idx)
         sizes.append(len(table))
-    codes = _codes(index, sizes)
+    codes = mixed_radix(index, sizes)
     return sorted(range(len(keys)), key=codes.__getitem__)

@@ -1,0 +1,156 @@
+"""The uses a builder has counted, held compactly. Pure.
+
+A use is (identity, access, decision, reason, tool). Each distinct part object gets a
+small index when first seen (identities, accesses and reasons by object id: the values are
+interned, and equal values under different ids are merged when the rows are exported), and
+a use is keyed by one integer packing its five indices. Its statistics live in columns:
+counts, first and last times in typed arrays, day sets in a list (most uses share one of a
+few sets). That is about 150 bytes per use, against about 400 for a tuple of ids keying a
+list of objects; memory grows with distinct uses, so this is what bounds a long log.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from rbac_advisor.events import Decision, ReasonRef
+from rbac_advisor.rbac import Access, Identity
+from rbac_advisor.usage import access_order, identity_order, via_order
+from rbac_advisor.usage_merge import Rows, mixed_radix
+
+# A packed key, from the low bits: decision (5 bits), tool (25), reason (30), access (30),
+# identity (the rest). Tables that large would not fit in memory anyway.
+_T, _V, _A, _I = 5, 30, 60, 90
+_MASK30 = (1 << 30) - 1
+_MASK25 = (1 << 25) - 1
+_NO_ROWS = Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
+
+
+def _ranked(
+    objs: list[Any], order: Callable[[Any], Hashable] | None
+) -> tuple[list[Any], list[int]]:
+    """The sorted distinct values of ``objs`` (by ``order``), and each object's rank."""
+    values = objs if order is None else list(map(order, objs))
+    table = sorted(set(values))
+    pos = dict(zip(table, range(len(table)), strict=True))
+    return table, list(map(pos.__getitem__, values))
+
+
+class UseTable:
+    """Distinct uses and their statistics; see the module docstring."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._reset()
+
+    def _reset(self) -> None:
+        self._rows: dict[int, int] = {}  # packed key -> row number, in row order
+        self._idents: list[Identity] = []
+        self._accs: list[Access] = []
+        self._vias: list[ReasonRef | None] = []
+        self._tools: list[str] = []
+        self._decs: list[Decision] = []
+        self._ident_at: dict[int, int] = {}
+        self._acc_at: dict[int, int] = {}
+        self._via_at: dict[int, int] = {}
+        self._tool_at: dict[str, int] = {}
+        self._dec_at: dict[Decision, int] = {}
+        self._counts = array("q")
+        self._firsts = array("d")
+        self._lasts = array("d")
+        self._days: list[frozenset[int]] = []
+        self._day_sets: dict[frozenset[int], frozenset[int]] = {}
+
+    def __len__(self) -> int:
+        """The number of distinct uses."""
+        return len(self._rows)
+
+    def add(
+        self,
+        ident: Identity,
+        acc: Access,
+        dec: Decision,
+        via: ReasonRef | None,
+        tool: str,
+        count: int,
+        first: float,
+        last: float,
+        days: Iterable[int],
+    ) -> None:
+        """Add ``count`` uses seen between ``first`` and ``last`` on ``days`` to one use."""
+        i = self._ident_at.get(id(ident))
+        if i is None:
+            i = self._ident_at[id(ident)] = len(self._idents)
+            self._idents.append(ident)
+        a = self._acc_at.get(id(acc))
+        if a is None:
+            a = self._acc_at[id(acc)] = len(self._accs)
+            self._accs.append(acc)
+        v = self._via_at.get(id(via))
+        if v is None:
+            v = self._via_at[id(via)] = len(self._vias)
+            self._vias.append(via)
+        t = self._tool_at.get(tool)
+        if t is None:
+            t = self._tool_at[tool] = len(self._tools)
+            self._tools.append(tool)
+        d = self._dec_at.get(dec)
+        if d is None:
+            d = self._dec_at[dec] = len(self._decs)
+            self._decs.append(dec)
+        key = i << _I | a << _A | v << _V | t << _T | d
+        rows = self._rows
+        row = rows.get(key)
+        if row is None:
+            rows[key] = len(self._counts)
+            self._counts.append(count)
+            self._firsts.append(first)
+            self._lasts.append(last)
+            fs = frozenset(days)
+            self._days.append(self._day_sets.setdefault(fs, fs))
+            return
+        self._counts[row] += count
+        if first < self._firsts[row]:
+            self._firsts[row] = first
+        if last > self._lasts[row]:
+            self._lasts[row] = last
+        cur = self._days[row]
+        if not cur.issuperset(days):
+            fs = cur.union(days)
+            self._days[row] = self._day_sets.setdefault(fs, fs)
+
+    def rows(self, *, ordered: bool) -> Rows:
+        """The uses as Rows, in canonical order if ``ordered``; the table is then emptied.
+
+        Equal values under different ids give equal rows (``usage_merge.merge`` adds them
+        up). Ordered rows make merging cheap: worth it for an export merged elsewhere, not
+        for a part merged at once (the merge orders the rows anyway).
+        """
+        if not self._rows:
+            return _NO_ROWS
+        keys = list(self._rows)
+        self._rows = {}
+        idents, irank = _ranked(self._idents, identity_order)
+        accs, arank = _ranked(self._accs, access_order)
+        vias, vrank = _ranked(self._vias, via_order)
+        tools, trank = _ranked(self._tools, None)
+        decs, drank = _ranked(self._decs, None)
+        m30 = _MASK30
+        ii = [irank[k >> _I] for k in keys]
+        ai = [arank[k >> _A & m30] for k in keys]
+        vi = [vrank[k >> _V & m30] for k in keys]
+        ti = [trank[k >> _T & _MASK25] for k in keys]
+        di = [drank[k & 31] for k in keys]
+        del keys
+        cols: list[Any] = [ii, ai, di, vi, ti, self._counts, self._firsts, self._lasts, self._days]
+        self._reset()
+        if ordered:
+            code = mixed_radix(cols[:5], [len(t) for t in (idents, accs, decs, vias, tools)])
+            order = sorted(range(len(code)), key=code.__getitem__)
+            del code
+            cols[:5] = [array("i", map(c.__getitem__, order)) for c in cols[:5]]
+            cols[5:8] = [array(c.typecode, map(c.__getitem__, order)) for c in cols[5:8]]
+            cols[8] = list(map(cols[8].__getitem__, order))
+        return Rows(idents, accs, vias, decs, tools, *cols)
