@@ -44,6 +44,13 @@ _LIST_VERBS = frozenset({"list", "watch"})
 _accesses: dict[tuple[str, str, str, str, str, str, str, bool], Access] = {}
 
 
+def forget() -> None:
+    """Let go of the interned identities and accesses once reading is over."""
+    _identities.clear()
+    _resource_accesses.clear()
+    _accesses.clear()
+
+
 class Malformed(ValueError):
     """A record that looks like an audit event but cannot be used; the text says why."""
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from rbac_advisor import logfiles
-from rbac_advisor.audit import SourceStats, parse_blocks
+from rbac_advisor.audit import SourceStats, normalise, parse_blocks
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.cli.options import default_workers
 from rbac_advisor.cli.progress import Progress
@@ -180,6 +180,7 @@ def load_usage(
             index = end
         fast.flush()
         builder.flush()
+        normalise.forget()  # the uses hold what they need; the model is built anew
     except AuditParseError as err:
         if skip_malformed or not err.line:
             raise

@@ -46,6 +46,7 @@ from rbac_advisor.audit import (
     Malformed,
     SourceStats,
     native,
+    normalise,
     parse_blocks,
     parse_record,
     request_key,
@@ -485,6 +486,7 @@ def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
         if one_pass is not None:
             one_pass.close()
     fast.flush()
+    normalise.forget()  # the uses hold what they need
     tail = deduper.drain()
     for ev, _ in tail:
         k = request_key(ev)
