@@ -74,18 +74,8 @@ def _expected(uses: list[Use]) -> dict[tuple[Any, ...], list[Any]]:
 
 
 def _add_all(table: UseTable, uses: list[Use]) -> None:
-    for ident, acc, dec, via, tool, count, first, last in uses:
-        table.add(
-            ident,
-            acc,
-            dec,
-            via,
-            tool,
-            count,
-            first,
-            last,
-            (int(first // usage.DAY), int(last // usage.DAY)),
-        )
+    for use in uses:
+        table.add(*use, (int(use[6] // usage.DAY), int(use[7] // usage.DAY)))
 
 
 @pytest.mark.parametrize("ordered", [True, False])
