@@ -21,10 +21,11 @@ from rbac_advisor.usage import access_order, identity_order, via_order
 from rbac_advisor.usage_merge import Rows, mixed_radix
 
 # A packed key, from the low bits: decision (5 bits), tool (25), reason (30), access (30),
-# identity (the rest). Tables that large would not fit in memory anyway.
+# identity (the rest). Tables that large would not fit in memory anyway; add() refuses them.
 _T, _V, _A, _I = 5, 30, 60, 90
 _MASK30 = (1 << 30) - 1
 _MASK25 = (1 << 25) - 1
+_FULL = "too many distinct values for one table of uses"
 _NO_ROWS = Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
 
 
@@ -88,18 +89,26 @@ class UseTable:
         if a is None:
             a = self._acc_at[id(acc)] = len(self._accs)
             self._accs.append(acc)
+            if a > _MASK30:
+                raise OverflowError(_FULL)
         v = self._via_at.get(id(via))
         if v is None:
             v = self._via_at[id(via)] = len(self._vias)
             self._vias.append(via)
+            if v > _MASK30:
+                raise OverflowError(_FULL)
         t = self._tool_at.get(tool)
         if t is None:
             t = self._tool_at[tool] = len(self._tools)
             self._tools.append(tool)
+            if t > _MASK25:
+                raise OverflowError(_FULL)
         d = self._dec_at.get(dec)
         if d is None:
             d = self._dec_at[dec] = len(self._decs)
             self._decs.append(dec)
+            if d > 31:
+                raise OverflowError(_FULL)
         key = i << _I | a << _A | v << _V | t << _T | d
         rows = self._rows
         row = rows.get(key)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rbac_advisor import usage, usage_merge
+from rbac_advisor import usage, usage_merge, usage_table
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
 from rbac_advisor.usage import Stats, UsageKey, access_order, identity_order, via_order
@@ -142,3 +142,13 @@ def test_entries_built_in_small_chunks_equal_whole(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(usage_merge, "_CHUNK", 7)
     assert usage.dumps(finish(3)) == whole
     assert usage.dumps(finish(1)) == whole
+
+
+def test_a_table_refuses_more_values_than_its_key_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index past its bits would pack into the next part's: refused, never merged."""
+    monkeypatch.setattr(usage_table, "_MASK25", 2)
+    table = UseTable()
+    for t in range(3):
+        table.add(Identity("u"), Access("get"), Decision.ALLOW, None, f"tool{t}", 1, 0.0, 0.0, ())
+    with pytest.raises(OverflowError, match="too many distinct values"):
+        table.add(Identity("u"), Access("get"), Decision.ALLOW, None, "tool3", 1, 0.0, 0.0, ())
