@@ -82,33 +82,12 @@ class UseTable:
     ) -> None:
         """Add ``count`` uses seen between ``first`` and ``last`` on ``days`` to one use."""
         i = self._ident_at.get(id(ident))
-        if i is None:
-            i = self._ident_at[id(ident)] = len(self._idents)
-            self._idents.append(ident)
         a = self._acc_at.get(id(acc))
-        if a is None:
-            a = self._acc_at[id(acc)] = len(self._accs)
-            self._accs.append(acc)
-            if a > _MASK30:
-                raise OverflowError(_FULL)
         v = self._via_at.get(id(via))
-        if v is None:
-            v = self._via_at[id(via)] = len(self._vias)
-            self._vias.append(via)
-            if v > _MASK30:
-                raise OverflowError(_FULL)
         t = self._tool_at.get(tool)
-        if t is None:
-            t = self._tool_at[tool] = len(self._tools)
-            self._tools.append(tool)
-            if t > _MASK25:
-                raise OverflowError(_FULL)
         d = self._dec_at.get(dec)
-        if d is None:
-            d = self._dec_at[dec] = len(self._decs)
-            self._decs.append(dec)
-            if d > 31:
-                raise OverflowError(_FULL)
+        if i is None or a is None or v is None or t is None or d is None:
+            i, a, v, t, d = self._index(ident, acc, via, tool, dec)
         key = i << _I | a << _A | v << _V | t << _T | d
         rows = self._rows
         row = rows.get(key)
@@ -129,6 +108,30 @@ class UseTable:
         if not cur.issuperset(days):
             fs = cur.union(days)
             self._days[row] = self._day_sets.setdefault(fs, fs)
+
+    def _index(
+        self, ident: Identity, acc: Access, via: ReasonRef | None, tool: str, dec: Decision
+    ) -> tuple[int, int, int, int, int]:
+        """The part indices of a use, giving new parts the next index of their table."""
+        parts: list[tuple[dict[Any, int], list[Any], Hashable, object, int | None]] = [
+            (self._ident_at, self._idents, id(ident), ident, None),
+            (self._acc_at, self._accs, id(acc), acc, _MASK30),
+            (self._via_at, self._vias, id(via), via, _MASK30),
+            (self._tool_at, self._tools, tool, tool, _MASK25),
+            (self._dec_at, self._decs, dec, dec, 31),
+        ]
+        out = []
+        for at, table, key, part, limit in parts:
+            k = at.get(key)
+            if k is None:
+                k = len(table)
+                if limit is not None and k > limit:
+                    raise OverflowError(_FULL)
+                at[key] = k
+                table.append(part)
+            out.append(k)
+        i, a, v, t, d = out
+        return i, a, v, t, d
 
     def rows(self, *, ordered: bool) -> Rows:
         """The uses as Rows, in canonical order if ``ordered``; the table is then emptied.
