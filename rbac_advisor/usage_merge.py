@@ -111,8 +111,8 @@ def _index_by_id(
     return table, list(map(at.__getitem__, ids))
 
 
-def _index_by_value(col: Sequence[Any]) -> tuple[list[Any], list[int]]:
-    """The sorted distinct values of a column of a few strings, and each row's index."""
+def index_by_value(col: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """The sorted distinct values of a column, and each row's index among them."""
     table = sorted(set(col))
     pos = dict(zip(table, range(len(table)), strict=True))
     return table, list(map(pos.__getitem__, col))
@@ -294,7 +294,7 @@ def sort_order(keys: Sequence[UsageKey]) -> list[int]:
     ):
         col = list(map(attrgetter(name), keys))
         if order is None:
-            table, idx = _index_by_value(col)
+            table, idx = index_by_value(col)
         else:
             table, idx = _index_by_id(col, list(map(id, col)), order)
         index.append(idx)

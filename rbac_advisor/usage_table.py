@@ -12,13 +12,13 @@ list of objects; memory grows with distinct uses, so this is what bounds a long 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, Identity
 from rbac_advisor.usage import access_order, identity_order, via_order
-from rbac_advisor.usage_merge import Rows, mixed_radix
+from rbac_advisor.usage_merge import Rows, index_by_value, mixed_radix
 
 # A packed key, from the low bits: decision (5 bits), tool (25), reason (30), access (30),
 # identity (the rest). Tables that large would not fit in memory anyway; add() refuses them.
@@ -26,17 +26,6 @@ _T, _V, _A, _I = 5, 30, 60, 90
 _MASK30 = (1 << 30) - 1
 _MASK25 = (1 << 25) - 1
 _FULL = "too many distinct values for one table of uses"
-_NO_ROWS = Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
-
-
-def _ranked(
-    objs: list[Any], order: Callable[[Any], Hashable] | None
-) -> tuple[list[Any], list[int]]:
-    """The sorted distinct values of ``objs`` (by ``order``), and each object's rank."""
-    values = objs if order is None else list(map(order, objs))
-    table = sorted(set(values))
-    pos = dict(zip(table, range(len(table)), strict=True))
-    return table, list(map(pos.__getitem__, values))
 
 
 class UseTable:
@@ -141,14 +130,14 @@ class UseTable:
         for a part merged at once (the merge orders the rows anyway).
         """
         if not self._rows:
-            return _NO_ROWS
+            return Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
         keys = list(self._rows)
         self._rows = {}
-        idents, irank = _ranked(self._idents, identity_order)
-        accs, arank = _ranked(self._accs, access_order)
-        vias, vrank = _ranked(self._vias, via_order)
-        tools, trank = _ranked(self._tools, None)
-        decs, drank = _ranked(self._decs, None)
+        idents, irank = index_by_value(list(map(identity_order, self._idents)))
+        accs, arank = index_by_value(list(map(access_order, self._accs)))
+        vias, vrank = index_by_value(list(map(via_order, self._vias)))
+        tools, trank = index_by_value(self._tools)
+        decs, drank = index_by_value(self._decs)
         m30 = _MASK30
         ii = [irank[k >> _I] for k in keys]
         ai = [arank[k >> _A & m30] for k in keys]
