@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 3
     CLUSTER = 4
     FINDINGS = 5
+    RESOURCES = 6
 
 
 class AdvisorError(Exception):
@@ -92,3 +93,38 @@ class ClusterForbidden(ClusterError):
         super().__init__(msg)
         self.verb = verb
         self.resource = resource
+
+
+class ResourceError(AdvisorError):
+    """The machine ran out of something the run needs: memory, or a process was killed."""
+
+    exit_code = ExitCode.RESOURCES
+
+
+class OutOfMemory(ResourceError):
+    """Memory ran out (``MemoryError``)."""
+
+    def __init__(self) -> None:
+        """Say what to try."""
+        super().__init__(
+            "out of memory: read fewer or smaller inputs at once (--since/--until narrow "
+            "the window), or run on a machine with more memory"
+        )
+
+
+class WorkerLost(ResourceError):
+    """A process reading a share of the logs ended without a result."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        """Name the signal or exit status it ended with."""
+        if exitcode is not None and exitcode < 0:
+            how = f"was killed by signal {-exitcode}"
+            if -exitcode == 9:
+                how += " (the system may have run out of memory)"
+        else:
+            how = f"exited with status {exitcode}"
+        super().__init__(
+            f"a process reading the audit logs {how} before it finished; "
+            "--jobs 1 reads them in one process"
+        )
+        self.exitcode = exitcode

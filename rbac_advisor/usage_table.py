@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, Identity
 from rbac_advisor.usage import access_order, identity_order, via_order
@@ -25,7 +26,8 @@ from rbac_advisor.usage_merge import Rows, index_by_value, mixed_radix
 _T, _V, _A, _I = 5, 30, 60, 90
 _MASK30 = (1 << 30) - 1
 _MASK25 = (1 << 25) - 1
-_FULL = "too many distinct values for one table of uses"
+_FULL = "more than {:,} distinct {} in the input: too many for one table of uses"
+_NAMES = ("identities", "accesses", "reasons", "tools", "decisions")
 
 
 class UseTable:
@@ -109,13 +111,13 @@ class UseTable:
             (self._tool_at, self._tools, tool, tool, _MASK25),
             (self._dec_at, self._decs, dec, dec, 31),
         ]
-        out = []
+        out: list[int] = []
         for at, table, key, part, limit in parts:
             k = at.get(key)
             if k is None:
                 k = len(table)
                 if limit is not None and k > limit:
-                    raise OverflowError(_FULL)
+                    raise InputError(_FULL.format(limit + 1, _NAMES[len(out)]))
                 at[key] = k
                 table.append(part)
             out.append(k)

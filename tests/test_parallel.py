@@ -6,6 +6,7 @@ import gzip
 import heapq
 import json
 import multiprocessing
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import pytest
 from audit_samples import event, line
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from rbac_advisor.cli import parallel
+from rbac_advisor.cli import app, parallel
 from rbac_advisor.cli.ingest import load_usage
-from rbac_advisor.errors import AuditParseError
+from rbac_advisor.errors import AuditParseError, WorkerLost
 
 KW = {"since": None, "until": None, "kubectl_only": False, "progress": False}
 
@@ -171,10 +173,65 @@ def test_concatenated_gzip_members_split_like_one_stream(
     assert par == seq and seq.entries == plain_model.entries and seq.requests == 3000
 
 
-def test_workers_leave_ctrl_c_to_the_parent() -> None:
+def _sigint_handler(_args: Any) -> Any:
+    return signal.getsignal(signal.SIGINT)
+
+
+def test_workers_leave_ctrl_c_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "_work", _sigint_handler)
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1, initializer=parallel._init, initargs=(None,)) as pool:
-        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+    got = parallel._run_workers(ctx, None, [None, None], lambda: None)  # type: ignore[list-item]
+    assert got == [signal.SIG_IGN, signal.SIG_IGN]
+
+
+def _killed(_args: Any) -> Any:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer does
+
+
+def _exhausted(_args: Any) -> Any:
+    raise MemoryError
+
+
+def _shared_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    dicts = []
+    for i in range(300):
+        dicts += [event(audit_id=str(i), stage="RequestReceived"), event(audit_id=str(i))]
+    p = tmp_path / "a.log"
+    p.write_bytes(b"".join(line(d) + b"\n" for d in dicts))
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    return str(p)
+
+
+def test_a_worker_killed_ends_the_run_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No hang and no traceback: the run stops, says how, and exits 6."""
+    p = _shared_log(tmp_path, monkeypatch)
+    monkeypatch.setattr(parallel, "_work", _killed)
+    with pytest.raises(WorkerLost, match="killed by signal 9") as err:
+        load_usage([p], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    assert err.value.exitcode == -signal.SIGKILL
+    r = CliRunner().invoke(app, ["usage", "--jobs", "2", p])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 6 and len(lines) == 1, r.output
+    assert lines[0].startswith("error: a process reading the audit logs was killed by signal 9")
+    assert "--jobs 1" in lines[0]
+
+
+def test_a_worker_out_of_memory_ends_the_run_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _shared_log(tmp_path, monkeypatch)
+    monkeypatch.setattr(parallel, "_work", _exhausted)
+    r = CliRunner().invoke(app, ["usage", "--jobs", "2", p])
+    assert r.exit_code == 6, r.output
+    assert r.output.strip().splitlines() == [
+        "error: out of memory: read fewer or smaller inputs at once (--since/--until narrow "
+        "the window), or run on a machine with more memory"
+    ]
+    monkeypatch.undo()
+    r = CliRunner().invoke(app, ["usage", "--jobs", "2", p])
+    assert r.exit_code == 0 and "300 requests" in r.output, r.output
 
 
 # ---- several files, any split point, stages in any order ------------------------------------

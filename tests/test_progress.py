@@ -27,6 +27,23 @@ class _Clock:
         return self.now
 
 
+def test_the_steps_after_reading_are_named_once_the_run_is_long() -> None:
+    clock, out = _Clock(), _Tty()
+    p = Progress(True, 1000, stream=out, clock=clock)
+    p.phase("building the usage model")
+    assert out.getvalue() == ""  # a short run stays silent
+    clock.now += 75
+    p.phase("building the usage model")
+    assert out.getvalue() == "\rbuilding the usage model  1m15s\033[K"
+    p.done()
+    assert out.getvalue().endswith("\r\033[K")
+    piped = io.StringIO()
+    q = Progress(True, 1000, stream=piped, clock=clock)
+    clock.now += 5
+    q.phase("merging what 2 processes counted")
+    assert piped.getvalue() == ""
+
+
 def test_render_bar_percent_rate_and_time_left() -> None:
     text = render(0.25, 50_000, 1.0)
     assert text.startswith("[######" + "." * 18 + "]  25%")

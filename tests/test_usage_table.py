@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from rbac_advisor import usage, usage_merge, usage_table
+from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
 from rbac_advisor.usage import Stats, UsageKey, access_order, identity_order, via_order
@@ -150,5 +151,5 @@ def test_a_table_refuses_more_values_than_its_key_holds(monkeypatch: pytest.Monk
     table = UseTable()
     for t in range(3):
         table.add(Identity("u"), Access("get"), Decision.ALLOW, None, f"tool{t}", 1, 0.0, 0.0, ())
-    with pytest.raises(OverflowError, match="too many distinct values"):
+    with pytest.raises(InputError, match="more than 3 distinct tools in the input"):
         table.add(Identity("u"), Access("get"), Decision.ALLOW, None, "tool3", 1, 0.0, 0.0, ())

@@ -8,7 +8,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from rbac_advisor.errors import AdvisorError
+from rbac_advisor.errors import AdvisorError, OutOfMemory
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,7 +25,7 @@ def warning(message: str) -> None:
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn AdvisorError (and OS errors on inputs) into one line and an exit code."""
+    """Turn AdvisorError (and running out of memory) into one line and an exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -34,6 +34,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except AdvisorError as err:
             error(str(err))
             raise typer.Exit(int(err.exit_code)) from None
+        except MemoryError:
+            oom = OutOfMemory()
+            error(str(oom))
+            raise typer.Exit(int(oom.exit_code)) from None
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(130) from None

@@ -130,75 +130,78 @@ def load_usage(
     digests: dict[str, str] = {}
     sizes = [logfiles.size_of(p) for p in files]
     meter = Progress(progress, 0 if logfiles.STDIN in files else sum(sizes))
-    # The model holds millions of small objects and creates no reference cycles;
-    # generational GC passes over them would cost more than the parsing itself.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    n_workers = workers if workers is not None else default_workers()
     try:
-        index = 0
-        while index < len(files):
-            end, split, texts = _run(files, index, n_workers)
-            if split:
-                run = files[index:end]
-                for path in run:
-                    stats[path] = SourceStats(path)
-                name = os.path.basename(run[0]) if len(run) == 1 else f"{len(run)} files"
-                meter.file(sum(sizes[index:end]), name if len(files) > 1 else "")
-                got = parallel.read_files(
-                    builder,
-                    list(enumerate(run, index)),
-                    stats,
-                    options,
-                    skip_malformed,
-                    n_workers,
-                    meter,
-                    followed=end < len(files),
-                    sizes=texts,
-                )
-                if got is not None:
-                    digests.update(got)
-                    index = end
-                    continue
-                # A damaged gzip file: one reader reports the damage where it starts.
-            for i in range(index, end):
-                path = files[i]
-                st = stats[path] = SourceStats(path)
-                meter.file(sizes[i], os.path.basename(path) if len(files) > 1 else "")
-                src = logfiles.Source(path)
-                blocks = meter.count(
-                    logfiles.read_blocks(src, st, skip_malformed=skip_malformed),
-                    functools.partial(getattr, src, "consumed"),
-                )
-                add = builder.add
-                fast.source = i
-                for ev in parse_blocks(
-                    blocks, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
-                ):
-                    add(ev, i)
-                digests[path] = src.sha256
-            index = end
-        fast.flush()
-        builder.flush()
-        normalise.forget()  # the uses hold what they need; the model is built anew
-    except AuditParseError as err:
-        if skip_malformed or not err.line:
-            raise
-        # Say how to go on: the record's file and line stay first on the line.
-        hint = "; --skip-malformed skips such records and counts them"
-        raise AuditParseError(err.path, err.line, err.reason + hint) from None
+        # The model holds millions of small objects and creates no reference cycles;
+        # generational GC passes over them would cost more than the parsing itself.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        n_workers = workers if workers is not None else default_workers()
+        try:
+            index = 0
+            while index < len(files):
+                end, split, texts = _run(files, index, n_workers)
+                if split:
+                    run = files[index:end]
+                    for path in run:
+                        stats[path] = SourceStats(path)
+                    name = os.path.basename(run[0]) if len(run) == 1 else f"{len(run)} files"
+                    meter.file(sum(sizes[index:end]), name if len(files) > 1 else "")
+                    got = parallel.read_files(
+                        builder,
+                        list(enumerate(run, index)),
+                        stats,
+                        options,
+                        skip_malformed,
+                        n_workers,
+                        meter,
+                        followed=end < len(files),
+                        sizes=texts,
+                    )
+                    if got is not None:
+                        digests.update(got)
+                        index = end
+                        continue
+                    # A damaged gzip file: one reader reports the damage where it starts.
+                for i in range(index, end):
+                    path = files[i]
+                    st = stats[path] = SourceStats(path)
+                    meter.file(sizes[i], os.path.basename(path) if len(files) > 1 else "")
+                    src = logfiles.Source(path)
+                    blocks = meter.count(
+                        logfiles.read_blocks(src, st, skip_malformed=skip_malformed),
+                        functools.partial(getattr, src, "consumed"),
+                    )
+                    add = builder.add
+                    fast.source = i
+                    for ev in parse_blocks(
+                        blocks, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
+                    ):
+                        add(ev, i)
+                    digests[path] = src.sha256
+                index = end
+            fast.flush()
+            builder.flush()
+            normalise.forget()  # the uses hold what they need; the model is built anew
+        except AuditParseError as err:
+            if skip_malformed or not err.line:
+                raise
+            # Say how to go on: the record's file and line stay first on the line.
+            hint = "; --skip-malformed skips such records and counts them"
+            raise AuditParseError(err.path, err.line, err.reason + hint) from None
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        if not any(st.events for st in stats.values()):
+            where = files[0] if len(files) == 1 else f"{len(files)} inputs"
+            first = next((st.first_error for st in stats.values() if st.first_error), "")
+            raise AuditParseError(
+                where, 0, "no audit events found" + (f" (first: {first})" if first else "")
+            )
+        infos = [
+            source_info(p, stats[p], builder.by_source.get(i, 0), digests.get(p, ""))
+            for i, p in enumerate(files)
+        ]
+        meter.phase("building the usage model")
+        return builder.finish(infos)
     finally:
         meter.done()
-        if gc_was_enabled:
-            gc.enable()
-    if not any(st.events for st in stats.values()):
-        where = files[0] if len(files) == 1 else f"{len(files)} inputs"
-        first = next((st.first_error for st in stats.values() if st.first_error), "")
-        raise AuditParseError(
-            where, 0, "no audit events found" + (f" (first: {first})" if first else "")
-        )
-    infos = [
-        source_info(p, stats[p], builder.by_source.get(i, 0), digests.get(p, ""))
-        for i, p in enumerate(files)
-    ]
-    return builder.finish(infos)

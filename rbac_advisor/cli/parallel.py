@@ -32,8 +32,10 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import connection
+from multiprocessing.connection import Connection
 from typing import Any
 
 import msgspec
@@ -55,7 +57,7 @@ from rbac_advisor.audit.dedupe import rank
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.timestamps import format_time, parse_time
 from rbac_advisor.cli.progress import Progress
-from rbac_advisor.errors import AuditParseError
+from rbac_advisor.errors import AuditParseError, WorkerLost
 from rbac_advisor.events import Event
 from rbac_advisor.logfiles import BLOCK
 from rbac_advisor.usage import SESSION_SUBRESOURCES as SESSIONS
@@ -422,7 +424,10 @@ def _seed(
     return text_latest, latest
 
 
-def _work(args: tuple[list[Part], list[Part], BuildOptions, bool]) -> _Result:
+_Args = tuple[list[Part], list[Part], BuildOptions, bool]
+
+
+def _work(args: _Args) -> _Result:
     parts, before, options, skip = args
     gc.disable()
     stats: dict[str, SourceStats] = {}
@@ -502,6 +507,66 @@ def _init(counter: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _child(conn: Connection, counter: Any, args: _Args) -> None:
+    """A worker process: read one share, send back its result (or the exception raised)."""
+    _init(counter)
+    try:
+        out: tuple[bool, Any] = (True, _work(args))
+    except BaseException as err:  # noqa: BLE001 - re-raised in the parent
+        out = (False, err)
+    try:
+        conn.send(out)
+    except MemoryError:
+        conn.send((False, MemoryError("sending the result of a share")))
+    conn.close()
+
+
+def _run_workers(
+    ctx: Any, counter: Any, jobs: list[_Args], tick: Callable[[], None]
+) -> list[_Result]:
+    """Run one process per job and return their results in order, calling ``tick`` meanwhile.
+
+    Raises:
+        WorkerLost: a process ended without a result (killed: out of memory, or a signal).
+        BaseException: what a worker raised, raised again here.
+    """
+    procs: list[Any] = []
+    conns: list[Connection] = []
+    try:
+        for job in jobs:
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(send, counter, job), daemon=True)
+            proc.start()
+            send.close()  # the worker holds the only writer: its end is our EOF
+            procs.append(proc)
+            conns.append(receive)
+        results: list[Any] = [None] * len(jobs)
+        waiting = set(range(len(jobs)))
+        while waiting:
+            connection.wait([conns[i] for i in waiting], timeout=0.5)
+            for i in sorted(waiting):
+                if not conns[i].poll():
+                    continue
+                try:
+                    ok, value = conns[i].recv()
+                except EOFError:
+                    procs[i].join()
+                    raise WorkerLost(procs[i].exitcode) from None
+                if not ok:
+                    raise value
+                results[i] = value
+                waiting.discard(i)
+            tick()
+        return results
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+        for conn in conns:
+            conn.close()
+
+
 def _sha256(paths: list[str], out: dict[str, str]) -> None:
     for path in paths:
         h = hashlib.sha256()
@@ -552,24 +617,26 @@ def read_files(
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Array("q", 2)  # lines and bytes read by the workers, for progress
     reported = 0
+
+    def tick() -> None:
+        nonlocal reported
+        lines = counter[0]
+        meter.tick(lines - reported, counter[1] / units if units else None)
+        reported = lines
+
     _BEFORE = deduper.recent()  # the workers inherit these when the pool forks them
     waiting = deduper.latest_waiting()
     _WAITING = float("-inf") if waiting is None else waiting
     try:
-        with ctx.Pool(len(shares), initializer=_init, initargs=(counter,)) as pool:
-            pending = pool.map_async(
-                _work,
-                [(share, before, options, skip_malformed) for share, before in shares],
-            )
-            while not pending.ready():
-                pending.wait(0.5)
-                lines, done = counter[0], counter[1]
-                meter.tick(lines - reported, done / units if units else None)
-                reported = lines
-            results: list[_Result] = pending.get()
+        results = _run_workers(
+            ctx,
+            counter,
+            [(share, before, options, skip_malformed) for share, before in shares],
+            tick,
+        )
     finally:
         _BEFORE, _WAITING = set(), float("-inf")
-    meter.tick(counter[0] - reported, counter[1] / units if units else None)
+    tick()
     if any(r.damaged for r in results):
         hasher.join()
         return None
@@ -584,6 +651,7 @@ def read_files(
         if r.error is not None:
             path, line, reason = r.error
             raise AuditParseError(path, offsets[k].get(path, 0) + line, reason)
+    meter.phase(f"merging what {len(results)} processes counted")
     heads = [r.head for r in results]
     longs = [r.long for r in results]
     deduper.discard_pending([*heads, *longs])  # earlier files' requests ending here

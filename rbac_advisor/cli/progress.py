@@ -109,6 +109,21 @@ class Progress:
         self.shown = True
         self.next = now + PERIOD
 
+    def phase(self, text: str) -> None:
+        """Say which step follows the reading (a merge, the model build), in place of the bar.
+
+        Shown when the run has already taken a second, or the bar was shown.
+        """
+        if not self.enabled:
+            return
+        now = self.clock()
+        if not self.shown and now - self.start < DELAY:
+            return
+        self.stream.write(f"\r{text}  {_duration(now - self.start)}\033[K")
+        self.stream.flush()
+        self.shown = True
+        self.next = now + PERIOD
+
     def done(self) -> None:
         """Clear the progress line."""
         if self.shown:
