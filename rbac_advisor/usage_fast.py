@@ -16,7 +16,13 @@ from typing import Any
 
 from rbac_advisor.audit import native
 from rbac_advisor.audit.dedupe import Key
-from rbac_advisor.audit.normalise import identity, reason_ref, resource_access, uri_access
+from rbac_advisor.audit.normalise import (
+    identity,
+    name_from_body,
+    reason_ref,
+    resource_access,
+    uri_access,
+)
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.audit.useragent import tool as ua_tool
@@ -168,9 +174,8 @@ class RawAggregator:
             if ref is None:
                 rk = (cu, verb, uri.partition("?")[0], None, ann, ua)
             elif verb == "create":
-                if ref.name and not ref.subresource:
-                    # The name comes from the body and never reaches the authorizer: one
-                    # combination for all objects created alike.
+                if ref.name and name_from_body(verb, ref.subresource):
+                    # One combination for all objects created alike.
                     ref = unnamed(ref.resource, ref.namespace, "", ref.apiGroup, "")
                 rk = (cu, verb, uri, ref, ann, ua)
             elif verb in lists and not ref.name and "fieldSelector" in uri:

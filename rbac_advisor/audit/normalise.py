@@ -101,6 +101,14 @@ def effective_groups(user: str, groups: Sequence[str]) -> tuple[str, ...]:
     return authenticated_identity(user, groups, add_sa_groups=not groups).groups
 
 
+def name_from_body(verb: str, sub: str) -> bool:
+    """True when an objectRef's name came from the request body: create, no subresource.
+
+    The authorizer never sees such a name: it has the URI's, or none.
+    """
+    return verb == "create" and not sub
+
+
 def resource_access(
     verb: str, uri: str, group: str, resource: str, sub: str, namespace: str, name: str
 ) -> Access:
@@ -113,7 +121,7 @@ def resource_access(
     u = ""
     if verb == "create":
         u = uri
-        if not sub:
+        if name_from_body(verb, sub):
             name = ""  # the URI's name or none: a name from the body never counts (memo key)
     elif verb in _LIST_VERBS and not name and "fieldSelector" in uri:
         u = uri
@@ -135,9 +143,9 @@ def _resource_access(
             info = resource_info(split_uri(uri)[0])
             if info is not None:
                 namespace, name = info.namespace, info.name
-            elif not sub:
+            elif name_from_body(verb, sub):
                 name = ""
-        elif not sub:
+        elif name_from_body(verb, sub):
             name = ""
     elif verb == "deletecollection":
         name = ""
@@ -158,7 +166,7 @@ def uri_access(verb: str, uri: str) -> Access:
     if info is None:
         return access(verb, path=path or "/", resource_request=False)
     name = info.name
-    if verb == "create" and not info.subresource or verb == "deletecollection":
+    if name_from_body(verb, info.subresource) or verb == "deletecollection":
         name = ""
     elif verb in ("list", "watch") and not name:
         name = field_selector_name(query)
