@@ -3,7 +3,8 @@
 Yields blocks of numbered texts ``(path, first_line_no, [bytes, ...])`` for
 ``audit.parse_blocks`` and the sha256 of what was read. JSON-lines files give one text per
 line; a file whose first line is a bare ``{`` or ``[`` (pretty-printed JSON, ``jq .``
-output) gives one text per JSON document.
+output) gives one text per JSON document. A UTF-8 byte-order mark at the start of a file's
+text is dropped (the sha256 still covers it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import queue
 import re
+import stat
 import sys
 import threading
 import types
@@ -39,6 +41,7 @@ STDIN = "-"
 BLOCK = 1 << 20
 Block = tuple[str, int, list[bytes]]
 GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, written by some Windows editors and tools
 LOG_EXTENSIONS = frozenset({".log", ".json", ".jsonl", ".ndjson", ".txt", ".gz", ".audit"})
 # lumberjack (the apiserver's rotation): audit-2026-11-20T10-00-00.000.log[.gz]
 _STAMPED = re.compile(
@@ -70,26 +73,70 @@ def rotation_key(path: str) -> tuple[str, str, int, str, int]:
     return (d, stem, 1, "", 0)
 
 
+def _unreadable_dir(err: OSError) -> None:
+    raise InputError(f"{err.filename}: cannot read directory ({err.strerror or err})")
+
+
+def _walk(top: str) -> list[str]:
+    """The log files under a directory (hidden entries skipped), each a regular file.
+
+    Raises:
+        InputError: a directory cannot be listed, or a log file is not a regular file
+            (a FIFO would block the read; a socket or device is no log).
+    """
+    found = []
+    visited: set[tuple[int, int]] = set()
+    # Links to directories are followed (a rotated set may live elsewhere); each directory
+    # is walked once, so a link back up the tree ends the walk there.
+    for root, dirs, files in os.walk(top, onerror=_unreadable_dir, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError as err:
+            raise InputError(f"{root}: cannot read directory ({err.strerror or err})") from None
+        if (st.st_dev, st.st_ino) in visited:
+            dirs[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not _is_log(name):
+                continue
+            path = os.path.join(root, name)
+            try:
+                mode = os.stat(path).st_mode
+            except OSError as err:
+                raise InputError(f"{path}: cannot open ({err.strerror or err})") from None
+            if not stat.S_ISREG(mode):
+                raise InputError(
+                    f"{path}: not a regular file; name it on the command line to read it "
+                    "as a stream"
+                )
+            found.append(path)
+    return found
+
+
 def expand(paths: Sequence[str]) -> list[str]:
     """Files to read, in order, each once.
 
     Directories are walked recursively (hidden entries and non-log extensions skipped);
-    rotated sets come oldest first.
+    rotated sets come oldest first. A path named itself may be a FIFO (``<(zcat x.gz)``),
+    read as a stream; inside a directory only regular files are read.
 
     Raises:
-        InputError: a path does not exist or a directory holds no log files.
+        InputError: a path does not exist, a directory holds no log files or cannot be
+            listed, a log file inside a directory is not a regular file, or stdin (``-``)
+            is given more than once (it can be read only once).
     """
     out: list[str] = []
     seen: set[str] = set()
     for p in paths:
         if p == STDIN:
+            if STDIN in out:
+                raise InputError("-: standard input is given more than once; it can be read once")
             out.append(p)
             continue
         if os.path.isdir(p):
-            found = []
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [os.path.join(root, f) for f in files if _is_log(f)]
+            found = _walk(p)
             if not found:
                 raise InputError(f"{p}: directory holds no audit log files")
             files_in = sorted(found, key=rotation_key)
@@ -162,6 +209,21 @@ class _Reader:
         return True
 
 
+def without_bom(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The pieces of a stream of text without a UTF-8 byte-order mark at its start."""
+    it = iter(pieces)
+    head = b""
+    for piece in it:
+        head += piece
+        if len(head) >= len(BOM) or not BOM.startswith(head):
+            break
+    if head.startswith(BOM):
+        head = head[len(BOM) :]
+    if head:
+        yield head
+    yield from it
+
+
 def _inflate(reader: _Reader) -> Iterator[bytes]:
     # gzip by hand: what precedes damage is still yielded, and members may be concatenated
     # (as gzip and rotated logs allow). Output is bounded per call to keep memory flat.
@@ -188,14 +250,14 @@ def _inflate(reader: _Reader) -> Iterator[bytes]:
 
 
 def inflate_file(path: str) -> Generator[bytes, None, None]:
-    """The decompressed bytes of a gzip file, in pieces (not hashed).
+    """The decompressed bytes of a gzip file, in pieces (not hashed; no leading BOM).
 
     Raises:
         EOFError, gzip.BadGzipFile or an inflate error (see ``INFLATE_ERRORS``) on damage;
         OSError when the file cannot be read.
     """
     with open(path, "rb") as f:
-        yield from _inflate(_Reader(f, b"", None))
+        yield from without_bom(_inflate(_Reader(f, b"", None)))
 
 
 def is_gzip(path: str) -> bool:
@@ -211,17 +273,19 @@ def is_gzip(path: str) -> bool:
 def head_text(path: str, n: int = 4096) -> bytes:
     """The first ``n`` bytes of text of a file, inflated if it is gzip (b"" if damaged).
 
+    A byte-order mark at the start is not part of the text.
+
     Raises:
         OSError: the file cannot be read.
     """
     with open(path, "rb") as f:
         data = f.read(max(n, 1 << 16))
-    if not data.startswith(GZIP_MAGIC):
-        return data[:n]
-    try:
-        return bytes(_zlib.decompressobj(wbits=31).decompress(data, n))
-    except INFLATE_ERRORS:
-        return b""
+    if data.startswith(GZIP_MAGIC):
+        try:
+            data = bytes(_zlib.decompressobj(wbits=31).decompress(data, n + len(BOM)))
+        except INFLATE_ERRORS:
+            return b""
+    return data.removeprefix(BOM)[:n]
 
 
 def inflated_size(path: str, sample: int = 1 << 18) -> int:
@@ -294,10 +358,11 @@ def _threaded(blocks: Iterator[bytes]) -> Iterator[bytes]:
 def _blocks(src: Source, f: BinaryIO) -> Generator[bytes, None, None]:
     reader = _Reader(f, f.read(BLOCK), src._hash, src)
     if reader.prefix[:2] != GZIP_MAGIC:
-        yield from _threaded(iter(lambda: reader.read(BLOCK), b""))  # hashing overlaps parsing
+        plain = iter(lambda: reader.read(BLOCK), b"")
+        yield from _threaded(without_bom(plain))  # hashing overlaps parsing
         return
     src.compressed = True
-    yield from _threaded(_inflate(reader))
+    yield from _threaded(without_bom(_inflate(reader)))
 
 
 def _documents(path: str, text: bytes) -> Iterator[tuple[str, int, bytes]]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
+import os
 import sys
+import threading
+from typing import Any
 
 import pytest
 from audit_samples import event, line
@@ -35,8 +39,6 @@ def test_gzip_detected_by_magic_not_name(tmp_path) -> None:
     p.write_bytes(gzip.compress(data))
     items, src, _ = read_all(str(p))
     assert [n for _, n, _ in items] == [1, 2] and src.compressed
-    import hashlib
-
     assert src.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
 
 
@@ -159,3 +161,162 @@ def test_lines_and_blank_lead_longer_than_a_block(
     items, src, _ = read_all(str(p))
     texts = [(n, t) for _, n, t in items if t.strip()]
     assert texts == [(101, a), (102, line(event(audit_id="b"))), (103, a)]
+
+
+def test_a_fifo_inside_a_directory_is_refused_without_being_opened(tmp_path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "audit.log").write_bytes(jsonl(event()))
+    os.mkfifo(d / "pipe.log")
+    os.mkfifo(d / "notes.yaml")  # not a log name: skipped, as a regular file would be
+    with pytest.raises(InputError) as err:
+        logfiles.expand([str(d)])
+    assert str(err.value) == (
+        f"{d}/pipe.log: not a regular file; name it on the command line to read it as a stream"
+    )
+    (d / "pipe.log").unlink()
+    assert logfiles.expand([str(d)]) == [str(d / "audit.log")]
+
+
+def test_a_broken_link_inside_a_directory_is_named(tmp_path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    os.symlink(tmp_path / "gone.log", d / "audit.log")
+    with pytest.raises(InputError, match=r"logs/audit.log: cannot open \(No such file"):
+        logfiles.expand([str(d)])
+
+
+def test_a_fifo_named_itself_is_read_as_a_stream(tmp_path) -> None:
+    fifo = tmp_path / "events"
+    os.mkfifo(fifo)
+    data = jsonl(event(audit_id="a"), event(audit_id="b"))
+
+    def write() -> None:
+        with open(fifo, "wb") as f:  # blocks until the reader opens it
+            f.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        assert logfiles.expand([str(fifo)]) == [str(fifo)]
+        items, _, _ = read_all(str(fifo))
+        assert [(n, t) for _, n, t in items] == [
+            (1, line(event(audit_id="a"))),
+            (2, line(event(audit_id="b"))),
+        ]
+    finally:
+        if writer.is_alive():  # the reader never opened it: let the writer's open return
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=5)
+
+
+def test_a_process_substitution_path_is_read(tmp_path) -> None:
+    r, w = os.pipe()
+    os.write(w, jsonl(event(audit_id="a")))  # fits in the pipe's buffer
+    os.close(w)
+    try:
+        path = f"/dev/fd/{r}"  # what bash passes for <(zcat audit.log.gz)
+        assert logfiles.expand([path]) == [path]
+        items, _, _ = read_all(path)
+        assert [n for _, n, _ in items] == [1]
+    finally:
+        os.close(r)
+
+
+def test_links_to_directories_are_followed_once(tmp_path) -> None:
+    """Logs kept elsewhere and linked in are read; a link back up the tree ends there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "audit.log").write_bytes(line(event()) + b"\n")
+    top = tmp_path / "logs"
+    top.mkdir()
+    (top / "audit.log").write_bytes(line(event(audit_id="2")) + b"\n")
+    (top / "linked").symlink_to(elsewhere)
+    (elsewhere / "up").symlink_to(top)  # a cycle
+    assert logfiles.expand([str(top)]) == [
+        str(top / "audit.log"),
+        str(top / "linked" / "audit.log"),
+    ]
+
+
+def test_an_unreadable_subdirectory_is_an_error(tmp_path, monkeypatch) -> None:
+    d = tmp_path / "logs"
+    (d / "sub").mkdir(parents=True)
+    (d / "audit.log").write_bytes(jsonl(event()))
+    (d / "sub" / "audit.log").write_bytes(jsonl(event()))
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if os.fspath(path) == str(d / "sub"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(InputError) as err:
+        logfiles.expand([str(d)])
+    assert str(err.value) == f"{d}/sub: cannot read directory (Permission denied)"
+
+
+def test_stdin_twice_is_refused_and_a_path_twice_is_read_once(tmp_path) -> None:
+    with pytest.raises(InputError, match="standard input is given more than once"):
+        logfiles.expand(["-", "-"])
+    p = tmp_path / "audit.log"
+    p.write_bytes(b"")
+    link = tmp_path / "link.log"
+    link.symlink_to(p)
+    got = logfiles.expand(["-", str(p), str(tmp_path), str(link), str(p)])
+    assert got == ["-", str(p)]
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("pretty", [False, True])
+def test_a_byte_order_mark_is_dropped(tmp_path, gz: bool, pretty: bool) -> None:
+    events = [event(audit_id=str(i)) for i in range(3)]
+    if pretty:
+        text = "\n".join(json.dumps(e, indent=2) for e in events).encode() + b"\n"
+    else:
+        text = jsonl(*events)
+    plain, marked = tmp_path / "plain.log", tmp_path / "marked.log"
+    plain.write_bytes(gzip.compress(text) if gz else text)
+    marked.write_bytes(gzip.compress(BOM + text) if gz else BOM + text)
+    want, _, _ = read_all(str(plain))
+    got, src, _ = read_all(str(marked))
+    assert [(n, t) for _, n, t in got] == [(n, t) for _, n, t in want]
+    assert len(got) == 3
+    assert src.sha256 == hashlib.sha256(marked.read_bytes()).hexdigest()  # as stored
+    assert logfiles.head_text(str(marked)) == logfiles.head_text(str(plain))
+    if gz:
+        assert b"".join(logfiles.inflate_file(str(marked))) == text
+
+
+def test_a_byte_order_mark_split_across_blocks_and_on_stdin(tmp_path, monkeypatch) -> None:
+    text = jsonl(event(audit_id="a"), event(audit_id="b"))
+    monkeypatch.setattr(logfiles, "BLOCK", 1)
+    p = tmp_path / "audit.log"
+    p.write_bytes(BOM + text)
+    items, _, _ = read_all(str(p))
+    assert [(n, t) for _, n, t in items] == [
+        (1, line(event(audit_id="a"))),
+        (2, line(event(audit_id="b"))),
+    ]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(BOM + text)))
+    items, _, _ = read_all("-")
+    assert [n for _, n, _ in items] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("pieces", "want"),
+    [
+        ([b"\xef", b"\xbb", b"\xbf{}\n"], b"{}\n"),
+        ([BOM], b""),
+        ([b"\xef\xbb"], b"\xef\xbb"),  # not a whole mark: the text is left as it is
+        ([b"\xef\xbb", b"x"], b"\xef\xbbx"),
+        ([b"{}", BOM], b"{}" + BOM),  # only at the start
+        ([], b""),
+    ],
+)
+def test_without_bom_only_drops_a_whole_mark_at_the_start(pieces: list[bytes], want: bytes) -> None:
+    assert b"".join(logfiles.without_bom(pieces)) == want
