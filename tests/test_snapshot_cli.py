@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +159,24 @@ def test_output_is_required() -> None:
     assert res.exit_code == 2
 
 
+def test_an_output_that_is_no_regular_file_fails_before_the_cluster_is_read(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for out in (tmp_path, fifo):  # no kubeconfig: reading the cluster would fail with 4
+        res = run("snapshot", "--kubeconfig", str(tmp_path / "none"), "-o", str(out))
+        assert res.exit_code == 3, res.output
+        assert res.stderr.startswith(f"error: {out}: cannot write: it is a ")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
 @pytest.mark.cluster
 def test_unwritable_output_is_exit_3(kube: Kube, tmp_path: Path) -> None:
     out = tmp_path / "missing-dir" / "x.yaml"
     res = run("snapshot", "--kubeconfig", str(kube.kubeconfig("admin")), "-o", str(out))
     assert res.exit_code == 3
-    assert res.stderr.startswith(f"error: {out}: cannot write snapshot")
+    assert res.stderr == f"error: {out}: cannot write: directory {out.parent} does not exist\n"
 
 
 @pytest.mark.cluster

@@ -236,3 +236,85 @@ def test_default_jobs_follow_the_cpus_this_process_may_use(
     for cpus, expected in (({0}, 1), ({0, 1}, 2), (set(range(16)), 4)):
         monkeypatch.setattr(options.os, "sched_getaffinity", lambda _pid, c=cpus: c)
         assert options.default_workers() == expected
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str]:
+    """The installed entry point in this process: exit code and stderr."""
+    from rbac_advisor.cli import main
+
+    monkeypatch.setattr("sys.argv", ["rbac-advisor", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--since", "30d"], "--since"),
+        (["--until", "2026-11-03T00:00:00Z"], "--until"),
+        (["--kubectl-only"], "--kubectl-only"),
+        (["--since", "1d", "--kubectl-only"], "--since/--kubectl-only"),
+    ],
+)
+@pytest.mark.parametrize("with_logs", [False, True])
+def test_filters_with_a_loaded_model_are_a_usage_error(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys, flags: list[str], named: str, with_logs: bool
+) -> None:
+    a = write(tmp_path / "a.log", event(audit_id="1", time="2026-11-01T00:00:00Z"))
+    saved = tmp_path / "a.json"
+    assert runner.invoke(app, ["usage", a, "--save", str(saved)]).exit_code == 0
+    args = ["usage", "--load", str(saved), *flags, *([a] if with_logs else [])]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and r.stdout == ""
+    code, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: Invalid value: {named} cannot be combined with --load: ")
+    assert "the filters apply to audit logs only" in err
+    assert "a saved model keeps the filters it was built with" in err
+
+
+def test_analyze_filters_with_a_saved_model_are_a_usage_error(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    a = write(tmp_path / "a.log", event(audit_id="1"))
+    saved = tmp_path / "a.json"
+    assert runner.invoke(app, ["usage", a, "--save", str(saved)]).exit_code == 0
+    out = tmp_path / "review"
+    args = ["analyze", "--usage", str(saved), "--rbac", "x.yaml", "--until", "1d", "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 2
+    code, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: Invalid value: --until cannot be combined with --usage: ")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-11-22T00:00:00Z", "2026-11-21T00:00:00Z"),
+        ("2026-11-21T00:00:00Z", "2026-11-21T00:00:00Z"),
+        ("1d", "2d"),
+    ],
+)
+def test_since_not_before_until_is_refused(tmp_path, since: str, until: str) -> None:
+    a = write(tmp_path / "a.log", event(audit_id="1"))
+    saved, out = tmp_path / "a.json", tmp_path / "review"
+    for args in (
+        ["usage", a, "--save", str(saved)],
+        ["analyze", "--audit", a, "--rbac", "x.yaml", "-o", str(out)],
+    ):
+        r = runner.invoke(app, [*args, "--since", since, "--until", until])
+        assert r.exit_code == 3, r.output
+        assert r.stderr == f"error: --since {since} is not before --until {until}\n"
+    assert not saved.exists() and not out.exists()
+    r = runner.invoke(app, ["usage", a, "--since", "2d", "--until", "1d"])
+    assert r.exit_code == 0 and "is not before" not in r.stderr
+
+
+def test_help_says_how_the_filters_work() -> None:
+    r = runner.invoke(app, ["usage", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(r.stdout.split())
+    assert "durations counted back from now (30d, 12h)" in text
+    assert "a model given with --load keeps the filters it was built with" in text
+    assert "cannot be combined with --load" in text

@@ -47,6 +47,20 @@ def parse_when(text: str | None, now: float, flag: str) -> float | None:
         ) from None
 
 
+def parse_window(
+    since: str | None, until: str | None, now: float
+) -> tuple[float | None, float | None]:
+    """Both flags through ``parse_when``; the window they give must not be empty.
+
+    Raises:
+        InputError: a value of neither form, or ``--since`` not before ``--until``.
+    """
+    t0, t1 = parse_when(since, now, "--since"), parse_when(until, now, "--until")
+    if t0 is not None and t1 is not None and t0 >= t1:
+        raise InputError(f"--since {since} is not before --until {until}")
+    return t0, t1
+
+
 def cluster_progress() -> Callable[[str, int], None] | None:
     """A ``cluster.fetch`` progress callback for an interactive stderr (None otherwise)."""
     if not sys.stderr.isatty():

@@ -28,6 +28,9 @@ Examples:
   rbac-advisor analyze --audit audit.log.gz --kubeconfig ~/.kube/config --context prod --out review/
 """
 
+OUTPUTS = ("roles.yaml", "prune.yaml", "findings.json", "report.html")
+"""The files the review writes into --out."""
+
 
 def analyze(
     audit: Annotated[
@@ -64,10 +67,17 @@ def analyze(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("reports"),
     since: Annotated[
         str | None,
-        typer.Option("--since", help="Ignore requests before this time (RFC3339 or 30d, 12h)."),
+        typer.Option(
+            "--since",
+            help=(
+                "Ignore requests before this time: RFC 3339, or a duration back from now "
+                "(30d, 12h). Audit logs only, not --usage."
+            ),
+        ),
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="Ignore requests after this time.")
+        str | None,
+        typer.Option("--until", help="Ignore requests at or after this time (same forms)."),
     ] = None,
     skip_malformed: Annotated[
         bool,
@@ -111,7 +121,28 @@ def analyze(
     jobs: Jobs = None,
 ) -> None:
     """Find unused grants and write the minimal RBAC (see --help)."""
+    import time
+
+    from rbac_advisor.cli.ingest import parse_window
+    from rbac_advisor.cli.outputs import check_target, input_files
     from rbac_advisor.cli.review import Inputs, review
+
+    filters = [f for f, v in (("--since", since), ("--until", until)) if v]
+    if usage_file is not None and filters:
+        raise typer.BadParameter(
+            f"{'/'.join(filters)} cannot be combined with --usage: the filters apply to audit "
+            "logs only, and a saved model keeps the filters it was built with"
+        )
+    parse_window(since, until, time.time())
+    # Before the long run: no output may replace an input or something that is not a file.
+    inputs = input_files(
+        audit=audit or [],
+        manifests=[str(p) for p in rbac or []],
+        files=[str(usage_file)] if usage_file is not None else [],
+    )
+    if out.exists():  # otherwise it is created, and each file in it is new
+        for name in OUTPUTS:
+            check_target(out / name, inputs)
 
     code = review(
         Inputs(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +13,7 @@ import yaml
 
 from rbac_advisor.cli.errors import handle_errors
 from rbac_advisor.cli.helptext import reflow
-from rbac_advisor.errors import InputError
+from rbac_advisor.cli.outputs import check_target, write_file
 
 HELP = """Save the cluster's Roles, ClusterRoles and bindings as one YAML List.
 
@@ -50,6 +48,8 @@ def snapshot(
     """Save the cluster's RBAC objects as one YAML List."""
     if in_cluster and (kubeconfig or context):
         raise typer.BadParameter("--in-cluster cannot be combined with --kubeconfig/--context")
+    if output != "-":
+        check_target(Path(output))  # a bad path fails before the cluster is read
     from rbac_advisor import cluster  # lazy: loads the kubernetes client
     from rbac_advisor.cli.ingest import cluster_progress
 
@@ -84,20 +84,7 @@ def _write(output: str, text: str) -> None:
     if output == "-":
         sys.stdout.write(text)
         return
-    path = Path(output)
-    tmp = ""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"{output}: cannot write snapshot: {err.strerror or err}") from err
+    write_file(Path(output), text)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,22 +11,12 @@ import typer
 
 from rbac_advisor.cli.errors import handle_errors, warning
 from rbac_advisor.cli.helptext import reflow
-from rbac_advisor.cli.ingest import load_usage, parse_when
+from rbac_advisor.cli.ingest import load_usage, parse_window
 from rbac_advisor.cli.options import Jobs
+from rbac_advisor.cli.outputs import check_target, input_files, write_file
 from rbac_advisor.errors import InputError
 
 __all__ = ["load_usage", "register", "usage"]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 HELP = """Summarise who did what per user and service account, from audit logs.
@@ -42,8 +30,13 @@ text or more are read by one process per CPU (--jobs to choose), each over its s
 on a terminal a progress bar shows on stderr. A malformed line stops the run
 (exit 3) unless --skip-malformed, which counts what it skipped.
 
+--since and --until take RFC 3339 times or durations counted back from now (30d, 12h);
+--until is exclusive. They and --kubectl-only filter the audit logs as they are read: a
+model given with --load keeps the filters it was built with, so they cannot be combined
+with --load.
+
 Prints a table, or with --json one object (docs/usage-json.md). --save keeps the model
-for `analyze --usage` or a later --load merge.
+for `analyze --usage` or a later --load merge; it never replaces an input log.
 
 Examples:
 
@@ -69,14 +62,20 @@ def usage(
         bool, typer.Option("--kubectl-only", help="Only requests made with kubectl.")
     ] = False,
     since: Annotated[
-        str | None, typer.Option(help="Start of the window: RFC 3339 or a duration (30d, 12h).")
+        str | None,
+        typer.Option(help="Start of the window: RFC 3339, or a duration back from now (30d, 12h)."),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="End of the window (exclusive).")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="End of the window (exclusive), in the same forms.")
+    ] = None,
     save: Annotated[
         Path | None, typer.Option(help="Also save the usage model (JSON) for later merging.")
     ] = None,
     load: Annotated[
-        list[Path] | None, typer.Option(help="Merge a model saved with --save (repeatable).")
+        list[Path] | None,
+        typer.Option(
+            help="Merge a model saved with --save (repeatable); it keeps its own filters."
+        ),
     ] = None,
     skip_malformed: Annotated[
         bool,
@@ -89,8 +88,20 @@ def usage(
 
     if not paths and not load:
         raise InputError("give audit log paths (or - for stdin), or --load a saved model")
-    now = time.time()
-    t0, t1 = parse_when(since, now, "--since"), parse_when(until, now, "--until")
+    filters = [
+        f
+        for f, v in (("--since", since), ("--until", until), ("--kubectl-only", kubectl_only))
+        if v
+    ]
+    if load and filters:
+        raise typer.BadParameter(
+            f"{'/'.join(filters)} cannot be combined with --load: the filters apply to audit "
+            "logs only, and a saved model keeps the filters it was built with"
+        )
+    t0, t1 = parse_window(since, until, time.time())
+    inputs = input_files(audit=paths or [])
+    if save is not None:
+        check_target(save, inputs)  # before the logs are read
     result = model.empty()
     if paths:
         result = load_usage(
@@ -111,7 +122,7 @@ def usage(
     from rbac_advisor import usage_report
 
     if save is not None:
-        _write_atomic(save, model.dumps(result))
+        write_file(save, model.dumps(result), inputs)
     if result.skipped:
         first = next((s.first_error for s in result.sources if s.first_error), "")
         warning(
