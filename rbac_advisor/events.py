@@ -38,7 +38,9 @@ class Event:
     serviceaccounts, groups, uids, userextras), allowed when ``impersonator`` is set; with
     ``impersonator`` None they are the check the impersonation filter refused (403), and
     the request itself never reached authorization. ``uri`` is the request URI with
-    exec/attach ``command=`` arguments redacted. Bodies are never kept.
+    exec/attach ``command=`` arguments redacted. ``received`` is the logged
+    ``requestReceivedTimestamp`` as written, the same in every stage of one request (part of
+    its key: a client may reuse an audit ID). Bodies are never kept.
     """
 
     audit_id: str
@@ -56,3 +58,4 @@ class Event:
     stage: str = ""
     impersonation: tuple[Access, ...] = ()
     implied: tuple[Access, ...] = ()
+    received: str = ""

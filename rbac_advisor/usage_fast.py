@@ -199,7 +199,13 @@ class RawAggregator:
                 except ValueError:
                     return None
                 days_of[stamp[:10]] = day
-            key = (aid, user.username, verb, uri if "command=" not in uri else redact_uri(uri))
+            key = (
+                aid,
+                user.username,
+                verb,
+                uri if "command=" not in uri and "%" not in uri else redact_uri(uri),
+                stamp,
+            )
             h = hash(key)
             if head is not None:
                 if no <= head_lines:

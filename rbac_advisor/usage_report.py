@@ -227,7 +227,18 @@ def _document(usage: Usage, subjects: Any) -> dict[str, Any]:
     }
 
 
+def printable(text: str) -> str:
+    r"""``text`` with control and other unprintable characters escaped (``\n``, ``\x1b``).
+
+    Names come from audit logs: a newline or terminal escape in one must not forge a row.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _cell(text: str, width: int) -> str:
+    text = printable(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -257,7 +268,7 @@ def to_table(usage: Usage) -> str:
             (
                 s.kind,
                 _cell(s.name, 48),
-                s.namespace or "-",
+                _cell(s.namespace, 64) or "-",
                 str(s.requests),
                 str(s.allowed),
                 str(s.denied),

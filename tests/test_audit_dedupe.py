@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -60,6 +61,33 @@ def test_reused_audit_id_does_not_hide_another_request() -> None:
         ),
     )
     assert u.requests == 4
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_audit_id_reused_for_the_same_call_later_is_another_request(
+    workers: int, tmp_path, monkeypatch
+) -> None:
+    """A client sending a fixed Audit-ID header: each call is counted, and the last is seen."""
+    from audit_samples import line, read_logs
+
+    from rbac_advisor.cli import parallel
+
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    texts = []
+    for day in (20, 23):
+        for stage in ("RequestReceived", "ResponseComplete"):
+            texts.append(
+                line(event(audit_id="fixed", stage=stage, time=f"2026-11-{day}T10:00:00.000001Z"))
+            )
+    texts += [line(event(audit_id=f"o{i}", user="bob")) for i in range(40)]
+    p = tmp_path / "a.log"
+    p.write_bytes(b"\n".join(texts) + b"\n")
+    u = read_logs([str(p)], workers=workers)
+    assert u.requests == 42
+    [alice] = [s for k, s in u.entries.items() if k.identity.user == "alice"]
+    assert alice.count == 2 and len(alice.days) == 2
+    general = usage.build(_events([json.loads(t) for t in texts]))
+    assert general.requests == 42 and general.entries == u.entries
 
 
 def test_impersonated_request_stages_match_although_request_received_lacks_the_target() -> None:
@@ -186,9 +214,10 @@ _req = st.tuples(
 def _stage_dicts(reqs) -> tuple[list[list[dict]], int]:
     seen = {}
     for aid, user, verb, uri, stages, dec, t, imp in reqs:
-        seen.setdefault((aid, user, verb, uri), (stages, dec, t, imp))
+        # One request per key: the same call with the same audit ID at another time is another.
+        seen.setdefault((aid, user, verb, uri, t), (stages, dec, imp))
     out = []
-    for (aid, user, verb, uri), (stages, dec, t, imp) in seen.items():
+    for (aid, user, verb, uri, t), (stages, dec, imp) in seen.items():
         hh, mm, ss = t % 86400 // 3600, t % 3600 // 60, t % 60
         ts = f"2026-11-{20 + t // 86400:02d}T{hh:02d}:{mm:02d}:{ss:02d}.5Z"
         name = uri.rsplit("/", 1)[1]

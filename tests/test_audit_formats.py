@@ -299,3 +299,158 @@ def test_fast_and_general_paths_agree() -> None:
         assert fast is not None
         assert fast[0] == native.from_dict(d)
     assert list(parse_lines(lines(*samples)))  # and through the stream
+
+
+def _cloudwatch(*messages: str) -> dict[str, object]:
+    return {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/eks/prod/cluster",
+        "logEvents": [
+            {"id": str(i), "timestamp": 1795000000000, "message": m} for i, m in enumerate(messages)
+        ],
+    }
+
+
+def test_cloudwatch_batch_skips_only_its_bad_log_events() -> None:
+    good = json.dumps(event(audit_id="good"))
+    env = _cloudwatch(good, "not json", json.dumps({"hello": "world"}), json.dumps([1]))
+    stats: dict = {}
+    evs = list(parse_lines([("cw.json", 7, line(env))], skip_malformed=True, stats=stats))
+    assert [e.audit_id for e in evs] == ["good"]
+    st = stats["cw.json"]
+    assert (st.lines, st.events, st.skipped, st.formats) == (1, 1, 3, {"eks-cloudwatch"})
+    assert st.first_error.startswith("cw.json:7: logEvents[1].message is not JSON")
+    with pytest.raises(AuditParseError) as err:
+        list(parse_lines([("cw.json", 7, line(env))]))
+    text = str(err.value)
+    assert text.startswith("cw.json:7: logEvents[1].message is not JSON") and "\n" not in text
+
+
+def test_cloudwatch_bad_event_fields_name_the_log_event() -> None:
+    bad = dict(event(), verb="")
+    env = _cloudwatch(json.dumps(event()), json.dumps(event()), json.dumps(bad))
+    with pytest.raises(AuditParseError, match=r"^cw.json:2: logEvents\[2\]: .*no verb"):
+        list(parse_lines([("cw.json", 2, line(env))]))
+    stats: dict = {}
+    evs = list(parse_lines([("cw.json", 2, line(env))], skip_malformed=True, stats=stats))
+    assert len(evs) == 2 and stats["cw.json"].skipped == 1
+    assert stats["cw.json"].first_error.startswith("cw.json:2: logEvents[2]: ")
+
+
+def test_first_error_is_kept_when_a_later_batch_item_is_skipped() -> None:
+    env = _cloudwatch(json.dumps(event()), "{")
+    stats: dict = {}
+    src = [("t.log", 1, b"{oops"), ("t.log", 2, line(env))]
+    assert len(list(parse_lines(src, skip_malformed=True, stats=stats))) == 1
+    assert stats["t.log"].skipped == 2
+    assert stats["t.log"].first_error.startswith("t.log:1: invalid JSON")
+
+
+def test_other_batches_skip_only_their_bad_items() -> None:
+    good, bad = event(audit_id="g"), dict(event(audit_id="b"), user=None)
+    event_list = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [bad, good, 3]}
+    parsed = parse_record(event_list, skip_malformed=True)
+    assert [e.audit_id for e in parsed.events] == ["g"]
+    assert parsed.skipped == ["items[0]: audit event has no user", "items[2] is not an audit event"]
+    with pytest.raises(Malformed, match=r"^items\[0\]: audit event has no user"):
+        parse_record(event_list)
+
+    parsed = parse_record([good, "x", bad], skip_malformed=True)
+    assert len(parsed.events) == 1
+    assert parsed.skipped == [
+        "item 1: not an audit event: a JSON str",
+        "item 2: audit event has no user",
+    ]
+
+    aks = {"category": "kube-audit", "properties": {"log": json.dumps(good)}}
+    nested = {
+        "records": [
+            aks,
+            {"records": [aks, event_list]},
+            {"category": "kube-audit", "resourceId": "r"},
+        ]
+    }
+    parsed = parse_record(nested, skip_malformed=True)
+    assert len(parsed.events) == 3
+    assert parsed.skipped == [
+        "records[1]: records[1]: items[0]: audit event has no user",
+        "records[1]: records[1]: items[2] is not an audit event",
+        "records[2]: AKS kube-audit record has no properties object",
+    ]
+    with pytest.raises(Malformed, match=r"^records\[1\]: records\[1\]: items\[0\]: "):
+        parse_record(nested)
+
+
+def test_batch_with_a_bad_item_still_feeds_the_usage_model(tmp_path) -> None:
+    from audit_samples import read_logs
+
+    log = tmp_path / "cw.jsonl"
+    log.write_bytes(line(_cloudwatch(json.dumps(event()), "garbage")) + b"\n")
+    usage = read_logs([str(log)], skip_malformed=True)
+    (src,) = usage.sources
+    assert (src.requests, src.skipped) == (1, 1)
+    assert src.first_error.startswith(f"{log}:1: logEvents[1].message is not JSON")
+    with pytest.raises(AuditParseError, match=r":1: logEvents\[1\]\.message is not JSON"):
+        read_logs([str(log)])
+
+
+@pytest.mark.parametrize("key", ["requestReceivedTimestamp", "timestamp", "stageTimestamp"])
+@pytest.mark.parametrize("stage", ["ResponseComplete", "RequestReceived"])
+def test_a_timestamp_that_is_not_a_string_is_malformed(key: str, stage: str) -> None:
+    from rbac_advisor.audit import native
+
+    d = event(stage=stage)
+    if key == "stageTimestamp":  # only read when the event has no earlier time
+        del d["requestReceivedTimestamp"]
+    d[key] = 12345
+    assert native.decode_fast(line(d)) is None
+    with pytest.raises(Malformed, match=f"^{key} must be a string, got int$"):
+        parse_record(d)
+    with pytest.raises(AuditParseError, match=f"^t.log:1: {key} must be a string, got int$"):
+        list(parse_lines(lines(d)))
+    stats: dict = {}
+    assert list(parse_lines(lines(d), skip_malformed=True, stats=stats)) == []
+    assert stats["t.log"].skipped == 1
+    assert stats["t.log"].first_error == f"t.log:1: {key} must be a string, got int"
+
+
+def test_an_unused_stage_timestamp_agrees_on_both_paths() -> None:
+    from rbac_advisor.audit import native
+
+    d = event(stageTimestamp=12345)
+    fast = native.decode_fast(line(d))
+    assert fast is not None and fast[0] == native.from_dict(d)
+
+
+def test_timestamps_of_other_shapes_must_be_strings() -> None:
+    entry = {
+        "protoPayload": {
+            "authenticationInfo": {"principalEmail": "alice@example.com"},
+            "methodName": "io.k8s.core.v1.pods.get",
+            "resourceName": "core/v1/namespaces/ns/pods/p",
+            "serviceName": "k8s.io",
+        },
+        "timestamp": 1700000000,
+    }
+    with pytest.raises(Malformed, match="^timestamp must be a string, got int$"):
+        parse_record(entry)
+    rec = {"category": "kube-audit", "properties": {"log": json.dumps(event())}, "time": 1.5}
+    with pytest.raises(Malformed, match="^time must be a string, got float$"):
+        parse_record(rec)
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000000Z"),
+        ("0999-12-31T23:59:59.25Z", "0999-12-31T23:59:59.250000Z"),
+        ("1970-01-02T00:00:01.5Z", "1970-01-02T00:00:01.500000Z"),
+        ("2026-11-20T10:00:00.000001Z", "2026-11-20T10:00:00.000001Z"),
+        ("9999-12-31T23:59:59.5Z", "9999-12-31T23:59:59.500000Z"),
+    ],
+)
+def test_format_time_is_rfc3339_with_four_digit_years(text: str, shown: str) -> None:
+    from rbac_advisor.audit.timestamps import format_time, parse_time
+
+    assert format_time(parse_time(text)) == shown
+    assert parse_time(shown) == parse_time(text)

@@ -294,6 +294,36 @@ def test_exec_command_is_redacted_everywhere() -> None:
     assert "s3cr3t" not in repr(e) and "REDACTED" in e.uri
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "comm%61nd=s3cr3t",
+        "%63ommand=s3cr3t",
+        "%63%6F%6D%6D%61%6E%64=s3cr3t",
+        "x=1&comm%61nd=s3cr3t",
+    ],
+)
+def test_an_encoded_command_name_is_redacted_too(query: str) -> None:
+    """The apiserver decodes parameter names (Go's url.ParseQuery): these run a command."""
+    uri = f"/api/v1/namespaces/ns/pods/p/exec?{query}&stdin=true"
+    assert "s3cr3t" not in redact_uri(uri) and redact_uri(uri).endswith("=REDACTED&stdin=true")
+    ref = {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"}
+    from rbac_advisor import usage
+    from rbac_advisor.audit import native
+
+    d = event(verb="create", uri=uri, ref=ref)
+    fast = native.decode_fast(line(d))
+    assert fast is not None
+    for e in (parse_record(d).events[0], fast[0]):
+        assert "s3cr3t" not in repr(e)
+    assert "s3cr3t" not in usage.dumps(usage.build(parse_record(d).events))
+
+
+def test_other_encoded_parameters_are_kept() -> None:
+    uri = "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&commands=x&a%3Dcommand=y"
+    assert redact_uri(uri) == uri
+
+
 def test_bodies_are_never_stored() -> None:
     d = event(
         verb="create",

@@ -2,7 +2,9 @@
 
 A request is logged at up to three stages (B2) sharing one ``auditID``. The ID alone is
 not a key: clients may set ``Audit-ID`` themselves, so a reused ID must not hide another
-request. The key is (auditID, authenticated user, verb, request URI).
+request. The key is (auditID, authenticated user, verb, request URI, requestReceivedTimestamp
+as logged): every stage of a request carries the same values, and a client reusing an ID
+for the same call later makes a request of its own.
 
 Memory is bounded by assuming the stages of most requests lie close together in a log:
 at most ``pending_max`` requests may be waiting for a later stage (in-flight requests)
@@ -26,7 +28,7 @@ from rbac_advisor.audit.normalise import STAGE_RANK
 from rbac_advisor.events import Event
 
 T = TypeVar("T")
-Key = tuple[str, str, str, str]
+Key = tuple[str, str, str, str, str]
 PENDING_MAX = 100_000
 DONE_MAX = 250_000
 HELD_MAX = 20_000
@@ -42,7 +44,7 @@ def request_key(ev: Event) -> Key | None:
     if not ev.audit_id:
         return None
     user = ev.impersonator.user if ev.impersonator is not None else ev.identity.user
-    return (ev.audit_id, user, ev.access.verb, ev.uri)
+    return (ev.audit_id, user, ev.access.verb, ev.uri, ev.received)
 
 
 def rank(stage: str) -> int:

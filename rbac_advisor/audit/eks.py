@@ -22,31 +22,38 @@ def is_cloudwatch(d: Mapping[str, Any]) -> bool:
     return "messageType" in d and "logEvents" in d
 
 
-def messages(d: Mapping[str, Any]) -> list[tuple[dict[str, Any], float]]:
-    """The events inside a DATA_MESSAGE with each log event's own time (control: none).
+def log_events(d: Mapping[str, Any]) -> list[Any]:
+    """The ``logEvents`` of a DATA_MESSAGE, unread (a control message has none).
 
     Raises:
-        Malformed: the envelope or a message is not what CloudWatch writes.
+        Malformed: ``logEvents`` is not a list.
     """
     if d.get("messageType") != "DATA_MESSAGE":
         return []
     items = d.get("logEvents")
     if not isinstance(items, list):
         raise Malformed("CloudWatch logEvents must be a list")
-    out = []
-    for i, item in enumerate(items):
-        msg = item.get("message") if isinstance(item, dict) else None
-        if not isinstance(msg, str):
-            raise Malformed(f"logEvents[{i}].message must be a string")
-        try:
-            ev = orjson.loads(msg)
-        except orjson.JSONDecodeError as err:
-            raise Malformed(f"logEvents[{i}].message is not JSON: {err}") from None
-        if not isinstance(ev, dict):
-            raise Malformed(f"logEvents[{i}].message is not a JSON object")
-        ms = item.get("timestamp")
-        out.append((ev, ms / 1000.0 if isinstance(ms, int | float) else 0.0))
-    return out
+    return items
+
+
+def message(item: Any, i: int) -> tuple[dict[str, Any], float]:
+    """The event in log event ``i`` of a batch with the log event's own time (0 when absent).
+
+    Raises:
+        Malformed: the log event or its message is not what CloudWatch writes (the reason
+            names ``logEvents[i]``).
+    """
+    msg = item.get("message") if isinstance(item, dict) else None
+    if not isinstance(msg, str):
+        raise Malformed(f"logEvents[{i}].message must be a string")
+    try:
+        ev = orjson.loads(msg)
+    except orjson.JSONDecodeError as err:
+        raise Malformed(f"logEvents[{i}].message is not JSON: {err}") from None
+    if not isinstance(ev, dict):
+        raise Malformed(f"logEvents[{i}].message is not a JSON object")
+    ms = item.get("timestamp")
+    return ev, ms / 1000.0 if isinstance(ms, int | float) and not isinstance(ms, bool) else 0.0
 
 
 def is_panther(d: Mapping[str, Any]) -> bool:

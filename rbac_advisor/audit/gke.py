@@ -127,8 +127,10 @@ def from_dict(d: Mapping[str, Any]) -> Event:
     meta = _dict(p.get("requestMetadata"))
     ip = meta.get("callerIp") or meta.get("callerIP") or ""
     stamp = d.get("timestamp") or p.get("timestamp") or ""
+    if not isinstance(stamp, str):
+        raise Malformed(f"timestamp must be a string, got {type(stamp).__name__}")
     try:
-        when = parse_time(stamp) if isinstance(stamp, str) and stamp else 0.0
+        when = parse_time(stamp) if stamp else 0.0
     except ValueError as err:
         raise Malformed(str(err)) from None
     op = _dict(d.get("operation"))

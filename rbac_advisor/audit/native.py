@@ -73,21 +73,29 @@ def _extra(v: Any, what: str) -> dict[str, list[str]]:
 
 
 def event_time(d: Mapping[str, Any], fallback: float = 0.0) -> float:
-    """requestReceivedTimestamp, else v1beta1 ``timestamp``, creationTimestamp, stageTimestamp."""
-    meta = d.get("metadata")
-    created = meta.get("creationTimestamp") if isinstance(meta, dict) else None
-    for value in (
-        d.get("requestReceivedTimestamp"),
-        d.get("timestamp"),
-        created,
-        d.get("stageTimestamp"),
-    ):
-        if isinstance(value, str) and value:
-            try:
-                return parse_time(value)
-            except ValueError as err:
-                raise Malformed(str(err)) from None
-    return fallback
+    """requestReceivedTimestamp, else v1beta1 ``timestamp``, creationTimestamp, stageTimestamp.
+
+    ``requestReceivedTimestamp`` and ``timestamp`` must be strings (the typed decoder
+    refuses anything else too); the later fallbacks are only checked when consulted.
+
+    Raises:
+        Malformed: a timestamp consulted is not a string or not a time.
+    """
+    received = _str(d, "requestReceivedTimestamp")
+    stamp = _str(d, "timestamp")
+    value = received or stamp
+    if not value:
+        meta = d.get("metadata")
+        if isinstance(meta, dict):
+            value = _str(meta, "creationTimestamp", "metadata.")
+    if not value:
+        value = _str(d, "stageTimestamp")
+    if not value:
+        return fallback
+    try:
+        return parse_time(value)
+    except ValueError as err:
+        raise Malformed(str(err)) from None
 
 
 def from_dict(d: Mapping[str, Any], fallback_time: float = 0.0) -> Event:
@@ -149,6 +157,7 @@ def from_dict(d: Mapping[str, Any], fallback_time: float = 0.0) -> Event:
         imp_uid=_str(imp, "uid", "impersonatedUser.") if imp else "",
         imp_extra=_extra(imp.get("extra"), "impersonatedUser.extra") if imp else None,
         constraint=_str(authn, "impersonationConstraint", "authenticationMetadata."),
+        received=_str(d, "requestReceivedTimestamp"),
     )
 
 
@@ -336,6 +345,7 @@ def struct_event(e: NativeStruct) -> tuple[Event, bool] | None:
             constraint=e.authenticationMetadata.impersonationConstraint
             if e.authenticationMetadata
             else "",
+            received=e.requestReceivedTimestamp,
         )
     except Malformed:
         return None
@@ -364,12 +374,12 @@ class Light(msgspec.Struct):
     requestURI: str = ""
     verb: str = ""
     user: LightUser | None = None
+    requestReceivedTimestamp: str = ""
 
 
 class Stamped(Light):
     """An early-stage key and when the line was written."""
 
-    requestReceivedTimestamp: str = ""
     stageTimestamp: str = ""
 
 

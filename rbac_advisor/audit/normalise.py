@@ -317,6 +317,7 @@ def make_event(
     imp_uid: str = "",
     imp_extra: Mapping[str, Sequence[str]] | None = None,
     constraint: str = "",
+    received: str = "",
 ) -> Event:
     """Assemble one Event from already-extracted fields (see module docstring)."""
     if not verb:
@@ -357,4 +358,5 @@ def make_event(
         stage=stage,
         impersonation=checks,
         implied=implied_checks(request, code, dec),
+        received=received,
     )

@@ -18,40 +18,71 @@ from rbac_advisor.events import Event
 
 @dataclass(slots=True)
 class Parsed:
-    """What one record yielded: events, shapes seen, fields lacking, records ignored."""
+    """What one record yielded: events, shapes seen, fields lacking, records ignored.
+
+    ``skipped`` holds the reason for each item of a batch that was left out (only when
+    :func:`parse_record` was asked to skip malformed items), each naming the item.
+    """
 
     events: list[Event] = field(default_factory=list)
     formats: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
     ignored: int = 0
+    skipped: list[str] = field(default_factory=list)
 
 
 def _native(d: Mapping[str, Any], out: Parsed, fmt: str, fallback_time: float = 0.0) -> None:
+    # Adds nothing to ``out`` unless the event is good (a skipped batch item leaves no trace).
     version = native.api_version(d)
     if version and version != "v1":
         fmt = f"{fmt}-{version}" if fmt != "native" else f"native-{version}"
-    out.formats.add(fmt)
     if eks.is_panther(d) and not fallback_time:
         fallback_time = eks.panther_time(d)
-    out.events.append(native.from_dict(d, fallback_time))
+    ev = native.from_dict(d, fallback_time)
+    out.formats.add(fmt)
+    out.events.append(ev)
     out.missing.update(native.missing_fields(d))
 
 
-def parse_record(obj: Any, out: Parsed | None = None) -> Parsed:
+def _bad_item(out: Parsed, skip: bool, reason: str) -> None:
+    """Skip one malformed batch item (noting why), or fail the whole record."""
+    if not skip:
+        raise Malformed(reason) from None
+    out.skipped.append(reason)
+
+
+def _nested(obj: Any, out: Parsed, skip: bool, where: str) -> None:
+    """Parse a batch item that may itself be a batch; ``where`` names it in reasons."""
+    n = len(out.skipped)
+    reason = ""
+    try:
+        parse_record(obj, out, skip_malformed=skip)
+    except Malformed as err:
+        reason = f"{where}: {err}"
+    for j in range(n, len(out.skipped)):
+        out.skipped[j] = f"{where}: {out.skipped[j]}"
+    if reason:
+        _bad_item(out, skip, reason)
+
+
+def parse_record(obj: Any, out: Parsed | None = None, *, skip_malformed: bool = False) -> Parsed:
     """Turn one decoded JSON value into Events.
 
+    A batch (JSON array, EventList, CloudWatch envelope, ``records`` list) is read item by
+    item: with ``skip_malformed`` a malformed item is left out and its reason added to
+    ``Parsed.skipped``, and the other items still count; without it the record fails.
+
     Raises:
-        Malformed: the value is not an audit record of a known shape, or is unusable.
+        Malformed: the value is not an audit record of a known shape, or is unusable (with
+            ``skip_malformed``: only when the record as a whole is, not one item of it).
     """
     out = out if out is not None else Parsed()
+    skip = skip_malformed
     if isinstance(obj, list):
         if not obj:
             raise Malformed("empty JSON array")
         for i, item in enumerate(obj):
-            try:
-                parse_record(item, out)
-            except Malformed as err:
-                raise Malformed(f"item {i}: {err}") from None
+            _nested(item, out, skip, f"item {i}")
         return out
     if not isinstance(obj, dict):
         raise Malformed(f"not an audit event: a JSON {type(obj).__name__}")
@@ -63,41 +94,46 @@ def parse_record(obj: Any, out: Parsed | None = None) -> Parsed:
         out.formats.add("eventlist")
         for i, item in enumerate(items):
             if not isinstance(item, dict) or not native.is_native(item):
-                raise Malformed(f"items[{i}] is not an audit event")
+                _bad_item(out, skip, f"items[{i}] is not an audit event")
+                continue
             try:
                 _native(item, out, "eventlist")
             except Malformed as err:
-                raise Malformed(f"items[{i}]: {err}") from None
+                _bad_item(out, skip, f"items[{i}]: {err}")
         return out
     if native.is_native(obj):
         _native(obj, out, "eks" if eks.is_panther(obj) else "native")
         return out
     if eks.is_cloudwatch(obj):
-        msgs = eks.messages(obj)
-        if not msgs:
+        log_events = eks.log_events(obj)
+        if not log_events:
             out.ignored += 1
-        for i, (ev, ms) in enumerate(msgs):
-            if not native.is_native(ev):
-                raise Malformed(f"logEvents[{i}].message is not an audit event")
+        for i, item in enumerate(log_events):
             try:
-                _native(ev, out, "eks-cloudwatch", ms)
+                msg, ms = eks.message(item, i)
             except Malformed as err:
-                raise Malformed(f"logEvents[{i}]: {err}") from None
+                _bad_item(out, skip, str(err))
+                continue
+            if not native.is_native(msg):
+                _bad_item(out, skip, f"logEvents[{i}].message is not an audit event")
+                continue
+            try:
+                _native(msg, out, "eks-cloudwatch", ms)
+            except Malformed as err:
+                _bad_item(out, skip, f"logEvents[{i}]: {err}")
         return out
     if gke.is_gke(obj):
         if not gke.is_kubernetes(obj):
             out.ignored += 1
             return out
+        ev = gke.from_dict(obj)
         out.formats.add("gke")
-        out.events.append(gke.from_dict(obj))
+        out.events.append(ev)
         out.missing.update(gke.MISSING)
         return out
     if isinstance(obj.get("records"), list) and obj["records"]:
         for i, rec in enumerate(obj["records"]):
-            try:
-                parse_record(rec, out)
-            except Malformed as err:
-                raise Malformed(f"records[{i}]: {err}") from None
+            _nested(rec, out, skip, f"records[{i}]")
         return out
     if aks.is_aks(obj):
         inner = aks.inner_event(obj)
@@ -108,7 +144,9 @@ def parse_record(obj: Any, out: Parsed | None = None) -> Parsed:
             raise Malformed("properties.log is not an audit event")
         fallback = 0.0
         t = obj.get("time")
-        if isinstance(t, str) and t:
+        if t is not None and not isinstance(t, str):
+            raise Malformed(f"time must be a string, got {type(t).__name__}")
+        if t:
             fallback = native.event_time({"timestamp": t})
         elif eks.is_panther(obj):
             fallback = eks.panther_time(obj)

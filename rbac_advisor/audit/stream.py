@@ -42,12 +42,12 @@ class SourceStats:
     first_error: str = ""
 
 
-def _general(text: bytes) -> Parsed:
+def _general(text: bytes, skip_malformed: bool) -> Parsed:
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as err:
         raise Malformed(f"invalid JSON ({err})") from None
-    return parse_record(obj)
+    return parse_record(obj, skip_malformed=skip_malformed)
 
 
 Sink = Callable[[native.NativeStruct, str, int], "Key | None"]
@@ -85,7 +85,9 @@ def parse_blocks(
 
     Raises:
         AuditParseError: a record is malformed and ``skip_malformed`` is False. With it
-            True the record is counted in ``stats[path].skipped`` instead.
+            True the record is counted in ``stats[path].skipped`` instead; in a batch
+            (CloudWatch envelope, EventList, array, ``records``) only the malformed items
+            are skipped and counted, one each.
     """
     stats = {} if stats is None else stats
     # Insertion-ordered: the oldest waiting line is the first key (a plain dict is cheaper
@@ -103,7 +105,7 @@ def parse_blocks(
 
     def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
         try:
-            parsed = _general(text)
+            parsed = _general(text, skip_malformed)
         except Malformed as err:
             reason = str(err)
             if not skip_malformed:
@@ -112,6 +114,10 @@ def parse_blocks(
             if not st.first_error:
                 st.first_error = f"{path}:{no}: {reason}"
             return []
+        if parsed.skipped:  # malformed items of a batch; the others still count
+            st.skipped += len(parsed.skipped)
+            if not st.first_error:
+                st.first_error = f"{path}:{no}: {parsed.skipped[0]}"
         st.events += len(parsed.events)
         st.ignored += parsed.ignored
         st.formats.update(parsed.formats)
@@ -165,7 +171,8 @@ def parse_blocks(
                                 le.auditID,
                                 le.user.username,
                                 le.verb,
-                                redact(uri) if "command=" in uri else uri,
+                                redact(uri) if "command=" in uri or "%" in uri else uri,
+                                le.requestReceivedTimestamp,
                             )
                             n_fast += 1
                             old = deferred.get(key)

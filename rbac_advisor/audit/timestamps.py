@@ -62,10 +62,18 @@ def parse_time(text: str) -> float:
 def format_time(t: float) -> str:
     """The apiserver's fixed-width form of epoch seconds (microseconds, UTC).
 
+    Years always have four digits (``strftime("%Y")`` does not pad years before 1000).
+
     >>> format_time(86401.5)
     '1970-01-02T00:00:01.500000Z'
+    >>> format_time(-62135596800)
+    '0001-01-01T00:00:00.000000Z'
     """
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    d = datetime.datetime.fromtimestamp(t, datetime.UTC)
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}Z"
+    )
 
 
 def _parse_head(head: str) -> int:

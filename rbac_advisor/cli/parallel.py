@@ -308,7 +308,8 @@ def _part_pieces(part: Part, one_pass: _OnePass | None = None) -> Iterator[bytes
         yield from one_pass.pieces(part)
         return
     if not part.gzip:
-        yield from _file_range(part.path, part.start, part.end)
+        pieces = _file_range(part.path, part.start, part.end)
+        yield from logfiles.without_bom(pieces) if part.start == 0 else pieces
         return
     stream = logfiles.inflate_file(part.path)
     try:
@@ -410,10 +411,13 @@ def _seed(
                         text_latest = stamp
                     if e.user is not None and e.auditID and rank(e.stage) >= 2:
                         uri = redact_uri(e.requestURI)
-                        deduper.mark((e.auditID, e.user.username, e.verb, uri))
+                        key = (e.auditID, e.user.username, e.verb, uri, e.requestReceivedTimestamp)
+                        deduper.mark(key)
                     continue
                 try:
-                    events = parse_record(orjson.loads(text)).events
+                    # Good items of a batch with a bad one count (the bad one is reported
+                    # by the share that holds it, or skipped there).
+                    events = parse_record(orjson.loads(text), skip_malformed=True).events
                 except (orjson.JSONDecodeError, Malformed):
                     continue  # the share that holds it reports it
                 for ev in events:
