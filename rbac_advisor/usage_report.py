@@ -6,7 +6,7 @@ The JSON schema is documented in docs/usage-json.md.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,7 @@ import orjson
 
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access
-from rbac_advisor.usage import Stats, Usage, UsageKey
+from rbac_advisor.usage import SourceInfo, Stats, Usage, UsageKey
 
 REPORT_FORMAT = "rbac-advisor/usage-report"
 REPORT_VERSION = 1
@@ -298,3 +298,40 @@ def to_table(usage: Usage) -> str:
     if missing:
         out.append("missing in some records: " + ", ".join(missing))
     return "\n".join(out + [""] + lines) + "\n"
+
+
+def skipped_summary(sources: Sequence[SourceInfo]) -> str:
+    """What was skipped, per file when several had skips, and the first problem."""
+    total = sum(s.skipped for s in sources)
+    parts = []
+    hit = [s for s in sources if s.skipped]
+    if len(hit) > 1:
+        parts.append(", ".join(f"{s.path}: {s.skipped}" for s in hit[:5]))
+        if len(hit) > 5:
+            parts[-1] += f" and {len(hit) - 5} more files"
+    first = next((s.first_error for s in sources if s.first_error), "")
+    if first:
+        parts.append(f"first: {first}")
+    return f"skipped {malformed(total)}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def read_twice(sources: Sequence[SourceInfo]) -> list[str]:
+    """Warnings for log files whose bytes went into the result more than once.
+
+    Models saved from the same log and merged (or a model merged with the log it was
+    built from) count its requests twice: the sources' digests tell.
+    """
+    by_digest: dict[str, list[str]] = {}
+    for s in sources:
+        if s.sha256 and s.requests:
+            by_digest.setdefault(s.sha256, []).append(s.path)
+    out = []
+    for paths in by_digest.values():
+        if len(paths) > 1:
+            others = sorted(set(paths) - {paths[0]})
+            also = f" (also as {', '.join(others)})" if others else ""
+            out.append(
+                f"{paths[0]} was counted {len(paths)} times{also}: each model built from "
+                "it counts its requests"
+            )
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from audit_samples import corpus, event, line
@@ -318,3 +319,59 @@ def test_help_says_how_the_filters_work() -> None:
     assert "durations counted back from now (30d, 12h)" in text
     assert "a model given with --load keeps the filters it was built with" in text
     assert "cannot be combined with --load" in text
+
+
+def test_skips_are_counted_per_file_on_the_terminal_too(tmp_path) -> None:
+    a = tmp_path / "a.log"
+    b = tmp_path / "b.log"
+    a.write_bytes(line(event(audit_id="1")) + b"\n{oops\n{oops\n")
+    b.write_bytes(b"[1,\n" + line(event(audit_id="2")) + b"\n")
+    r = runner.invoke(app, ["usage", "--skip-malformed", str(a), str(b)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.startswith(
+        f"warning: skipped 3 malformed records ({a}: 2, {b}: 1; first: {a}:2: invalid JSON"
+    )
+    assert "2 requests" in r.stdout
+
+
+def test_a_model_loaded_twice_counts_once_and_a_log_counted_twice_is_named(tmp_path) -> None:
+    p = write(tmp_path / "a.log", *(event(audit_id=str(i)) for i in range(3)))
+    m1, m2 = tmp_path / "m1.json", tmp_path / "m2.json"
+    for m in (m1, m2):
+        assert runner.invoke(app, ["usage", p, "--save", str(m)]).exit_code == 0
+    r = runner.invoke(app, ["usage", "--json", "--load", str(m1), "--load", str(m1)])
+    assert r.exit_code == 0 and json.loads(r.stdout)["requests"] == 3 and r.stderr == ""
+    r = runner.invoke(app, ["usage", "--json", "--load", str(m1), "--load", str(m2)])
+    assert json.loads(r.stdout)["requests"] == 6  # what the models hold, merged
+    assert r.stderr == (
+        f"warning: {p} was counted 2 times: each model built from it counts its requests\n"
+    )
+    r = runner.invoke(app, ["usage", "--json", p, "--load", str(m1)])
+    assert f"warning: {p} was counted 2 times" in r.stderr
+
+
+def test_analyze_names_a_log_given_both_as_audit_and_inside_a_saved_model(tmp_path) -> None:
+    demo = Path(__file__).parent.parent / "fixtures" / "demo"
+    audit, rbac = str(demo / "audit.jsonl"), str(demo / "rbac.yaml")
+    saved = tmp_path / "m.json"
+    assert runner.invoke(app, ["usage", audit, "--save", str(saved)]).exit_code == 0
+    once = runner.invoke(
+        app, ["analyze", "--audit", audit, "--rbac", rbac, "-o", str(tmp_path / "a")]
+    )
+    assert once.exit_code == 0 and "counted 2 times" not in once.stderr
+    twice = runner.invoke(
+        app,
+        [
+            "analyze",
+            "--audit",
+            audit,
+            "--usage",
+            str(saved),
+            "--rbac",
+            rbac,
+            "-o",
+            str(tmp_path / "b"),
+        ],
+    )
+    assert twice.exit_code == 0, twice.output
+    assert f"warning: {audit} was counted 2 times: each model built from it" in twice.stderr

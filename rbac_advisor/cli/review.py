@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from rbac_advisor import __version__
+from rbac_advisor import __version__, usage_report
 from rbac_advisor.errors import ExitCode, InputError
 from rbac_advisor.rbac import Snapshot
 
@@ -235,5 +235,7 @@ def review(
             )
     typer.echo(f"report: {out / 'report.html'}", err=True)
     if model.skipped:
-        typer.echo(f"warning: {model.skipped} malformed log line(s) were skipped", err=True)
+        typer.echo(f"warning: {usage_report.skipped_summary(model.sources)}", err=True)
+    for text in usage_report.read_twice(model.sources):
+        typer.echo(f"warning: {text}", err=True)
     return int(ExitCode.FINDINGS) if fail_on_findings and changed else int(ExitCode.OK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -113,7 +114,7 @@ def usage(
             progress=True,
             workers=jobs,
         )
-    for p in load or []:
+    for p in _once(load or []):
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as err:
@@ -124,11 +125,9 @@ def usage(
     if save is not None:
         write_file(save, model.dumps(result), inputs)
     if result.skipped:
-        first = next((s.first_error for s in result.sources if s.first_error), "")
-        warning(
-            f"skipped {usage_report.malformed(result.skipped)}"
-            + (f" (first: {first})" if first else "")
-        )
+        warning(usage_report.skipped_summary(result.sources))
+    for text in usage_report.read_twice(result.sources):
+        warning(text)
     if not result.requests and result.filtered:
         warning(
             f"all {result.filtered} requests fall outside --since/--until"
@@ -140,6 +139,17 @@ def usage(
         sys.stdout.flush()
     else:
         typer.echo(usage_report.to_table(result), nl=False)
+
+
+def _once(paths: list[Path]) -> list[Path]:
+    """``paths`` without repeats of one file (a model merged with itself counts twice)."""
+    out, seen = [], set()
+    for p in paths:
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def register(app: typer.Typer) -> None:
