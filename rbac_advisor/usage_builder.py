@@ -104,8 +104,8 @@ class UsageBuilder:
             return
         tool = self._tools.get(ev.user_agent)
         if tool is None:
-            tool = self._tools[ev.user_agent] = useragent.tool(ev.user_agent)
-        if opts.kubectl_only and tool != "kubectl":
+            tool = self._tools[ev.user_agent] = useragent.label(ev.user_agent)
+        if opts.kubectl_only and useragent.name_of(tool) != "kubectl":
             self._filtered += 1
             return
         self.by_source[source] = self.by_source.get(source, 0) + 1

@@ -25,6 +25,7 @@ from rbac_advisor.audit.normalise import (
 )
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.audit.useragent import label as ua_label
 from rbac_advisor.audit.useragent import tool as ua_tool
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Identity
@@ -323,7 +324,7 @@ class RawAggregator:
                     via = vias[ann.reason] = reason_ref(ann.reason)
             tool = tools.get(ua)
             if tool is None:
-                tool = tools[ua] = ua_tool(ua)
+                tool = tools[ua] = ua_label(ua)
             if ref is None:
                 acc = uri_access(verb, u)
             else:

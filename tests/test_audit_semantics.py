@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from audit_samples import event, line
 
-from rbac_advisor.audit import parse_record
+from rbac_advisor.audit import parse_record, useragent
 from rbac_advisor.audit.reason import parse_reason
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.useragent import parse as parse_ua
@@ -275,10 +275,14 @@ def test_forbid_never_carries_a_reason_ref() -> None:
         ("Go-http-client/2.0", "go-http-client", "2.0"),
         ("GoogleKubernetesEngineFrontend", "googlekubernetesenginefrontend", ""),
         ("", "", ""),
+        ("evil/1.0<script>\u200b\x1b[31m (x)", "evil", "1.0-script-31m"),
     ],
 )
 def test_user_agents(ua: str, tool: str, version: str) -> None:
     assert parse_ua(ua) == (tool, version)
+    label = useragent.label(ua)
+    assert label == (f"{tool}/{version}" if version else tool)
+    assert useragent.name_of(label) == tool
 
 
 def test_exec_command_is_redacted_everywhere() -> None:

@@ -27,7 +27,7 @@ def test_stats_and_days() -> None:
     assert s.first == parse_time("2026-11-01T10:00:00Z") and s.last == parse_time(
         "2026-11-03T10:00:00Z"
     )
-    assert len(s.days) == 2 and k.tool == "kubectl"
+    assert len(s.days) == 2 and k.tool == "kubectl/v1.36.3"
     assert u.start == s.first and u.end == s.last
     assert sum(u.activity.values()) == 3
 
@@ -39,7 +39,8 @@ def test_window_and_kubectl_only() -> None:
     assert (u.requests, u.filtered) == (2, 2)
     k = usage.build(e, kubectl_only=True)
     assert (k.requests, k.filtered) == (3, 1)
-    assert {key.tool for key in k.entries} == {"kubectl"}
+    assert {key.tool for key in k.entries} == {"kubectl/v1.36.3"}
+    assert {key.tool for key in usage.build(e).entries} == {"kubectl/v1.36.3", "helm/3.15.2"}
 
 
 def test_unauthenticated_counted_but_not_in_entries() -> None:
@@ -64,7 +65,7 @@ def test_sessions_and_client_ip_caps() -> None:
     }
     many = [at(1, i, ip=f"10.0.0.{i}", **ex) for i in range(usage.IPS_MAX + 5)]
     u = usage.build(evs(*many))
-    ips = u.client_ips[("alice", "kubectl")]
+    ips = u.client_ips[("alice", "kubectl/v1.36.3")]
     assert len(ips) == usage.IPS_MAX and ips == frozenset(
         sorted(f"10.0.0.{i}" for i in range(25))[:20]
     )

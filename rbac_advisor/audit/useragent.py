@@ -12,6 +12,7 @@ from functools import lru_cache
 
 _TOKEN = re.compile(r"\s*([^/\s(]+)(?:/([^\s(]*))?")
 _SAFE = re.compile(r"[^a-z0-9._+-]+")
+_SAFE_VERSION = re.compile(r"[^A-Za-z0-9._+-]+")
 MAX_TOOL = 40
 
 # Product tokens that name a family rather than a tool, and what we call the tool.
@@ -62,9 +63,29 @@ def parse(user_agent: str) -> tuple[str, str]:
         if tool.endswith(".exe"):
             tool = tool[:-4]
     tool = _SAFE.sub("-", tool).strip("-")[:MAX_TOOL]
-    return tool, version[:MAX_TOOL]
+    return tool, _SAFE_VERSION.sub("-", version).strip("-")[:MAX_TOOL]
 
 
 def tool(user_agent: str) -> str:
     """The tool name alone (see :func:`parse`)."""
     return parse(user_agent)[0]
+
+
+@lru_cache(maxsize=4096)
+def label(user_agent: str) -> str:
+    """``tool/version`` (``kubectl/v1.36.3``), the tool alone without a version, "" unknown.
+
+    What the usage model records per use: reviews see which client versions were used.
+
+    >>> label("kubectl/v1.36.3 (linux/amd64) kubernetes/abc1234")
+    'kubectl/v1.36.3'
+    >>> label("Mozilla/5.0 (X11; Linux x86_64)")
+    'browser'
+    """
+    name, version = parse(user_agent)
+    return f"{name}/{version}" if name and version else name
+
+
+def name_of(tool_label: str) -> str:
+    """The tool name of a :func:`label` (``kubectl`` for ``kubectl/v1.36.3``)."""
+    return tool_label.partition("/")[0]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rbac_advisor.analysis import Result
+from rbac_advisor.audit.useragent import name_of
 from rbac_advisor.authorizer import Authorizer, applies_to
 from rbac_advisor.diff import AtomReport, BindingFinding, Denied
 from rbac_advisor.events import Decision
@@ -28,7 +29,7 @@ from rbac_advisor.rbac import (
 from rbac_advisor.render import report_model as vm
 from rbac_advisor.risk import CLASSES
 from rbac_advisor.tighten import Change
-from rbac_advisor.usage import DAY, Usage
+from rbac_advisor.usage import DAY, Usage, cap_ips
 
 VERB_ORDER = (
     "get",
@@ -401,7 +402,7 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
     denied_info: dict[tuple[str, str], tuple[str, float]] = {}
     denied_days: dict[int, int] = defaultdict(int)
     for key, st in usage.entries.items():
-        if key.tool != "kubectl":
+        if name_of(key.tool) != "kubectl":
             continue
         d = users[key.identity.user]
         d["requests"] += st.count
@@ -417,9 +418,15 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
             for day in st.days:
                 denied_days[day] += 1
     days: dict[int, int] = defaultdict(int)
-    for (_user, tool, day), n in usage.activity.items():
-        if tool == "kubectl":
+    clients: dict[str, set[str]] = defaultdict(set)
+    ips: dict[str, set[str]] = defaultdict(set)
+    for (user, tool, day), n in usage.activity.items():
+        if name_of(tool) == "kubectl":
             days[day] += n
+            clients[user].add(tool)
+    for (user, tool), seen in usage.client_ips.items():
+        if name_of(tool) == "kubectl":
+            ips[user] |= seen
     kusers = tuple(
         vm.KubectlUser(
             user=u,
@@ -427,8 +434,8 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
             denied=d["denied"],
             first_seen=_ts(d["first"]),
             last_seen=_ts(d["last"]),
-            source_ips=tuple(sorted(usage.client_ips.get((u, "kubectl"), ()))),
-            clients=("kubectl",),
+            source_ips=tuple(sorted(cap_ips(ips[u]))),
+            clients=tuple(sorted(clients[u])) or ("kubectl",),
             operations=tuple(
                 vm.OpCount(o, n)
                 for o, n in sorted(d["ops"].items(), key=lambda x: (-x[1], x[0]))[:MAX_OPS]
