@@ -24,7 +24,7 @@ HELP = """Summarise who did what per user and service account, from audit logs.
 
 Counts every API request once, whatever stages were logged, with the subject (the
 impersonated user when there is one), the authorizer's attributes, the decision and the
-binding that allowed it, the tool (from the user agent), and when. Reads apiserver logs
+binding that allowed it, the tool and its version (from the user agent), and when. Reads apiserver logs
 (JSON lines, EventList batches, pretty-printed documents), GKE, EKS and AKS exports, .gz
 files, directories (rotated sets in order) and stdin. Log files that add up to 16 MB of
 text or more are read by one process per CPU (--jobs to choose), each over its share;
@@ -38,6 +38,10 @@ with --load.
 
 Prints a table, or with --json one object (docs/usage-json.md). --save keeps the model
 for `analyze --usage` or a later --load merge; it never replaces an input log.
+
+Exit codes: 0 done; 2 bad flags; 3 bad input (a malformed record, a truncated gzip, no
+audit event, an output path that is an input); 6 out of memory, or a reading process was
+killed (--jobs 1 reads in one process).
 
 Examples:
 
