@@ -57,5 +57,5 @@ class Event:
     uri: str = ""
     stage: str = ""
     impersonation: tuple[Access, ...] = ()
-    implied: tuple[Access, ...] = ()
+    implied: tuple[tuple[Access, Decision], ...] = ()
     received: str = ""

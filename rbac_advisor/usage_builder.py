@@ -127,8 +127,8 @@ class UsageBuilder:
                 entry(ident, check, Decision.FORBID, None, tool, *once)
         else:
             entry(ident, ev.access, ev.decision, ev.reason, tool, *once)
-            for extra in ev.implied:
-                entry(ident, extra, ev.decision, None, tool, *once)
+            for extra, decided in ev.implied:
+                entry(ident, extra, decided, None, tool, *once)
             if ev.impersonator is not None:
                 for check in ev.impersonation:
                     entry(ev.impersonator, check, Decision.ALLOW, None, tool, *once)
@@ -142,6 +142,8 @@ class UsageBuilder:
                     ips.remove(max(ips))
         a = ev.access
         if a.subresource in SESSION_SUBRESOURCES and a.resource_request:
+            # A session is refused when the extra create check of its upgrade was.
+            refused = any(d is Decision.FORBID for _, d in ev.implied)
             s = Session(
                 t,
                 ident.user,
@@ -152,7 +154,7 @@ class UsageBuilder:
                 ev.uri,
                 ev.source_ip,
                 tool,
-                ev.decision,
+                Decision.FORBID if refused else ev.decision,
             )
             if len(self._sessions) < SESSIONS_MAX:
                 heapq.heappush(self._sessions, s)

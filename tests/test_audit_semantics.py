@@ -354,3 +354,30 @@ def test_saved_model_holds_no_body_and_no_command() -> None:
     )
     text = usage.dumps(usage.build(parse_record(d).events))
     assert "hunter2-body" not in text and "tok3n" not in text and "command=REDACTED" in text
+
+
+def test_a_websocket_session_refused_by_its_create_check_is_no_allowed_create() -> None:
+    """The annotation decides the get; the later create check answered 403."""
+    from rbac_advisor import usage
+
+    ws = {
+        "verb": "get",
+        "uri": "/api/v1/namespaces/ns/pods/p/exec?command=sh&stdin=true&tty=true",
+        "ref": {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+    }
+    refused = event(
+        audit_id="1",
+        responseStatus={
+            "code": 403,
+            "reason": "Forbidden",
+            "message": 'pods "p" is forbidden: User "alice" cannot create resource "pods/exec" '
+            'in API group "" in the namespace "ns"',
+        },
+        **ws,
+    )
+    opened = event(audit_id="2", code=101, **ws)
+    for d, create in ((refused, Decision.FORBID), (opened, Decision.ALLOW)):
+        u = usage.build(parse_record(d).events)
+        got = {(k.access.verb, k.decision) for k in u.entries}
+        assert got == {("get", Decision.ALLOW), ("create", create)}
+        assert [s.decision for s in u.sessions] == [create]

@@ -277,21 +277,26 @@ def reason_ref(reason: str | None) -> ReasonRef | None:
 _UPGRADED = frozenset({"exec", "attach", "portforward"})
 
 
-def implied_checks(request: Access, code: int, decision: Decision) -> tuple[Access, ...]:
-    """Authorizations the apiserver made for this request beyond its own verb.
+def implied_checks(
+    request: Access, code: int, decision: Decision, message: str = ""
+) -> tuple[tuple[Access, Decision], ...]:
+    """Authorizations the apiserver made for this request beyond its own verb, decided.
 
     - A patch answered 201 created the object (server-side apply): the patch handler also
       authorized ``create`` with the object's name (apiserver handlers/patch.go).
     - A WebSocket ``get`` of pods/exec, attach or portforward is also authorized as
-      ``create`` of the same subresource.
+      ``create`` of the same subresource. That check runs after the authorization filter
+      (whose decision the audit annotation records, for the ``get``): when it refuses,
+      the response is 403 with the authorizer's ``cannot create resource "pods/exec"``.
     Only for allowed requests: a refused one shows nothing about the second check.
     """
     if decision is not Decision.ALLOW or not request.resource_request:
         return ()
     if request.verb == "patch" and code == 201:
-        return (replace(request, verb="create"),)
+        return ((replace(request, verb="create"), Decision.ALLOW),)
     if request.verb == "get" and request.resource == "pods" and request.subresource in _UPGRADED:
-        return (replace(request, verb="create"),)
+        refused = code == 403 and f'cannot create resource "pods/{request.subresource}"' in message
+        return ((replace(request, verb="create"), Decision.FORBID if refused else Decision.ALLOW),)
     return ()
 
 
@@ -357,6 +362,6 @@ def make_event(
         uri=redact_uri(uri),
         stage=stage,
         impersonation=checks,
-        implied=implied_checks(request, code, dec),
+        implied=implied_checks(request, code, dec, message),
         received=received,
     )

@@ -24,11 +24,11 @@ HELP = """Summarise who did what per user and service account, from audit logs.
 
 Counts every API request once, whatever stages were logged, with the subject (the
 impersonated user when there is one), the authorizer's attributes, the decision and the
-binding that allowed it, the tool and its version (from the user agent), and when. Reads apiserver logs
-(JSON lines, EventList batches, pretty-printed documents), GKE, EKS and AKS exports, .gz
-files, directories (rotated sets in order) and stdin. Log files that add up to 16 MB of
-text or more are read by one process per CPU (--jobs to choose), each over its share;
-on a terminal a progress bar shows on stderr. A malformed line stops the run
+binding that allowed it, the tool and its version (from the user agent), and when.
+Reads apiserver logs (JSON lines, EventList batches, pretty-printed documents), GKE, EKS
+and AKS exports, .gz files, directories (rotated sets in order) and stdin. Log files that
+add up to 16 MB of text or more are read by one process per CPU (--jobs to choose), each
+over its share; on a terminal a progress bar shows on stderr. A malformed line stops the run
 (exit 3) unless --skip-malformed, which counts what it skipped.
 
 --since and --until take RFC 3339 times or durations counted back from now (30d, 12h);
