@@ -53,6 +53,27 @@ def ev(**kw: object):
             {"resource": "configmaps", "namespace": "ns", "name": "cm1"},
             Access("list", "", "configmaps", "", "ns", "cm1"),
         ),
+        # only the first fieldSelector counts (ListOptions keeps the first value)
+        (
+            "list",
+            "/api/v1/namespaces/ns/pods?fieldSelector=status.phase%3DRunning"
+            "&fieldSelector=metadata.name%3Dx",
+            {"resource": "pods", "namespace": "ns"},
+            Access("list", "", "pods", "", "ns", ""),
+        ),
+        (
+            "watch",
+            "/api/v1/namespaces/ns/pods?fieldSelector=status.phase%3DRunning,metadata.name%3Dx",
+            {"resource": "pods", "namespace": "ns"},
+            Access("watch", "", "pods", "", "ns", "x"),
+        ),
+        # a name that is no valid path segment does not narrow the request
+        (
+            "list",
+            "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Da%252Fb",
+            {"resource": "pods", "namespace": "ns"},
+            Access("list", "", "pods", "", "ns", ""),
+        ),
         (
             "list",
             "/api/v1/namespaces/ns/configmaps?limit=500",

@@ -83,6 +83,8 @@ _URIS = (
     "/api/v1/namespaces/ns/pods/q",
     "/api/v1/namespaces/ns/pods/p/exec?command=sh&stdin=true",
     "/api/v1/namespaces/ns/pods",
+    "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Dp&watch=true",
+    "/healthz?verbose=1",
 )
 _req = st.tuples(
     st.sampled_from(["a", "b", "c", "d"]),  # auditID, reused on purpose
@@ -94,23 +96,26 @@ _req = st.tuples(
     st.sampled_from([200, 201, 403, 401]),
     st.integers(0, 3 * 86400),
     st.booleans(),  # impersonated
+    st.booleans(),  # logged without objectRef (rewritten or exported logs)
 )
 
 
 def _request_lines(reqs) -> list[list[bytes]]:
     seen = {}
-    for aid, user, verb, uri, stages, dec, code, t, imp in reqs:
-        seen.setdefault((aid, user, verb, uri), (stages, dec, code, t, imp))
+    for aid, user, verb, uri, stages, dec, code, t, imp, no_ref in reqs:
+        seen.setdefault((aid, user, verb, uri), (stages, dec, code, t, imp, no_ref))
     out = []
-    for (aid, user, verb, uri), (stages, dec, code, t, imp) in seen.items():
+    for (aid, user, verb, uri), (stages, dec, code, t, imp, no_ref) in seen.items():
         hh, mm, ss = t % 86400 // 3600, t % 3600 // 60, t % 60
         ts = f"2026-11-{20 + t // 86400:02d}T{hh:02d}:{mm:02d}:{ss:02d}.{t % 999983:06d}Z"
         path = uri.partition("?")[0].split("/")
-        ref = {"resource": "pods", "namespace": "ns", "apiVersion": "v1"}
+        ref: dict[str, str] | None = {"resource": "pods", "namespace": "ns", "apiVersion": "v1"}
         if len(path) > 6:
             ref["name"] = path[6]
         if len(path) > 7:
             ref["subresource"] = path[7]
+        if no_ref or not uri.startswith("/api/"):
+            ref = None
         reason = 'RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "y" to User "alice"'
         per = []
         for stage in sorted(stages, key=STAGES.index):
@@ -128,7 +133,10 @@ def _request_lines(reqs) -> list[list[bytes]]:
             }
             if imp and stage != "RequestReceived":
                 kw["imp"] = {"username": "carol", "groups": ["ops"]}
-            per.append(line(event(**kw)))
+            d = event(**kw)
+            if ref is None:
+                d.pop("objectRef", None)
+            per.append(line(d))
         out.append(per)
     return out
 

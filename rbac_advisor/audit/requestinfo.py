@@ -73,8 +73,10 @@ def parts_info(group: str, rest: list[str]) -> PathInfo | None:
 def field_selector_name(query: str) -> str:
     """The name a list/watch is narrowed to by ``fieldSelector=metadata.name=<n>``, else "".
 
-    As ``fields.Selector.RequiresExactMatch("metadata.name")``: any AND term
-    ``metadata.name=<n>`` or ``metadata.name==<n>`` names the object.
+    As the apiserver's RequestInfoFactory: the first ``fieldSelector`` parameter (the query
+    decodes into ListOptions, which keeps the first value), whose first AND term
+    ``metadata.name=<n>`` or ``metadata.name==<n>`` names the object
+    (``fields.Selector.RequiresExactMatch``) when ``<n>`` is a valid path segment.
     """
     if "fieldSelector" not in query:
         return ""
@@ -84,8 +86,14 @@ def field_selector_name(query: str) -> str:
         for term in value.split(","):
             field, op, val = _split_term(term)
             if field == "metadata.name" and op in ("=", "==") and val:
-                return val
+                return val if _path_segment(val) else ""
+        return ""
     return ""
+
+
+def _path_segment(name: str) -> bool:
+    """``path.IsValidPathSegmentName``: not ``.`` or ``..``, no ``/`` or ``%``."""
+    return name not in (".", "..") and "/" not in name and "%" not in name
 
 
 def _split_term(term: str) -> tuple[str, str, str]:
