@@ -24,7 +24,7 @@ from rbac_advisor.audit.normalise import (
     uri_access,
 )
 from rbac_advisor.audit.redact import redact_uri
-from rbac_advisor.audit.requestinfo import resource_info
+from rbac_advisor.audit.requestinfo import resource_info, split_uri
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.audit.useragent import label as ua_label
 from rbac_advisor.audit.useragent import tool as ua_tool
@@ -56,7 +56,7 @@ def _qualifies(rk: RawKey) -> bool:
         # A resource request logged without objectRef (rewritten or exported logs): its
         # attributes come from the whole URI on the Event path (query names, implied
         # checks, sessions). Keyed here by the path alone, only non-resource requests fit.
-        return bool(u) and resource_info(u) is None
+        return bool(u) and resource_info(split_uri(u)[0]) is None
     return bool(ref.resource) and ref.subresource not in SESSION_SUBRESOURCES
 
 

@@ -53,6 +53,13 @@ def ev(**kw: object):
             {"resource": "configmaps", "namespace": "ns", "name": "cm1"},
             Access("list", "", "configmaps", "", "ns", "cm1"),
         ),
+        # the apiserver reads the decoded path
+        (
+            "get",
+            "/api/v1/namespaces/n%73/pods/p%2D1",
+            None,
+            Access("get", "", "pods", "", "ns", "p-1"),
+        ),
         # only the first fieldSelector counts (ListOptions keeps the first value)
         (
             "list",
@@ -106,6 +113,12 @@ def ev(**kw: object):
             Access("get", path="/healthz", resource_request=False),
         ),
         ("get", "/apis/apps/v1", None, Access("get", path="/apis/apps/v1", resource_request=False)),
+        (
+            "get",
+            "/logs/kube%2Dapiserver.log?x=%41",
+            None,
+            Access("get", path="/logs/kube-apiserver.log", resource_request=False),
+        ),
     ],
 )
 def test_authorizer_attributes(

@@ -27,9 +27,13 @@ class PathInfo:
 
 
 def split_uri(uri: str) -> tuple[str, str]:
-    """Split a request URI into path and query (without the ``?``)."""
+    """Split a request URI into its decoded path and its query (without the ``?``).
+
+    The apiserver reads Go's ``URL.Path``, which is percent-decoded (``/logs/a%2Db`` is
+    ``/logs/a-b`` to RBAC); the audit log keeps the URI as sent.
+    """
     path, _, query = uri.partition("?")
-    return path, query
+    return (unquote(path) if "%" in path else path), query
 
 
 def resource_info(path: str) -> PathInfo | None:
