@@ -51,6 +51,44 @@ class BindingKind(enum.StrEnum):
     CLUSTER_ROLE_BINDING = "ClusterRoleBinding"
 
 
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def go_quote(text: str) -> str:
+    r"""``text`` quoted as Go's ``%q`` (``strconv.Quote``) writes it in reason strings.
+
+    >>> print(go_quote('say "hi" \\ caf\u00e9\x01\u200b'))
+    "say \"hi\" \\ café\x01\u200b"
+    """
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Subject:
     """A binding subject. ``kind`` is a plain string so unknown kinds survive parsing."""
@@ -63,8 +101,8 @@ class Subject:
     def display(self) -> str:
         """Format as the apiserver's reason string does (``ServiceAccount "name/ns"``)."""
         if self.kind == SubjectKind.SERVICE_ACCOUNT:
-            return f'ServiceAccount "{self.name}/{self.namespace}"'
-        return f'{self.kind} "{self.name}"'
+            return f"ServiceAccount {go_quote(f'{self.name}/{self.namespace}')}"
+        return f"{self.kind} {go_quote(self.name)}"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -322,16 +360,16 @@ class Grant:
         """The apiserver's ``authorization.k8s.io/reason`` string for this grant."""
         b = self.binding
         if b.kind == BindingKind.CLUSTER_ROLE_BINDING:
-            where = f'ClusterRoleBinding "{b.name}"'
+            where = f"ClusterRoleBinding {go_quote(b.name)}"
         else:
-            where = f'RoleBinding "{b.name}/{b.namespace}"'
+            where = f"RoleBinding {go_quote(f'{b.name}/{b.namespace}')}"
         subject = self.subject
         if subject.kind == SubjectKind.SERVICE_ACCOUNT and not subject.namespace:
             # As describeSubject in rule.go: a namespace-less SA subject is shown with
             # the binding's namespace.
             subject = Subject(subject.kind, subject.name, b.namespace, subject.api_group)
         return (
-            f'RBAC: allowed by {where} of {self.role.kind} "{self.role.name}" '
+            f"RBAC: allowed by {where} of {self.role.kind} {go_quote(self.role.name)} "
             f"to {subject.display()}"
         )
 

@@ -415,3 +415,43 @@ def test_a_websocket_session_refused_by_its_create_check_is_no_allowed_create() 
         got = {(k.access.verb, k.decision) for k in u.entries}
         assert got == {("get", Decision.ALLOW), ("create", create)}
         assert [s.decision for s in u.sessions] == [create]
+
+
+def test_reason_names_are_go_quoted() -> None:
+    """rbac.go writes every name with %q: quotes and backslashes come escaped."""
+    text = (
+        'RBAC: allowed by RoleBinding "ops\\\\team/ns1" of ClusterRole "r\\"1" '
+        'to User "say \\"hi\\"\\t\\u200b"'
+    )
+    r = parse_reason(text)
+    assert r is not None
+    assert r.binding == BindingKey(BindingKind.ROLE_BINDING, "ops\\team", "ns1")
+    assert r.role == RoleKey(RoleKind.CLUSTER_ROLE, 'r"1')
+    assert r.subject == Subject("User", 'say "hi"\t\u200b', "", "rbac.authorization.k8s.io")
+    assert (
+        parse_reason('RBAC: allowed by ClusterRoleBinding "a\\qb" of ClusterRole "r" to User "u"')
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["ops\\team", 'say "hi"', "tab\there", "café", "zw\u200bsp", "smile\U0001f600", "a/b"]
+)
+def test_our_reason_strings_quote_as_the_apiserver_and_parse_back(name: str) -> None:
+    from rbac_advisor.rbac import Grant, PolicyRule
+
+    for binding, subject in (
+        (BindingKey(BindingKind.CLUSTER_ROLE_BINDING, name), Subject("Group", name, "", RBAC)),
+        (BindingKey(BindingKind.ROLE_BINDING, name, "ns"), Subject("ServiceAccount", name, "ns")),
+    ):
+        grant = Grant(binding, RoleKey(RoleKind.CLUSTER_ROLE, name), 0, PolicyRule(), subject)
+        text = grant.reason()
+        assert "\t" not in text and "\u200b" not in text
+        parsed = parse_reason(text)
+        if "/" in name and subject.kind == "ServiceAccount":
+            continue  # "name/ns" with a slash in the name reads back split at the last one
+        assert parsed is not None
+        assert (parsed.binding, parsed.role, parsed.subject) == (binding, grant.role, subject)
+
+
+RBAC = "rbac.authorization.k8s.io"
