@@ -454,3 +454,23 @@ def test_format_time_is_rfc3339_with_four_digit_years(text: str, shown: str) -> 
 
     assert format_time(parse_time(text)) == shown
     assert parse_time(shown) == parse_time(text)
+
+
+def test_nanosecond_times_do_not_round_across_a_window_boundary(tmp_path) -> None:
+    from audit_samples import event, line, read_logs
+
+    from rbac_advisor.audit.timestamps import parse_time
+
+    times = ["2026-11-20T09:59:59.999999999Z", "2026-11-20T10:59:59.9999999Z"]
+    p = tmp_path / "a.log"
+    p.write_bytes(
+        b"".join(line(event(audit_id=str(i), time=t)) + b"\n" for i, t in enumerate(times))
+    )
+    u = read_logs(
+        [str(p)],
+        since=parse_time("2026-11-20T10:00:00Z"),
+        until=parse_time("2026-11-20T11:00:00Z"),
+    )
+    assert (u.requests, u.filtered) == (1, 1)
+    [stats] = u.entries.values()
+    assert stats.last == parse_time("2026-11-20T10:59:59.999999Z")

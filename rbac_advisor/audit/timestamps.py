@@ -2,6 +2,9 @@
 
 Accepts RFC 3339 (``2026-11-20T10:00:00.123456Z``, offsets, nanoseconds) and the
 space-separated UTC form some exporters rewrite it to (``2022-11-29 00:09:04.38``).
+Fractions are cut to whole microseconds (the apiserver's MicroTime): a float holds about
+0.24 us at today's epoch, so nanoseconds would round ``09:59:59.999999999`` up to the next
+second, across a ``--since`` or ``--until`` boundary.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ def parse_time(text: str) -> float:
     86401.5
     >>> parse_time("2022-11-29 00:09:04.38") == parse_time("2022-11-29T00:09:04.380Z")
     True
+    >>> parse_time("2026-11-20T09:59:59.999999999Z") < parse_time("2026-11-20T10:00:00Z")
+    True
     """
     head = text[:19]
     base = _SECOND_CACHE.get(head)
@@ -35,7 +40,8 @@ def parse_time(text: str) -> float:
     if not rest or rest == "Z":
         return float(base)
     if rest[0] == "." and rest[-1] == "Z" and rest[1:-1].isdigit():  # the apiserver's form
-        return base + int(rest[1:-1]) / float(10 ** (len(rest) - 2))
+        digits = rest[1:-1][:6]
+        return base + int(digits) / float(10 ** len(digits))
     frac = 0.0
     i = 0
     if rest[0] == ".":
@@ -45,6 +51,7 @@ def parse_time(text: str) -> float:
         digits = rest[1:i]
         if not digits:
             raise ValueError(f"bad fraction in timestamp {text!r}")
+        digits = digits[:6]
         frac = int(digits) / 10 ** len(digits)
     zone = rest[i:]
     offset = 0
