@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import pytest
 from audit_samples import corpus, event, line, lines
@@ -140,6 +141,105 @@ def test_gke_entry() -> None:
         }
     }
     assert parse_record(other).ignored == 1
+
+
+def _gke(**over: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "insertId": "e1",
+        "operation": {"id": "op-1", "producer": "k8s.io", "first": True},
+        "protoPayload": {
+            "authenticationInfo": {"principalEmail": "alice@example.com"},
+            "authorizationInfo": [{"granted": True, "permission": "io.k8s.core.v1.pods.watch"}],
+            "methodName": "io.k8s.core.v1.pods.watch",
+            "resourceName": "core/v1/namespaces/ns1/pods",
+            "serviceName": "k8s.io",
+            "status": {"code": 0},
+        },
+        "timestamp": "2026-11-20T10:00:00.000001Z",
+    }
+    p = entry["protoPayload"]
+    for key, value in over.items():
+        if key in ("insertId", "operation", "timestamp"):
+            entry[key] = value
+        else:
+            p[key] = value
+    return entry
+
+
+def test_gke_long_operation_logged_first_and_last_counts_once(tmp_path) -> None:
+    from audit_samples import read_logs
+
+    first = _gke()
+    last = _gke(
+        insertId="e2", operation={"id": "op-1", "last": True}, timestamp="2026-11-20T10:05:00Z"
+    )
+    other = _gke(insertId="e3", resourceName="core/v1/namespaces/ns2/pods")  # same op id
+    p = tmp_path / "gke.jsonl"
+    p.write_text("".join(json.dumps(e) + "\n" for e in (first, last, other)))
+    u = read_logs([str(p)])
+    assert u.requests == 2
+    assert sorted((k.access.namespace, s.count) for k, s in u.entries.items()) == [
+        ("ns1", 1),
+        ("ns2", 1),
+    ]
+
+
+def test_gke_create_is_attributed_as_its_url_was() -> None:
+    ns = _gke(
+        methodName="io.k8s.core.v1.namespaces.create", resourceName="core/v1/namespaces/newns"
+    )
+    assert one(ns)[0].access == Access("create", "", "namespaces", "", "", "")
+    pod = _gke(
+        methodName="io.k8s.core.v1.pods.create", resourceName="core/v1/namespaces/ns1/pods/p"
+    )
+    assert one(pod)[0].access == Access("create", "", "pods", "", "ns1", "")
+
+
+def test_gke_unauthenticated_entry_without_principal_is_counted_as_such(tmp_path) -> None:
+    from audit_samples import read_logs
+
+    entry = _gke(authenticationInfo={}, authorizationInfo=[], status={"code": 16})
+    ev, _ = one(entry)
+    assert ev.code == 401 and ev.identity.user == ""
+    p = tmp_path / "gke.jsonl"
+    p.write_text(json.dumps(entry) + "\n" + json.dumps(_gke(insertId="e9", operation={})) + "\n")
+    u = read_logs([str(p)])
+    assert (u.requests, u.unauthenticated) == (2, 1)
+
+
+@pytest.mark.parametrize("granted", ["false", 0, None])
+def test_gke_granted_must_be_a_boolean(granted: object) -> None:
+    entry = _gke(authorizationInfo=[{"granted": granted, "permission": "x"}])
+    with pytest.raises(Malformed, match="granted must be true or false"):
+        parse_record(entry)
+
+
+def test_eks_batches_of_other_control_plane_logs_are_ignored() -> None:
+    batch = {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/eks/c1/cluster",
+        "logStream": "authenticator-0123",
+        "logEvents": [
+            {"id": "1", "timestamp": 1, "message": "time=... level=info msg=access granted"}
+        ],
+    }
+    parsed = parse_record(batch)
+    assert parsed.events == [] and parsed.ignored == 1
+    audit = dict(batch, logStream="kube-apiserver-audit-0123")
+    with pytest.raises(Malformed, match="not JSON"):
+        parse_record(audit)
+
+
+@pytest.mark.parametrize("ms", [10**30, 10**17, -(10**20), 1e300])
+def test_eks_log_event_times_out_of_range_are_malformed(ms: float) -> None:
+    native = dict(event(), requestReceivedTimestamp=None, stageTimestamp=None)
+    batch = {
+        "messageType": "DATA_MESSAGE",
+        "logStream": "kube-apiserver-audit-1",
+        "logEvents": [{"id": "1", "timestamp": ms, "message": json.dumps(native)}],
+    }
+    with pytest.raises(Malformed, match="is not milliseconds since 1970"):
+        parse_record(batch)
 
 
 def test_gke_non_resource_and_status_codes() -> None:

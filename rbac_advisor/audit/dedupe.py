@@ -40,11 +40,14 @@ def request_key(ev: Event) -> Key | None:
 
     The authenticated user, not the impersonated one: the RequestReceived event is
     written before the impersonation filter runs and never names the impersonated user.
+    A record with neither URI nor stage (GKE logs a request as one entry, or a long one
+    as a first and a last under one operation id) is told apart by its attributes.
     """
     if not ev.audit_id:
         return None
     user = ev.impersonator.user if ev.impersonator is not None else ev.identity.user
-    return (ev.audit_id, user, ev.access.verb, ev.uri, ev.received)
+    target = ev.uri if ev.uri or ev.stage else ev.access.display()
+    return (ev.audit_id, user, ev.access.verb, target, ev.received)
 
 
 def rank(stage: str) -> int:

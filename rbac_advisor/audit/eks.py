@@ -16,6 +16,9 @@ import orjson
 from rbac_advisor.audit.normalise import Malformed
 from rbac_advisor.audit.timestamps import parse_time
 
+# Milliseconds at 10000-01-01: later times cannot be written as RFC 3339.
+_MS_MAX = 253_402_300_800_000
+
 
 def is_cloudwatch(d: Mapping[str, Any]) -> bool:
     """True for a CloudWatch Logs subscription message."""
@@ -36,6 +39,16 @@ def log_events(d: Mapping[str, Any]) -> list[Any]:
     return items
 
 
+def other_stream(d: Mapping[str, Any]) -> bool:
+    """True for a batch of another EKS control-plane log (apiserver, authenticator...).
+
+    EKS writes audit events to the streams ``kube-apiserver-audit-<hash>`` of the
+    cluster's log group; the others hold plain-text logs, no API requests.
+    """
+    stream = d.get("logStream")
+    return isinstance(stream, str) and not stream.startswith("kube-apiserver-audit")
+
+
 def message(item: Any, i: int) -> tuple[dict[str, Any], float]:
     """The event in log event ``i`` of a batch with the log event's own time (0 when absent).
 
@@ -53,7 +66,11 @@ def message(item: Any, i: int) -> tuple[dict[str, Any], float]:
     if not isinstance(ev, dict):
         raise Malformed(f"logEvents[{i}].message is not a JSON object")
     ms = item.get("timestamp")
-    return ev, ms / 1000.0 if isinstance(ms, int | float) and not isinstance(ms, bool) else 0.0
+    if not isinstance(ms, int | float) or isinstance(ms, bool):
+        return ev, 0.0
+    if not 0 <= ms < _MS_MAX:
+        raise Malformed(f"logEvents[{i}].timestamp {ms!r} is not milliseconds since 1970")
+    return ev, ms / 1000.0
 
 
 def is_panther(d: Mapping[str, Any]) -> bool:

@@ -28,6 +28,7 @@ _VERSION = re.compile(r"^v\d+((alpha|beta)\d+)?$")
 _HTTP_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
 # gRPC status codes GKE writes, as the HTTP codes the apiserver answered.
 _GRPC_TO_HTTP = {0: 200, 3: 400, 5: 404, 6: 409, 7: 403, 8: 429, 10: 409, 13: 500, 16: 401}
+_UNAUTHENTICATED = 16
 
 
 def is_gke(d: Mapping[str, Any]) -> bool:
@@ -73,6 +74,10 @@ def _request(method: str, resource_name: str, perm_resource: str) -> Access:
     if len(parts) >= 3 and _VERSION.match(parts[1]):
         group = "" if parts[0] == "core" else parts[0]
         info = parts_info(group, parts[2:])
+        if info is not None and info.name and not info.subresource and verb == "create":
+            # resourceName names the created object (from the body); the URL had no name,
+            # and for a namespace no namespace either.
+            info = parts_info(group, parts[2:-1])
         if info is not None:
             return resource_access(
                 verb, "", info.api_group, info.resource, info.subresource, info.namespace, info.name
@@ -102,7 +107,13 @@ def from_dict(d: Mapping[str, Any]) -> Event:
     p = d["protoPayload"]
     authn = p.get("authenticationInfo") or {}
     user = authn.get("principalEmail") if isinstance(authn, dict) else None
-    if not isinstance(user, str) or not user:
+    status = p.get("status")
+    grpc = status.get("code", 0) if isinstance(status, dict) else None
+    if grpc is not None and (not isinstance(grpc, int) or isinstance(grpc, bool)):
+        raise Malformed("protoPayload.status.code must be an integer")
+    if user is None and grpc == _UNAUTHENTICATED:
+        user = ""  # no principal: the request was never authenticated
+    elif not isinstance(user, str) or not user:
         raise Malformed("GKE entry has no protoPayload.authenticationInfo.principalEmail")
     infos = p.get("authorizationInfo") or d.get("authorizationInfo") or []
     if not isinstance(infos, list):
@@ -115,13 +126,12 @@ def from_dict(d: Mapping[str, Any]) -> Event:
     request = _request(str(p["methodName"]), resource_name, perm_resource)
     labels = _dict(d.get("labels"))
     decision = labels.get("authorization.k8s.io/decision")
-    status = p.get("status")
-    grpc = status.get("code", 0) if isinstance(status, dict) else None
-    if grpc is not None and not isinstance(grpc, int):
-        raise Malformed("protoPayload.status.code must be an integer")
     code = _GRPC_TO_HTTP.get(grpc or 0, 500) if status is not None else 0
-    if decision is None and infos and any("granted" in i for i in infos):
-        decision = "allow" if all(i.get("granted") for i in infos) else "forbid"
+    granted = [i["granted"] for i in infos if "granted" in i]
+    if any(not isinstance(g, bool) for g in granted):
+        raise Malformed("protoPayload.authorizationInfo[].granted must be true or false")
+    if decision is None and granted:
+        decision = "allow" if all(granted) else "forbid"
     if decision is None and code == 0 and infos:
         code = 200  # an entry with authorizationInfo but no status was served
     meta = _dict(p.get("requestMetadata"))
@@ -135,8 +145,10 @@ def from_dict(d: Mapping[str, Any]) -> Event:
         raise Malformed(str(err)) from None
     op = _dict(d.get("operation"))
     reason = labels.get("authorization.k8s.io/reason")
+    # A long operation (a watch, an exec) is logged twice, first and last, under one
+    # operation id: that is the request's id; insertId names the log entry.
     return make_event(
-        audit_id=str(d.get("insertId") or op.get("id") or ""),
+        audit_id=str(op.get("id") or d.get("insertId") or ""),
         stage="",
         uri="",
         verb=request.verb,

@@ -108,6 +108,9 @@ def parse_record(obj: Any, out: Parsed | None = None, *, skip_malformed: bool = 
         log_events = eks.log_events(obj)
         if not log_events:
             out.ignored += 1
+        elif eks.other_stream(obj):
+            out.ignored += len(log_events)  # another control-plane log: no API requests
+            return out
         for i, item in enumerate(log_events):
             try:
                 msg, ms = eks.message(item, i)

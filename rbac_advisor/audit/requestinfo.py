@@ -57,7 +57,10 @@ def resource_info(path: str) -> PathInfo | None:
 
 
 def parts_info(group: str, rest: list[str]) -> PathInfo | None:
-    """Parse the path segments after ``<group>/<version>``, as NewRequestInfo does."""
+    """Parse the path segments after ``<group>/<version>``, as NewRequestInfo does.
+
+    The segments are decoded already (:func:`split_uri`), as Go's ``URL.Path`` is.
+    """
     special = ""
     if rest and rest[0] in _SPECIAL_VERBS and len(rest) > 1:
         special, rest = rest[0], rest[1:]
@@ -71,7 +74,7 @@ def parts_info(group: str, rest: list[str]) -> PathInfo | None:
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else ""
     sub = rest[2] if len(rest) > 2 else ""
-    return PathInfo(unquote(group), unquote(namespace), resource, unquote(name), sub, special)
+    return PathInfo(group, namespace, resource, name, sub, special)
 
 
 def field_selector_name(query: str) -> str:
