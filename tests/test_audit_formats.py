@@ -207,6 +207,14 @@ def test_gke_unauthenticated_entry_without_principal_is_counted_as_such(tmp_path
     assert (u.requests, u.unauthenticated) == (2, 1)
 
 
+@pytest.mark.parametrize(
+    "meta", [{"callerSuppliedUserAgent": 123}, {"callerIp": ["1.2.3.4"]}, {"callerIP": {"a": 1}}]
+)
+def test_gke_request_metadata_must_be_strings(meta: dict[str, Any]) -> None:
+    with pytest.raises(Malformed, match="requestMetadata.caller.* must be a string"):
+        parse_record(_gke(requestMetadata=meta))
+
+
 @pytest.mark.parametrize("granted", ["false", 0, None])
 def test_gke_granted_must_be_a_boolean(granted: object) -> None:
     entry = _gke(authorizationInfo=[{"granted": granted, "permission": "x"}])

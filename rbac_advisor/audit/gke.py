@@ -136,6 +136,10 @@ def from_dict(d: Mapping[str, Any]) -> Event:
         code = 200  # an entry with authorizationInfo but no status was served
     meta = _dict(p.get("requestMetadata"))
     ip = meta.get("callerIp") or meta.get("callerIP") or ""
+    agent = meta.get("callerSuppliedUserAgent") or ""
+    for field, value in (("callerIp", ip), ("callerSuppliedUserAgent", agent)):
+        if not isinstance(value, str):
+            raise Malformed(f"protoPayload.requestMetadata.{field} must be a string")
     stamp = d.get("timestamp") or p.get("timestamp") or ""
     if not isinstance(stamp, str):
         raise Malformed(f"timestamp must be a string, got {type(stamp).__name__}")
@@ -161,6 +165,6 @@ def from_dict(d: Mapping[str, Any]) -> Event:
         time=when,
         decision=decision if isinstance(decision, str) else None,
         reason=reason if isinstance(reason, str) else None,
-        user_agent=str(meta.get("callerSuppliedUserAgent") or ""),
-        source_ip=str(ip),
+        user_agent=agent,
+        source_ip=ip,
     )
