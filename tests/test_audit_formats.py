@@ -215,6 +215,21 @@ def test_gke_request_metadata_must_be_strings(meta: dict[str, Any]) -> None:
         parse_record(_gke(requestMetadata=meta))
 
 
+def test_gke_names_what_an_entry_lacks() -> None:
+    full = parse_record(
+        _gke(requestMetadata={"callerIp": "1.2.3.4", "callerSuppliedUserAgent": "kubectl/v1"})
+    )
+    assert full.missing == {"impersonatedUser", "requestURI", "stage", "user.groups"}
+    bare = _gke(authorizationInfo=[], timestamp=None, insertId=None, operation={})
+    assert parse_record(bare).missing - full.missing == {
+        "userAgent",
+        "sourceIPs",
+        "requestReceivedTimestamp",
+        "auditID",
+        "annotations.authorization.k8s.io/decision",
+    }
+
+
 @pytest.mark.parametrize("granted", ["false", 0, None])
 def test_gke_granted_must_be_a_boolean(granted: object) -> None:
     entry = _gke(authorizationInfo=[{"granted": granted, "permission": "x"}])

@@ -98,6 +98,33 @@ def _request(method: str, resource_name: str, perm_resource: str) -> Access:
     )
 
 
+def missing_fields(d: Mapping[str, Any]) -> tuple[str, ...]:
+    """What one Kubernetes LogEntry lacks, in the native event's field names.
+
+    :data:`MISSING` always; the rest when this entry has no user agent, caller address,
+    time, request id or decision.
+    """
+    p = d["protoPayload"]
+    meta = _dict(p.get("requestMetadata"))
+    labels = _dict(d.get("labels"))
+    infos = p.get("authorizationInfo") or d.get("authorizationInfo") or []
+    decided = "authorization.k8s.io/decision" in labels or any(
+        isinstance(i, dict) and "granted" in i for i in infos if isinstance(infos, list)
+    )
+    unauthenticated = _dict(p.get("status")).get("code") == _UNAUTHENTICATED
+    out = list(MISSING)
+    for field, present in (
+        ("userAgent", meta.get("callerSuppliedUserAgent")),
+        ("sourceIPs", meta.get("callerIp") or meta.get("callerIP")),
+        ("requestReceivedTimestamp", d.get("timestamp") or p.get("timestamp")),
+        ("auditID", _dict(d.get("operation")).get("id") or d.get("insertId")),
+        ("annotations.authorization.k8s.io/decision", decided or unauthenticated),
+    ):
+        if not present:
+            out.append(field)
+    return tuple(out)
+
+
 def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 

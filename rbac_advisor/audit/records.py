@@ -132,7 +132,7 @@ def parse_record(obj: Any, out: Parsed | None = None, *, skip_malformed: bool = 
         ev = gke.from_dict(obj)
         out.formats.add("gke")
         out.events.append(ev)
-        out.missing.update(gke.MISSING)
+        out.missing.update(gke.missing_fields(obj))
         return out
     if isinstance(obj.get("records"), list) and obj["records"]:
         for i, rec in enumerate(obj["records"]):
