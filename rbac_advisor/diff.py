@@ -25,6 +25,7 @@ from rbac_advisor.rbac import (
     Subject,
 )
 from rbac_advisor.risk import classify
+from rbac_advisor.usage import earliest
 
 # Verbs an audit log can show for resources; anything else (bind, escalate, approve,
 # sign, use, custom verbs) is never observed and so never judged unused.
@@ -309,7 +310,7 @@ def _add_use(
         tuple(sorted(set(prev.rule_indexes) | set(rule_indexes))),
         prev.names_required and names_required,
         prev.count + o.count,
-        min(prev.first, o.first),
+        earliest(prev.first, o.first),
         max(prev.last, o.last),
         prev.days | o.days,
         prev.by_reason or by_reason,

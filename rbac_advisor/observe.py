@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from rbac_advisor.diff import Observation
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access, BindingKey, Identity
-from rbac_advisor.usage import Usage
+from rbac_advisor.usage import Usage, earliest
 
 
 def observations(usage: Usage) -> list[Observation]:
@@ -37,7 +37,7 @@ def observations(usage: Usage) -> list[Observation]:
                 key.access,
                 key.decision,
                 prev.count + st.count,
-                min(prev.first, st.first),
+                earliest(prev.first, st.first),
                 max(prev.last, st.last),
                 prev.days | frozenset(st.days),
                 via,

@@ -78,9 +78,18 @@ _KEY_SETTERS: tuple[Any, ...] = tuple(
 )
 
 
+def earliest(a: float, b: float) -> float:
+    """The earlier of two times, where 0 is a time the record did not give."""
+    return min(a, b) if a and b else a or b
+
+
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """How often and when: epoch seconds, and days since the epoch (UTC) of each use."""
+    """How often and when: epoch seconds, and days since the epoch (UTC) of each use.
+
+    A request whose record gives no time adds to ``count`` only: ``first``/``last`` are 0
+    when no record of the use gave one, and it adds no day.
+    """
 
     count: int
     first: float
@@ -91,7 +100,7 @@ class Stats:
         """Combine the statistics of two disjoint sets of requests."""
         return Stats(
             self.count + other.count,
-            min(self.first, other.first),
+            earliest(self.first, other.first),
             max(self.last, other.last),
             self.days | other.days,
         )

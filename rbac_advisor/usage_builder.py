@@ -120,7 +120,7 @@ class UsageBuilder:
             return
         ident = ev.identity
         day = int(t // DAY)
-        once = (1, t, t, (day,))  # one use at t
+        once = (1, t, t, (day,) if t else ())  # one use at t (no day when the time is unknown)
         entry = self._uses.add
         if ev.impersonator is None and ev.impersonation:
             for check in ev.impersonation:  # refused impersonation: no request authorized

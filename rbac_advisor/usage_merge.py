@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, Identity, RoleKey, Subject
-from rbac_advisor.usage import Stats, UsageKey, access_order, identity_order, via_order
+from rbac_advisor.usage import Stats, UsageKey, access_order, earliest, identity_order, via_order
 
 Fields = tuple[Any, ...]
 _CHUNK = 1 << 16
@@ -155,7 +155,7 @@ def _fold(
             taken = set(once.values())
             rest = [(g, h) for g, h in zip(gs, hs, strict=True) if g not in taken]
         h, g = list(once), list(once.values())
-        for col, op in ((counts, add), (firsts, min), (lasts, max)):
+        for col, op in ((counts, add), (firsts, earliest), (lasts, max)):
             get = col.__getitem__
             deque(map(col.__setitem__, h, map(op, map(get, h), map(get, g))), maxlen=0)
         union = list(map(or_, map(days.__getitem__, h), map(days.__getitem__, g)))

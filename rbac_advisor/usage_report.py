@@ -15,7 +15,7 @@ import orjson
 
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access
-from rbac_advisor.usage import SourceInfo, Stats, Usage, UsageKey
+from rbac_advisor.usage import SourceInfo, Stats, Usage, UsageKey, earliest
 
 REPORT_FORMAT = "rbac-advisor/usage-report"
 REPORT_VERSION = 1
@@ -90,7 +90,7 @@ def summarize(usage: Usage) -> list[SubjectSummary]:
         acc = s.accesses.setdefault((k.access, k.decision.value, via), _Acc())
         acc.stats = st if acc.stats is None else acc.stats.merge(st)
         acc.tools.add(k.tool or "unknown")
-        s.first = st.first if s.first is None else min(s.first, st.first)
+        s.first = st.first if s.first is None else earliest(s.first, st.first)
         s.last = st.last if s.last is None else max(s.last, st.last)
         s.days |= st.days
         if is_impersonation_check(k) and k.decision is not Decision.FORBID:

@@ -91,7 +91,8 @@ class UseTable:
             self._days.append(self._day_sets.setdefault(fs, fs))
             return
         self._counts[row] += count
-        if first < self._firsts[row]:
+        seen = self._firsts[row]
+        if first and (first < seen or not seen):  # 0: the record gave no time
             self._firsts[row] = first
         if last > self._lasts[row]:
             self._lasts[row] = last

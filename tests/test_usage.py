@@ -115,3 +115,24 @@ def test_pickle_round_trip() -> None:
 
     u = usage.build(evs(at(1), at(2)))
     assert pickle.loads(pickle.dumps(u)) == u
+
+
+def test_a_record_without_time_counts_but_moves_no_time_and_no_day(tmp_path) -> None:
+    from audit_samples import line, read_logs
+
+    dated = at(3)
+    undated = {
+        k: v for k, v in at(4, 1).items() if k not in ("requestReceivedTimestamp", "stageTimestamp")
+    }
+    for order in ((dated, undated), (undated, dated)):
+        u = usage.build(evs(*order))
+        [(_k, s)] = u.entries.items()
+        assert s.count == 2 and s.days == frozenset({s.first // usage.DAY})
+        assert s.first == s.last == parse_time("2026-11-03T10:00:00Z")
+        assert u.start == u.end == s.first
+    alone = usage.build(evs(undated))
+    [(_k, s)] = alone.entries.items()
+    assert (s.count, s.first, s.last, s.days) == (1, 0.0, 0.0, frozenset())
+    p = tmp_path / "a.log"
+    p.write_bytes(b"".join(line(d) + b"\n" for d in (undated, dated)))
+    assert read_logs([str(p)]).entries == usage.build(evs(undated, dated)).entries

@@ -29,7 +29,7 @@ from rbac_advisor.rbac import (
 from rbac_advisor.render import report_model as vm
 from rbac_advisor.risk import CLASSES
 from rbac_advisor.tighten import Change
-from rbac_advisor.usage import DAY, Usage, cap_ips
+from rbac_advisor.usage import DAY, Usage, cap_ips, earliest
 
 VERB_ORDER = (
     "get",
@@ -406,7 +406,7 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
             continue
         d = users[key.identity.user]
         d["requests"] += st.count
-        d["first"] = st.first if d["first"] is None else min(d["first"], st.first)
+        d["first"] = st.first if d["first"] is None else earliest(d["first"], st.first)
         d["last"] = st.last if d["last"] is None else max(d["last"], st.last)
         d["ops"][f"{key.access.verb} {key.access.target}"] += st.count
         if key.decision == Decision.FORBID:
