@@ -597,3 +597,56 @@ def test_nanosecond_times_do_not_round_across_a_window_boundary(tmp_path) -> Non
     assert (u.requests, u.filtered) == (1, 1)
     [stats] = u.entries.values()
     assert stats.last == parse_time("2026-11-20T10:59:59.999999Z")
+
+
+def _envelope(*events: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/eks/c1/cluster",
+        "logStream": "kube-apiserver-audit-1",
+        "logEvents": [
+            {"id": str(i), "timestamp": 1763632800000, "message": json.dumps(e)}
+            for i, e in enumerate(events)
+        ],
+    }
+
+
+def test_firehose_envelopes_written_back_to_back_are_each_read(tmp_path) -> None:
+    """Firehose delivers CloudWatch batches to S3 as gzip members of JSON with no newline."""
+    import gzip
+
+    from audit_samples import read_logs
+
+    batches = [
+        _envelope(event(audit_id="1", stage="RequestReceived"), event(audit_id="2")),
+        _envelope(event(audit_id="1"), event(audit_id="3", user="bob")),
+        _envelope(event(audit_id="4", user="bob")),
+    ]
+    p = tmp_path / "firehose.gz"
+    p.write_bytes(b"".join(gzip.compress(json.dumps(b).encode()) for b in batches))
+    u = read_logs([str(p)])
+    assert u.requests == 4
+    [src] = u.sources
+    assert src.format == "eks-cloudwatch" and src.lines == 1
+    native = tmp_path / "native.log"
+    native.write_bytes(line(event(audit_id="1")) + b"  " + line(event(audit_id="2")) + b"\n")
+    assert read_logs([str(native)]).requests == 2
+
+
+def test_a_bad_document_among_back_to_back_ones_is_named(tmp_path) -> None:
+    from audit_samples import read_logs
+
+    p = tmp_path / "firehose.json"
+    good = json.dumps(_envelope(event(audit_id="1")))
+    p.write_text(good + '{"messageType": "DATA_MESSAGE", "logEvents": 3}' + good + "[1]")
+    with pytest.raises(AuditParseError, match="document 2: CloudWatch logEvents must be a list"):
+        read_logs([str(p)])
+    p.write_text(good + '{"a": NaN}')
+    with pytest.raises(AuditParseError, match="invalid JSON in document 2"):
+        read_logs([str(p)])
+    p.write_text(good + "[1]")
+    with pytest.raises(AuditParseError, match="document 2 of several back to back is not a JSON"):
+        read_logs([str(p)])
+    p.write_text(good + '{"messageType": "DATA_MESSAGE", "logEvents": 3}' + good)
+    u = read_logs([str(p)], skip_malformed=True)
+    assert (u.requests, u.skipped) == (1, 1)

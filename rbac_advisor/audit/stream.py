@@ -9,6 +9,7 @@ unparsed; otherwise it is parsed in full and yielded late. Every request reaches
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -42,12 +43,57 @@ class SourceStats:
     first_error: str = ""
 
 
-def _general(text: bytes, skip_malformed: bool) -> Parsed:
+def parse_text(text: bytes, skip_malformed: bool) -> Parsed:
+    """One text that is not an apiserver-written line, read whatever its shape.
+
+    Raises:
+        Malformed: not JSON, or not an audit record of a known shape.
+    """
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as err:
+        if str(err).startswith("unexpected content after document"):
+            return _back_to_back(text, skip_malformed, err)
         raise Malformed(f"invalid JSON ({err})") from None
     return parse_record(obj, skip_malformed=skip_malformed)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _back_to_back(text: bytes, skip: bool, first: orjson.JSONDecodeError) -> Parsed:
+    """JSON objects written one after the other without a newline, each a record.
+
+    Kinesis Data Firehose delivers CloudWatch Logs batches (EKS audit exports) to S3 so.
+    Every value must be an object; a bad one is skipped and counted with ``skip``.
+    """
+    try:
+        s = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Malformed(f"invalid JSON ({first})") from None
+    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    out = Parsed()
+    at, n, k = 0, len(s), 0
+    while at < n:
+        k += 1
+        try:
+            obj, at = decoder.raw_decode(s, at)
+        except (json.JSONDecodeError, ValueError) as err:
+            raise Malformed(
+                f"invalid JSON in document {k} of several back to back ({err})"
+            ) from None
+        if not isinstance(obj, dict):
+            raise Malformed(f"document {k} of several back to back is not a JSON object")
+        try:
+            parse_record(obj, out, skip_malformed=skip)
+        except Malformed as err:
+            if not skip:
+                raise Malformed(f"document {k}: {err}") from None
+            out.skipped.append(f"document {k}: {err}")
+        while at < n and s[at] in " \t\r\n":
+            at += 1
+    return out
 
 
 Sink = Callable[[native.NativeStruct, str, int], "Key | None"]
@@ -105,7 +151,7 @@ def parse_blocks(
 
     def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
         try:
-            parsed = _general(text, skip_malformed)
+            parsed = parse_text(text, skip_malformed)
         except Malformed as err:
             reason = str(err)
             if not skip_malformed:

@@ -39,7 +39,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import msgspec
-import orjson
 
 from rbac_advisor import logfiles
 from rbac_advisor.audit import (
@@ -50,11 +49,11 @@ from rbac_advisor.audit import (
     native,
     normalise,
     parse_blocks,
-    parse_record,
     request_key,
 )
 from rbac_advisor.audit.dedupe import rank
 from rbac_advisor.audit.redact import redact_uri
+from rbac_advisor.audit.stream import parse_text
 from rbac_advisor.audit.timestamps import format_time, parse_time
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, WorkerLost
@@ -417,8 +416,8 @@ def _seed(
                 try:
                     # Good items of a batch with a bad one count (the bad one is reported
                     # by the share that holds it, or skipped there).
-                    events = parse_record(orjson.loads(text), skip_malformed=True).events
-                except (orjson.JSONDecodeError, Malformed):
+                    events = parse_text(text, True).events
+                except Malformed:
                     continue  # the share that holds it reports it
                 for ev in events:
                     latest = max(latest, ev.time)
