@@ -22,7 +22,8 @@ import types
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, cast
+from pathlib import Path
+from typing import BinaryIO, TypeVar, cast
 
 from rbac_advisor.audit import SourceStats
 from rbac_advisor.errors import AuditParseError, InputError
@@ -128,7 +129,6 @@ def expand(paths: Sequence[str]) -> list[str]:
             is given more than once (it can be read only once).
     """
     out: list[str] = []
-    seen: set[str] = set()
     for p in paths:
         if p == STDIN:
             if STDIN in out:
@@ -144,11 +144,22 @@ def expand(paths: Sequence[str]) -> list[str]:
             files_in = [p]
         else:
             raise InputError(f"{p}: no such file or directory")
-        for f in files_in:
-            real = os.path.realpath(f)
-            if real not in seen:
-                seen.add(real)
-                out.append(f)
+        out.extend(files_in)
+    return distinct(out)
+
+
+P = TypeVar("P", str, Path)
+
+
+def distinct(paths: Iterable[P]) -> list[P]:
+    """``paths`` in order, each file once (by its resolved path; ``-`` stays as given)."""
+    out: list[P] = []
+    seen: set[str] = set()
+    for p in paths:
+        real = str(p) if str(p) == STDIN else os.path.realpath(p)
+        if real not in seen:
+            seen.add(real)
+            out.append(p)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from rbac_advisor import logfiles
 from rbac_advisor.cli.errors import handle_errors, warning
 from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.cli.ingest import load_usage, parse_window
@@ -118,7 +118,7 @@ def usage(
             progress=True,
             workers=jobs,
         )
-    for p in _once(load or []):
+    for p in logfiles.distinct(load or []):
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as err:
@@ -143,17 +143,6 @@ def usage(
         sys.stdout.flush()
     else:
         typer.echo(usage_report.to_table(result), nl=False)
-
-
-def _once(paths: list[Path]) -> list[Path]:
-    """``paths`` without repeats of one file (a model merged with itself counts twice)."""
-    out, seen = [], set()
-    for p in paths:
-        key = os.path.realpath(p)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
 
 
 def register(app: typer.Typer) -> None:
