@@ -190,26 +190,18 @@ def test_hostile_names_do_not_execute(chromium: Chromium, tmp_path: Path, payloa
     assert payload in chromium.evaluate("document.body.innerText")
 
 
-def test_large_report_renders_fast(chromium: Chromium, tmp_path: Path) -> None:
+def test_large_report_loads_and_filters(chromium: Chromium, tmp_path: Path) -> None:
+    """A 20,000-binding report loads offline and filters; its speed is measured by
+    ``bench/bench_report_browser.py``, not here."""
     path = tmp_path / "large.html"
     html = render(large_view(), GENERATED_AT)
     path.write_text(html, encoding="utf-8")
-    size = path.stat().st_size
-    assert size < 10_000_000
-    # best of three loads: the machine may be busy with other work
-    times = []
-    for _ in range(3):
-        chromium.navigate(path.as_uri())
-        times.append(chromium.evaluate(PAINTED) / 1000.0)
-    print(f"large report: {size} bytes, painted after {min(times):.2f}s (loads: {times})")
-    assert min(times) < 3.0
+    assert path.stat().st_size < 10_000_000
+    chromium.navigate(path.as_uri())
+    assert chromium.evaluate(PAINTED) > 0
     assert chromium.errors() == []
     assert chromium.requests() == [path.as_uri()]
-    start = time.monotonic()
     chromium.type_text("#q", "secrets-read team-007")
-    shown = wait_for(chromium, "document.getElementById('qn').textContent")
-    elapsed = time.monotonic() - start
-    print(f"filter on 22,000 items: {shown} in {elapsed:.2f}s")
+    wait_for(chromium, "document.getElementById('qn').textContent")
     hits = visible(chromium, ".ch > details")
     assert hits and all("team-007" in h and "secrets-read" in h for h in hits)
-    assert elapsed < 3.0
