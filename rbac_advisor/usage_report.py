@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from rbac_advisor.audit.useragent import name_of
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access
 from rbac_advisor.usage import SourceInfo, Stats, Usage, UsageKey, earliest
@@ -263,7 +264,10 @@ def to_table(usage: Usage) -> str:
         )
     ]
     for s in summarize(usage):
-        tools = ",".join(t for t, _ in sorted(s.tools.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+        by_name: Counter[str] = Counter()
+        for label, n in s.tools.items():
+            by_name[name_of(label)] += n  # versions are in --json
+        tools = ",".join(t for t, _ in sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
         rows.append(
             (
                 s.kind,
@@ -331,7 +335,7 @@ def read_twice(sources: Sequence[SourceInfo]) -> list[str]:
             others = sorted(set(paths) - {paths[0]})
             also = f" (also as {', '.join(others)})" if others else ""
             out.append(
-                f"{paths[0]} was counted {len(paths)} times{also}: each model built from "
-                "it counts its requests"
+                f"{paths[0]} was read for {len(paths)} models{also}: their requests are "
+                "counted once per model, unless --since/--until kept the models apart"
             )
     return out

@@ -184,6 +184,21 @@ def test_gke_long_operation_logged_first_and_last_counts_once(tmp_path) -> None:
     ]
 
 
+def test_gke_entries_of_short_requests_are_each_a_request(tmp_path) -> None:
+    """Without first/last an entry is a whole request, whatever operation id it shares."""
+    from audit_samples import read_logs
+
+    get = {"methodName": "io.k8s.core.v1.pods.get", "resourceName": "core/v1/namespaces/ns1/pods/p"}
+    a = _gke(insertId="a", operation={"id": "same"}, **get)
+    b = _gke(insertId="b", operation={"id": "same"}, timestamp="2026-11-21T10:00:00Z", **get)
+    p = tmp_path / "gke.jsonl"
+    p.write_text(json.dumps(a) + "\n" + json.dumps(b) + "\n")
+    u = read_logs([str(p)])
+    assert u.requests == 2
+    [stats] = u.entries.values()
+    assert stats.count == 2 and len(stats.days) == 2
+
+
 def test_gke_create_is_attributed_as_its_url_was() -> None:
     ns = _gke(
         methodName="io.k8s.core.v1.namespaces.create", resourceName="core/v1/namespaces/newns"
@@ -638,15 +653,28 @@ def test_a_bad_document_among_back_to_back_ones_is_named(tmp_path) -> None:
 
     p = tmp_path / "firehose.json"
     good = json.dumps(_envelope(event(audit_id="1")))
-    p.write_text(good + '{"messageType": "DATA_MESSAGE", "logEvents": 3}' + good + "[1]")
-    with pytest.raises(AuditParseError, match="document 2: CloudWatch logEvents must be a list"):
+    other = json.dumps(_envelope(event(audit_id="2")))
+    bad = '{"messageType": "DATA_MESSAGE", "logEvents": 3}'
+    p.write_text(good + bad + good + "[1]")
+    with pytest.raises(
+        AuditParseError, match="document 2 of several back to back: CloudWatch logEvents"
+    ):
         read_logs([str(p)])
     p.write_text(good + '{"a": NaN}')
     with pytest.raises(AuditParseError, match="invalid JSON in document 2"):
         read_logs([str(p)])
     p.write_text(good + "[1]")
-    with pytest.raises(AuditParseError, match="document 2 of several back to back is not a JSON"):
+    with pytest.raises(AuditParseError, match="document 2 of several back to back: not a JSON"):
         read_logs([str(p)])
-    p.write_text(good + '{"messageType": "DATA_MESSAGE", "logEvents": 3}' + good)
-    u = read_logs([str(p)], skip_malformed=True)
-    assert (u.requests, u.skipped) == (1, 1)
+    # Skipping: what was read before a bad document counts, and what follows it when its
+    # end is known.
+    for text, requests in (
+        (good + bad + other, 2),
+        (good + "[1,2]" + other, 2),
+        (good + other + "}", 2),
+        (good + other + " NaN", 2),
+        (good + '{"kind":"Event", "broken' + other, 1),
+    ):
+        p.write_text(text)
+        u = read_logs([str(p)], skip_malformed=True)
+        assert (u.requests, u.skipped) == (requests, 1), text

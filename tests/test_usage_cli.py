@@ -344,10 +344,11 @@ def test_a_model_loaded_twice_counts_once_and_a_log_counted_twice_is_named(tmp_p
     r = runner.invoke(app, ["usage", "--json", "--load", str(m1), "--load", str(m2)])
     assert json.loads(r.stdout)["requests"] == 6  # what the models hold, merged
     assert r.stderr == (
-        f"warning: {p} was counted 2 times: each model built from it counts its requests\n"
+        f"warning: {p} was read for 2 models: their requests are counted once per model, "
+        "unless --since/--until kept the models apart\n"
     )
     r = runner.invoke(app, ["usage", "--json", p, "--load", str(m1)])
-    assert f"warning: {p} was counted 2 times" in r.stderr
+    assert f"warning: {p} was read for 2 models" in r.stderr
 
 
 def test_analyze_names_a_log_given_both_as_audit_and_inside_a_saved_model(tmp_path) -> None:
@@ -358,7 +359,7 @@ def test_analyze_names_a_log_given_both_as_audit_and_inside_a_saved_model(tmp_pa
     once = runner.invoke(
         app, ["analyze", "--audit", audit, "--rbac", rbac, "-o", str(tmp_path / "a")]
     )
-    assert once.exit_code == 0 and "counted 2 times" not in once.stderr
+    assert once.exit_code == 0 and "was read for 2 models" not in once.stderr
     twice = runner.invoke(
         app,
         [
@@ -374,4 +375,50 @@ def test_analyze_names_a_log_given_both_as_audit_and_inside_a_saved_model(tmp_pa
         ],
     )
     assert twice.exit_code == 0, twice.output
-    assert f"warning: {audit} was counted 2 times: each model built from it" in twice.stderr
+    assert f"warning: {audit} was read for 2 models: their requests are counted" in twice.stderr
+
+
+def test_analyze_shows_no_date_for_requests_whose_records_gave_none(tmp_path) -> None:
+    demo = Path(__file__).parent.parent / "fixtures" / "demo"
+    undated = {
+        k: v
+        for k, v in event(user="system:serviceaccount:ci:deployer").items()
+        if k not in ("requestReceivedTimestamp", "stageTimestamp")
+    }
+    p = write(tmp_path / "a.log", undated, event(audit_id="2", user="alice"))
+    out = tmp_path / "review"
+    r = runner.invoke(
+        app, ["analyze", "--audit", p, "--rbac", str(demo / "rbac.yaml"), "-o", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    for name in ("findings.json", "report.html"):
+        assert "1970-01-01" not in (out / name).read_text()
+    uses = [
+        u
+        for b in json.loads((out / "findings.json").read_text())["bindings"]
+        for u in b.get("uses", [])
+        if u["identity"]["user"] == "system:serviceaccount:ci:deployer"
+    ]
+    assert uses and all(u["firstSeen"] is None and u["lastSeen"] is None for u in uses)
+
+
+def test_save_to_stdout_is_refused(tmp_path, monkeypatch) -> None:
+    p = write(tmp_path / "a.log", event())
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["usage", p, "--save", "-"])
+    assert r.exit_code == 2 and "--save needs a file" in r.output
+    assert not (tmp_path / "-").exists()
+
+
+def test_the_table_names_tools_and_the_json_their_versions(tmp_path) -> None:
+    p = write(
+        tmp_path / "a.log",
+        event(audit_id="1"),
+        event(audit_id="2", ua="kubectl/v1.35.0 (linux/amd64) kubernetes/abc"),
+        event(audit_id="3", ua="Helm/3.15.2"),
+    )
+    r = runner.invoke(app, ["usage", p])
+    [row] = [x for x in r.stdout.splitlines() if x.startswith("User")]
+    assert "kubectl,helm" in row and "v1." not in row
+    [subject] = json.loads(runner.invoke(app, ["usage", "--json", p]).stdout)["subjects"]
+    assert subject["tools"] == {"kubectl/v1.36.3": 1, "kubectl/v1.35.0": 1, "helm/3.15.2": 1}

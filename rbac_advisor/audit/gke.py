@@ -177,9 +177,13 @@ def from_dict(d: Mapping[str, Any]) -> Event:
     op = _dict(d.get("operation"))
     reason = labels.get("authorization.k8s.io/reason")
     # A long operation (a watch, an exec) is logged twice, first and last, under one
-    # operation id: that is the request's id; insertId names the log entry.
+    # operation id: that id is its request's. Any other entry is a request of its own
+    # (insertId names the entry; an operation id may be reused).
+    long_op = bool(op.get("first") or op.get("last"))
     return make_event(
-        audit_id=str(op.get("id") or d.get("insertId") or ""),
+        audit_id=str(
+            (op.get("id") if long_op else None) or d.get("insertId") or op.get("id") or ""
+        ),
         stage="",
         uri="",
         verb=request.verb,

@@ -66,7 +66,8 @@ def _back_to_back(text: bytes, skip: bool, first: orjson.JSONDecodeError) -> Par
     """JSON objects written one after the other without a newline, each a record.
 
     Kinesis Data Firehose delivers CloudWatch Logs batches (EKS audit exports) to S3 so.
-    Every value must be an object; a bad one is skipped and counted with ``skip``.
+    Every value must be an object. With ``skip`` a bad one is skipped and counted (and
+    past invalid JSON, the rest of the text with it); the others still count.
     """
     try:
         s = text.decode("utf-8")
@@ -80,17 +81,20 @@ def _back_to_back(text: bytes, skip: bool, first: orjson.JSONDecodeError) -> Par
         try:
             obj, at = decoder.raw_decode(s, at)
         except (json.JSONDecodeError, ValueError) as err:
-            raise Malformed(
-                f"invalid JSON in document {k} of several back to back ({err})"
-            ) from None
-        if not isinstance(obj, dict):
-            raise Malformed(f"document {k} of several back to back is not a JSON object")
+            reason = f"invalid JSON in document {k} of several back to back ({err})"
+            if not skip:
+                raise Malformed(reason) from None
+            # Where the next document starts is unknown: the rest of the text goes with it.
+            out.skipped.append(f"{reason}; the rest of the line is skipped with it")
+            return out
         try:
+            if not isinstance(obj, dict):
+                raise Malformed("not a JSON object")
             parse_record(obj, out, skip_malformed=skip)
         except Malformed as err:
             if not skip:
-                raise Malformed(f"document {k}: {err}") from None
-            out.skipped.append(f"document {k}: {err}")
+                raise Malformed(f"document {k} of several back to back: {err}") from None
+            out.skipped.append(f"document {k} of several back to back: {err}")
         while at < n and s[at] in " \t\r\n":
             at += 1
     return out

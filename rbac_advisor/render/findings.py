@@ -15,7 +15,7 @@ SCHEMA_VERSION = 1
 
 
 def _ts(t: float | None) -> str | None:
-    if t is None:
+    if not t:  # None, or 0: no record of it gave a time
         return None
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -60,7 +60,7 @@ MAX_DENIED = 5  # per binding and subject in the HTML; findings.json has them al
 
 
 def _ts(t: float | None) -> str:
-    if t is None:
+    if not t:  # None, or 0: no record of it gave a time
         return ""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -422,7 +422,8 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
     ips: dict[str, set[str]] = defaultdict(set)
     for (user, tool, day), n in usage.activity.items():
         if name_of(tool) == "kubectl":
-            days[day] += n
+            if day:  # day 0: requests whose records gave no time
+                days[day] += n
             clients[user].add(tool)
     for (user, tool), seen in usage.client_ips.items():
         if name_of(tool) == "kubectl":

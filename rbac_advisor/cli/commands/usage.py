@@ -103,6 +103,8 @@ def usage(
             f"{'/'.join(filters)} cannot be combined with --load: the filters apply to audit "
             "logs only, and a saved model keeps the filters it was built with"
         )
+    if save is not None and str(save) == "-":
+        raise typer.BadParameter("--save needs a file: the model is not written to stdout")
     t0, t1 = parse_window(since, until, time.time())
     inputs = input_files(audit=paths or [])
     if save is not None:
