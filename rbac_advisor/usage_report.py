@@ -23,8 +23,8 @@ REPORT_VERSION = 1
 
 
 def iso(t: float | None) -> str | None:
-    """Epoch seconds as RFC 3339 UTC (None stays None)."""
-    if t is None or not t:
+    """Epoch seconds as RFC 3339 UTC; None for None and for 0 (no record gave a time)."""
+    if not t:
         return None
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -179,11 +179,10 @@ def from_dict(d: Mapping[str, Any]) -> Event:
     # A long operation (a watch, an exec) is logged twice, first and last, under one
     # operation id: that id is its request's. Any other entry is a request of its own
     # (insertId names the entry; an operation id may be reused).
-    long_op = bool(op.get("first") or op.get("last"))
+    long_op = op.get("first") or op.get("last")
+    request_id = (long_op and op.get("id")) or d.get("insertId") or op.get("id") or ""
     return make_event(
-        audit_id=str(
-            (op.get("id") if long_op else None) or d.get("insertId") or op.get("id") or ""
-        ),
+        audit_id=str(request_id),
         stage="",
         uri="",
         verb=request.verb,

@@ -111,6 +111,106 @@ def _run(files: list[str], start: int, workers: int) -> tuple[int, bool, list[in
     return end, sum(sizes) >= parallel.MIN_SIZE, sizes
 
 
+class _Reader:
+    """The inputs read in order into one builder, with each file's statistics and digest.
+
+    Runs of large JSON-lines files go to worker processes; everything else is read here.
+    """
+
+    def __init__(
+        self,
+        files: list[str],
+        sizes: list[int],
+        builder: UsageBuilder,
+        fast: RawAggregator,
+        stats: dict[str, SourceStats],
+        options: BuildOptions,
+        skip_malformed: bool,
+        meter: Progress,
+    ) -> None:
+        """Keep what every file is read with."""
+        self.files, self.sizes, self.builder, self.fast = files, sizes, builder, fast
+        self.stats, self.options, self.skip, self.meter = stats, options, skip_malformed, meter
+        self.digests: dict[str, str] = {}
+
+    def read_all(self, workers: int) -> dict[str, str]:
+        """Read every file; return their sha256 digests.
+
+        Raises:
+            AuditParseError: a malformed record (unless skipping), with how to go on.
+        """
+        # The model holds millions of small objects and creates no reference cycles;
+        # generational GC passes over them would cost more than the parsing itself.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        files, index = self.files, 0
+        try:
+            while index < len(files):
+                end, split, texts = _run(files, index, workers)
+                if not (split and self._shared(index, end, workers, texts)):
+                    # Alone, or a damaged gzip file: one reader reports the damage where
+                    # it starts.
+                    for i in range(index, end):
+                        self._one(i)
+                index = end
+        except AuditParseError as err:
+            if self.skip or not err.line:
+                raise
+            # Say how to go on: the record's file and line stay first on the line.
+            hint = "; --skip-malformed skips such records and counts them"
+            raise AuditParseError(err.path, err.line, err.reason + hint) from None
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        self.fast.flush()
+        self.builder.flush()
+        normalise.forget()  # the uses hold what they need; the model is built anew
+        return self.digests
+
+    def _shared(self, index: int, end: int, workers: int, texts: list[int]) -> bool:
+        """Read files ``[index, end)`` with worker processes; False when a gzip is damaged."""
+        from rbac_advisor.cli import parallel
+
+        run = self.files[index:end]
+        for path in run:
+            self.stats[path] = SourceStats(path)
+        name = os.path.basename(run[0]) if len(run) == 1 else f"{len(run)} files"
+        self.meter.file(sum(self.sizes[index:end]), name if len(self.files) > 1 else "")
+        got = parallel.read_files(
+            self.builder,
+            list(enumerate(run, index)),
+            self.stats,
+            self.options,
+            self.skip,
+            workers,
+            self.meter,
+            followed=end < len(self.files),
+            sizes=texts,
+        )
+        if got is None:
+            return False
+        self.digests.update(got)
+        return True
+
+    def _one(self, i: int) -> None:
+        """Read file ``i`` in this process."""
+        path = self.files[i]
+        st = self.stats[path] = SourceStats(path)
+        self.meter.file(self.sizes[i], os.path.basename(path) if len(self.files) > 1 else "")
+        src = logfiles.Source(path)
+        blocks = self.meter.count(
+            logfiles.read_blocks(src, st, skip_malformed=self.skip),
+            functools.partial(getattr, src, "consumed"),
+        )
+        add = self.builder.add
+        self.fast.source = i
+        for ev in parse_blocks(
+            blocks, skip_malformed=self.skip, stats=self.stats, sink=self.fast.sink
+        ):
+            add(ev, i)
+        self.digests[path] = src.sha256
+
+
 def load_usage(
     paths: list[str],
     *,
@@ -131,8 +231,6 @@ def load_usage(
         InputError: missing paths, unreadable files, bad records (``AuditParseError``,
             unless ``skip_malformed``), or no audit event at all.
     """
-    from rbac_advisor.cli import parallel
-
     now = time.time()
     t0 = parse_when(since, now, "--since") if isinstance(since, str) else since
     t1 = parse_when(until, now, "--until") if isinstance(until, str) else until
@@ -141,70 +239,12 @@ def load_usage(
     builder = UsageBuilder(options)
     fast = RawAggregator(builder, options)
     stats: dict[str, SourceStats] = {}
-    digests: dict[str, str] = {}
     sizes = [logfiles.size_of(p) for p in files]
     meter = Progress(progress, 0 if logfiles.STDIN in files else sum(sizes))
     try:
-        # The model holds millions of small objects and creates no reference cycles;
-        # generational GC passes over them would cost more than the parsing itself.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
         n_workers = workers if workers is not None else default_workers()
-        try:
-            index = 0
-            while index < len(files):
-                end, split, texts = _run(files, index, n_workers)
-                if split:
-                    run = files[index:end]
-                    for path in run:
-                        stats[path] = SourceStats(path)
-                    name = os.path.basename(run[0]) if len(run) == 1 else f"{len(run)} files"
-                    meter.file(sum(sizes[index:end]), name if len(files) > 1 else "")
-                    got = parallel.read_files(
-                        builder,
-                        list(enumerate(run, index)),
-                        stats,
-                        options,
-                        skip_malformed,
-                        n_workers,
-                        meter,
-                        followed=end < len(files),
-                        sizes=texts,
-                    )
-                    if got is not None:
-                        digests.update(got)
-                        index = end
-                        continue
-                    # A damaged gzip file: one reader reports the damage where it starts.
-                for i in range(index, end):
-                    path = files[i]
-                    st = stats[path] = SourceStats(path)
-                    meter.file(sizes[i], os.path.basename(path) if len(files) > 1 else "")
-                    src = logfiles.Source(path)
-                    blocks = meter.count(
-                        logfiles.read_blocks(src, st, skip_malformed=skip_malformed),
-                        functools.partial(getattr, src, "consumed"),
-                    )
-                    add = builder.add
-                    fast.source = i
-                    for ev in parse_blocks(
-                        blocks, skip_malformed=skip_malformed, stats=stats, sink=fast.sink
-                    ):
-                        add(ev, i)
-                    digests[path] = src.sha256
-                index = end
-            fast.flush()
-            builder.flush()
-            normalise.forget()  # the uses hold what they need; the model is built anew
-        except AuditParseError as err:
-            if skip_malformed or not err.line:
-                raise
-            # Say how to go on: the record's file and line stay first on the line.
-            hint = "; --skip-malformed skips such records and counts them"
-            raise AuditParseError(err.path, err.line, err.reason + hint) from None
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        reader = _Reader(files, sizes, builder, fast, stats, options, skip_malformed, meter)
+        digests = reader.read_all(n_workers)
         if not any(st.events for st in stats.values()):
             where = files[0] if len(files) == 1 else f"{len(files)} inputs"
             first = next((st.first_error for st in stats.values() if st.first_error), "")

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from rbac_advisor.analysis import Result
 from rbac_advisor.diff import BindingFinding, Use
 from rbac_advisor.manifests import rule_to_manifest, to_manifest
 from rbac_advisor.rbac import Access, Identity, PolicyRule, Subject
+from rbac_advisor.usage_report import iso
 
 SCHEMA_VERSION = 1
-
-
-def _ts(t: float | None) -> str | None:
-    if not t:  # None, or 0: no record of it gave a time
-        return None
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def access_dict(a: Access) -> dict[str, Any]:
@@ -56,8 +50,8 @@ def _use(u: Use) -> dict[str, Any]:
         "access": access_dict(u.access),
         "subject": subject_dict(u.subject),
         "count": u.count,
-        "firstSeen": _ts(u.first),
-        "lastSeen": _ts(u.last),
+        "firstSeen": iso(u.first),
+        "lastSeen": iso(u.last),
         "daysActive": len(u.days),
         "attributedBy": "reason" if u.by_reason else "evaluation",
         "tools": sorted(u.tools),
@@ -82,7 +76,7 @@ def _binding(f: BindingFinding, change: dict[str, Any]) -> dict[str, Any]:
             "rule": rr.index,
             "permission": _rule(a.atom),
             "count": a.count,
-            "lastSeen": _ts(a.last),
+            "lastSeen": iso(a.last),
             "covered": list(a.covered),
         }
         for rr in f.rules
@@ -101,7 +95,7 @@ def _binding(f: BindingFinding, change: dict[str, Any]) -> dict[str, Any]:
             {
                 **subject_dict(s.subject),
                 "requests": s.requests,
-                "lastSeen": _ts(s.last),
+                "lastSeen": iso(s.last),
                 "users": list(s.users),
             }
             for s in f.subjects
@@ -155,7 +149,7 @@ def render(result: Result, meta: dict[str, Any]) -> str:
                 "identity": identity_dict(d.identity),
                 "access": access_dict(d.access),
                 "count": d.count,
-                "lastSeen": _ts(d.last),
+                "lastSeen": iso(d.last),
             }
             for d in f.denied
         ],
