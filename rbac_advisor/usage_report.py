@@ -258,6 +258,7 @@ def to_table(usage: Usage) -> str:
             "REQUESTS",
             "ALLOWED",
             "DENIED",
+            "UNKNOWN",
             "PERMS",
             "TOOLS",
             "LAST SEEN",
@@ -276,13 +277,14 @@ def to_table(usage: Usage) -> str:
                 str(s.requests),
                 str(s.allowed),
                 str(s.denied),
+                str(s.unknown),
                 str(len({k[0] for k in s.accesses})),
                 _cell(tools or "-", 30),
                 iso(s.last) or "-",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    numeric = {3, 4, 5, 6}
+    numeric = {3, 4, 5, 6, 7}
     lines = []
     for r in rows:
         cells = [

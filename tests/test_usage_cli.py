@@ -422,3 +422,16 @@ def test_the_table_names_tools_and_the_json_their_versions(tmp_path) -> None:
     assert "kubectl,helm" in row and "v1." not in row
     [subject] = json.loads(runner.invoke(app, ["usage", "--json", p]).stdout)["subjects"]
     assert subject["tools"] == {"kubectl/v1.36.3": 1, "kubectl/v1.35.0": 1, "helm/3.15.2": 1}
+
+
+def test_table_columns_add_up_to_the_requests(tmp_path) -> None:
+    p = write(
+        tmp_path / "a.log",
+        event(audit_id="1"),
+        event(audit_id="2", decision="forbid", code=403),
+        event(audit_id="3", stage="RequestReceived"),  # never finished: decision unknown
+    )
+    r = runner.invoke(app, ["usage", p])
+    head, row = [x.split() for x in r.stdout.splitlines()[2:4]]
+    assert head[3:7] == ["REQUESTS", "ALLOWED", "DENIED", "UNKNOWN"]
+    assert row[0] == "User" and row[3:7] == ["3", "1", "1", "1"]
