@@ -435,3 +435,16 @@ def test_table_columns_add_up_to_the_requests(tmp_path) -> None:
     head, row = [x.split() for x in r.stdout.splitlines()[2:4]]
     assert head[3:7] == ["REQUESTS", "ALLOWED", "DENIED", "UNKNOWN"]
     assert row[0] == "User" and row[3:7] == ["3", "1", "1", "1"]
+
+
+def test_a_stray_file_in_a_log_directory_is_named_as_such(tmp_path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    write(d / "audit.log", event())
+    (d / "NOTES").write_text("rotate weekly\n")
+    r = runner.invoke(app, ["usage", str(d)])
+    assert r.exit_code == 3 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(f"error: {d / 'NOTES'}:1: invalid JSON")
+    assert f"is it an audit log? It was found in {d}: name the log files" in r.stderr
+    r = runner.invoke(app, ["usage", str(d / "NOTES")])  # named: the usual hint
+    assert r.exit_code == 3 and "is it an audit log" not in r.stderr

@@ -132,6 +132,7 @@ class _Reader:
         self.files, self.sizes, self.builder, self.fast = files, sizes, builder, fast
         self.stats, self.options, self.skip, self.meter = stats, options, skip_malformed, meter
         self.digests: dict[str, str] = {}
+        self.named: set[str] = set()  # files given by name, not found in a directory
 
     def read_all(self, workers: int) -> dict[str, str]:
         """Read every file; return their sha256 digests.
@@ -158,6 +159,12 @@ class _Reader:
                 raise
             # Say how to go on: the record's file and line stay first on the line.
             hint = "; --skip-malformed skips such records and counts them"
+            if err.line == 1 and err.path not in self.named:
+                where = os.path.dirname(err.path) or "."
+                hint = (
+                    f"; is it an audit log? It was found in {where}: name the log files to "
+                    "read, or --skip-malformed skips such records and counts them"
+                )
             raise AuditParseError(err.path, err.line, err.reason + hint) from None
         finally:
             if gc_was_enabled:
@@ -244,6 +251,7 @@ def load_usage(
     try:
         n_workers = workers if workers is not None else default_workers()
         reader = _Reader(files, sizes, builder, fast, stats, options, skip_malformed, meter)
+        reader.named.update(paths)
         digests = reader.read_all(n_workers)
         if not any(st.events for st in stats.values()):
             where = files[0] if len(files) == 1 else f"{len(files)} inputs"
