@@ -130,6 +130,36 @@ def test_authorizer_attributes(
     assert parse_record(e).events[0].access == expected
 
 
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        ("fieldSelector=metadata.name%3Dx", "x"),
+        ("fieldSelector=metadata.name%3D%3Dx", "x"),
+        ("fieldSelector=metadata.name!%3Dx", ""),
+        # terms are sorted before the first metadata.name term is taken
+        ("fieldSelector=metadata.name%3Db,metadata.name%3Da", "a"),
+        # one term the parser cannot read fails the selector: the request is a plain list
+        ("fieldSelector=metadata.name%3Dx,bad", ""),
+        ("fieldSelector=metadata.name%3Da%5Cb", ""),
+        ("fieldSelector=metadata.name%3Da%3Db", ""),
+        # escaped commas and equal signs belong to the value
+        ("fieldSelector=metadata.name%3Da%5C%2Cb", "a,b"),
+        ("fieldSelector=metadata.name%3Da%5C%3Db", "a=b"),
+        # no spaces are trimmed: "metadata.name " is another field
+        ("fieldSelector=metadata.name+%3Dx", ""),
+        # Go's query parser drops a pair with a semicolon or a bad escape
+        ("fieldSelector=metadata.name%3Dx;y", ""),
+        ("fieldSelector=metadata.name%3Dx%zz", ""),
+        ("fieldSelector=metadata.name%3Dx%zz&fieldSelector=metadata.name%3Dy", "y"),
+        ("limit=1&fieldSelector=metadata.name%3Dx", "x"),
+    ],
+)
+def test_field_selector_name_as_the_apiserver_parses_it(query: str, name: str) -> None:
+    uri = f"/api/v1/namespaces/ns/pods?{query}"
+    got = ev(verb="list", uri=uri, ref={"resource": "pods", "namespace": "ns"})
+    assert got.access == Access("list", "", "pods", "", "ns", name)
+
+
 def test_resource_request_without_objectref_is_derived_from_the_uri() -> None:
     e = event(uri="/api/v1/namespaces/ns/pods/p/log?follow=true")
     del e["objectRef"]

@@ -6,12 +6,14 @@ Mirrors k8s.io/apiserver pkg/endpoints/request/requestinfo.go: resource requests
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 # As namespaceSubresources in requestinfo.go: /namespaces/<ns>/<these> stay on the Namespace.
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 _SPECIAL_VERBS = frozenset({"proxy", "watch"})
+_BAD_ESCAPE = re.compile("%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,34 +80,106 @@ def parts_info(group: str, rest: list[str]) -> PathInfo | None:
 
 
 def field_selector_name(query: str) -> str:
-    """The name a list/watch is narrowed to by ``fieldSelector=metadata.name=<n>``, else "".
+    r"""The name a list/watch is narrowed to by ``fieldSelector=metadata.name=<n>``, else "".
 
-    As the apiserver's RequestInfoFactory: the first ``fieldSelector`` parameter (the query
-    decodes into ListOptions, which keeps the first value), whose first AND term
-    ``metadata.name=<n>`` or ``metadata.name==<n>`` names the object
-    (``fields.Selector.RequiresExactMatch``) when ``<n>`` is a valid path segment.
+    As the apiserver's RequestInfoFactory: the first ``fieldSelector`` parameter of the
+    query as Go's ``url.ParseQuery`` reads it (ListOptions keeps the first value), parsed
+    as ``fields.ParseSelector`` does (terms split at unescaped commas and sorted; ``\,``,
+    ``\=`` and ``\\`` unescaped; one bad term fails the whole selector), then
+    ``RequiresExactMatch("metadata.name")``: the first ``=`` or ``==`` term on that field,
+    kept when its value is a valid path segment.
     """
     if "fieldSelector" not in query:
         return ""
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key != "fieldSelector":
-            continue
-        for term in value.split(","):
-            field, op, val = _split_term(term)
-            if field == "metadata.name" and op in ("=", "==") and val:
-                return val if _path_segment(val) else ""
-        return ""
+    selector = _first_query_value(query, "fieldSelector")
+    terms = _selector_terms(selector) if selector else None
+    for field, op, value in terms or ():
+        if field == "metadata.name" and op != "!=":
+            return value if _path_segment(value) else ""
     return ""
+
+
+def _first_query_value(query: str, key: str) -> str | None:
+    """The first value of ``key`` as Go's ``url.ParseQuery`` reads the query.
+
+    Pairs are split at ``&``; a pair holding ``;`` or a bad percent escape is dropped;
+    ``+`` is a space.
+    """
+    for pair in query.split("&"):
+        if not pair or ";" in pair:
+            continue
+        k, _, v = pair.partition("=")
+        if _query_unescape(k) != key:
+            continue
+        value = _query_unescape(v)
+        if value is not None:
+            return value
+    return None
+
+
+def _query_unescape(s: str) -> str | None:
+    """Go's ``url.QueryUnescape``: None for a ``%`` not followed by two hex digits."""
+    s = s.replace("+", " ")
+    if "%" not in s:
+        return s
+    if _BAD_ESCAPE.search(s):
+        return None
+    return unquote_to_bytes(s).decode("utf-8", "surrogateescape")
+
+
+def _selector_terms(selector: str) -> list[tuple[str, str, str]] | None:
+    """``fields.ParseSelector``'s (field, operator, value) terms in its order; None if it fails."""
+    terms: list[str] = []
+    start, escaped = 0, False
+    for i, c in enumerate(selector):
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == ",":
+            terms.append(selector[start:i])
+            start = i + 1
+    terms.append(selector[start:])
+    out: list[tuple[str, str, str]] = []
+    for term in sorted(terms):
+        if not term:
+            continue
+        split = _split_term(term)
+        value = _unescape_value(split[2]) if split else None
+        if split is None or value is None:
+            return None
+        out.append((split[0], split[1], value))
+    return out
+
+
+def _split_term(term: str) -> tuple[str, str, str] | None:
+    """``fields.splitTerm``: at the first position where ``!=``, ``==`` or ``=`` starts."""
+    for i in range(len(term)):
+        for op in ("!=", "==", "="):
+            if term.startswith(op, i):
+                return term[:i], op, term[i + len(op) :]
+    return None
+
+
+def _unescape_value(s: str) -> str | None:
+    """``fields.UnescapeValue``: None for an unknown escape or a bare ``,`` or ``=``."""
+    out: list[str] = []
+    escaped = False
+    for c in s:
+        if escaped:
+            if c not in "\\,=":
+                return None
+            out.append(c)
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c in ",=":
+            return None
+        else:
+            out.append(c)
+    return None if escaped else "".join(out)
 
 
 def _path_segment(name: str) -> bool:
     """``path.IsValidPathSegmentName``: not ``.`` or ``..``, no ``/`` or ``%``."""
     return name not in (".", "..") and "/" not in name and "%" not in name
-
-
-def _split_term(term: str) -> tuple[str, str, str]:
-    for op in ("!=", "==", "="):
-        field, sep, val = term.partition(op)
-        if sep:
-            return field.strip(), op, val.strip()
-    return term, "", ""
