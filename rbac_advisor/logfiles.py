@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
 
 STDIN = "-"
 BLOCK = 1 << 20
+_SAME_START = 4096  # text compared at the start of each file (see same_start)
 Block = tuple[str, int, list[bytes]]
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, written by some Windows editors and tools
@@ -297,6 +298,30 @@ def head_text(path: str, n: int = 4096) -> bytes:
         except INFLATE_ERRORS:
             return b""
     return data.removeprefix(BOM)[:n]
+
+
+def same_start(paths: Sequence[str]) -> tuple[str, str] | None:
+    """Two regular files whose text begins with the same record, if any.
+
+    The same log given twice (a copy, or a file next to its own .gz left by ``gunzip -k``)
+    would count its requests twice beyond the deduplication window, and differently with
+    another number of reading processes. Records hold their audit ID and times, so two
+    logs do not begin alike unless they overlap.
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    seen: dict[bytes, str] = {}
+    for path in paths:
+        if path == STDIN or not stat.S_ISREG(os.stat(path).st_mode):
+            continue
+        first = head_text(path, _SAME_START).split(b"\n", 1)[0].strip()
+        if len(first) < 64:
+            continue  # a pretty-printed document's "{", or no record at all
+        other = seen.setdefault(first, path)
+        if other is not path:
+            return other, path
+    return None
 
 
 def inflated_size(path: str, sample: int = 1 << 18) -> int:

@@ -6,11 +6,15 @@ Parsing of raw Kubernetes objects into these values lives in ``manifests.py``.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_PREFIX = "system:serviceaccount:"
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")  # use fullmatch
+_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL)
 BOOTSTRAP_LABEL = ("kubernetes.io/bootstrapping", "rbac-defaults")
 # User-facing default roles; protected even when a dump lost their bootstrap label.
 DEFAULT_ROLE_NAMES = frozenset({"cluster-admin", "admin", "edit", "view"})
@@ -284,12 +288,22 @@ class Identity:
 
     @property
     def service_account(self) -> tuple[str, str] | None:
-        """(namespace, name) when the user is a service account."""
+        """(namespace, name) when the user is a service account.
+
+        As ``serviceaccount.SplitUsername``: the namespace must be a DNS-1123 label and the
+        name a DNS-1123 subdomain; any other ``system:serviceaccount:`` name is a plain user
+        (impersonating it is checked on ``users``, and a binding names it as a User).
+        """
         if not self.user.startswith(SA_PREFIX):
             return None
-        rest = self.user[len(SA_PREFIX) :]
-        ns, sep, name = rest.partition(":")
-        if not sep or not ns or not name or ":" in name:
+        ns, sep, name = self.user[len(SA_PREFIX) :].partition(":")
+        if (
+            not sep
+            or len(ns) > 63
+            or not _DNS1123_LABEL_RE.fullmatch(ns)
+            or len(name) > 253
+            or not DNS1123_SUBDOMAIN.fullmatch(name)
+        ):
             return None
         return ns, name
 

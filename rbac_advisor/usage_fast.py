@@ -11,6 +11,7 @@ paths give exactly the same model (``tests/test_usage_fast.py`` checks this).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +35,9 @@ from rbac_advisor.usage import DAY, IPS_MAX, SESSION_SUBRESOURCES, BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
 
 _FINAL = frozenset({"ResponseComplete", "Panic"})
+# The apiserver's own time form (UTC, microseconds), whose text sorts like the time.
+GO_STAMP = re.compile(r"\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z", re.ASCII)
 _DECISIONS = {"allow": Decision.ALLOW, "forbid": Decision.FORBID}
-_LIST = frozenset({"list", "watch"})
 # Raw combinations held before they are normalised into the builder (memory bound; a
 # combination seen again later is merged there, at the cost of normalising it twice).
 RAW_MAX = 80_000
@@ -123,7 +125,7 @@ class RawAggregator:
         count_filtered = self.builder.count_filtered
         since, until, kubectl_only = options.since, options.until, options.kubectl_only
         window = since is not None or until is not None
-        final, lists, qualifies = _FINAL, _LIST, _qualifies
+        final, qualifies, go_stamp = _FINAL, _qualifies, GO_STAMP.fullmatch
         unnamed = native.RefStruct
         raw_max = RAW_MAX
         head: set[int] | None = None
@@ -159,9 +161,11 @@ class RawAggregator:
             aid = e.auditID
             ips = e.sourceIPs
             # Times stay strings: the apiserver's fixed-width RFC 3339 form sorts like the
-            # time it denotes; only first/last of each key are converted at the end.
+            # time it denotes; only first/last of each key are converted at the end. Any
+            # other form, or an impossible time of day, takes the Event path (which parses
+            # it or says why not); the date is checked below, once per day.
             stamp = e.requestReceivedTimestamp
-            if not aid or not ips or len(stamp) != 27 or stamp[26] != "Z" or stamp[19] != ".":
+            if not aid or not ips or not go_stamp(stamp):
                 return None
             verb = e.verb
             uri = e.requestURI
@@ -183,15 +187,13 @@ class RawAggregator:
                     # One combination for all objects created alike.
                     ref = unnamed(ref.resource, ref.namespace, "", ref.apiGroup, "")
                 rk = (cu, verb, uri, ref, ann, ua)
-            elif verb in lists and not ref.name and "fieldSelector" in uri:
-                rk = (cu, verb, uri, ref, ann, ua)
             else:
                 if (
-                    verb == "patch"
+                    (verb == "patch" or verb == "update")
                     and e.responseStatus is not None
                     and e.responseStatus.code == 201
                 ):
-                    return None  # created by apply: also authorized as create (Event path)
+                    return None  # created: also authorized as create (Event path)
                 rk = (cu, verb, "", ref, ann, ua)
             cur = raw.get(rk)
             if cur is None and (rk in refused or not qualifies(rk)):

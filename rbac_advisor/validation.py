@@ -7,16 +7,12 @@ which is stricter and is what generated rules should pass.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-from rbac_advisor.rbac import PolicyRule
+from rbac_advisor.rbac import DNS1123_SUBDOMAIN, PolicyRule
 
 # Verbs that never carry a name, so resourceNames cannot restrict them (PolicyRuleBuilder).
 NAMELESS_VERBS = ("list", "watch", "create", "deletecollection")
-
-_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
 
 
 class RuleError(ValueError):
@@ -105,7 +101,7 @@ def service_account_name_problem(name: str) -> str | None:
     """As ValidateServiceAccountName: a DNS-1123 subdomain of at most 253 characters."""
     if not name:
         return "name is required"
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         return f"invalid service account name {name!r}: must be a DNS-1123 subdomain"
     return None
 

@@ -302,7 +302,8 @@ def test_gke_non_resource_and_status_codes() -> None:
         ({"hello": "world"}, "not an audit event"),
         ([], "empty JSON array"),
         (42, "not an audit event"),
-        (dict(event(), verb=""), "no verb"),
+        ({k: v for k, v in event().items() if k != "verb"}, "no verb"),
+        (dict(event(), verb=5), "verb must be a string"),
         ({k: v for k, v in event().items() if k != "user"}, "no user"),
         (dict(event(), responseStatus={"code": "200"}), "code must be an integer"),
     ],
@@ -392,7 +393,7 @@ def test_corpus_eks_records_without_verb_are_the_skipped_ones() -> None:
         user = (d.get("user") or {}).get("username")
         target = (d.get("objectRef") or {}).get("resource") or d.get("requestURI")
         code = (d.get("responseStatus") or {}).get("code")
-        if not d.get("verb") or not target or (not user and code != 401):
+        if "verb" not in d or not target or (not user and code != 401):
             bad += 1
     stats: dict = {}
     list(
@@ -465,9 +466,9 @@ def test_cloudwatch_batch_skips_only_its_bad_log_events() -> None:
 
 
 def test_cloudwatch_bad_event_fields_name_the_log_event() -> None:
-    bad = dict(event(), verb="")
+    bad = dict(event(), verb=5)
     env = _cloudwatch(json.dumps(event()), json.dumps(event()), json.dumps(bad))
-    with pytest.raises(AuditParseError, match=r"^cw.json:2: logEvents\[2\]: .*no verb"):
+    with pytest.raises(AuditParseError, match=r"^cw.json:2: logEvents\[2\]: .*verb must be"):
         list(parse_lines([("cw.json", 2, line(env))]))
     stats: dict = {}
     evs = list(parse_lines([("cw.json", 2, line(env))], skip_malformed=True, stats=stats))
@@ -678,3 +679,31 @@ def test_a_bad_document_among_back_to_back_ones_is_named(tmp_path) -> None:
         p.write_text(text)
         u = read_logs([str(p)], skip_malformed=True)
         assert (u.requests, u.skipped) == (requests, 1), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-02-30T00:00:00Z",  # no such day
+        "2026-11-20T23:59:60Z",  # Go's time.Parse has no leap second
+        "2026-11-20T10:00:00+25:00",
+        "2026-11-20T10:00:00+01:60",
+        "2026-+1-20T10:00:00Z",  # int() would take the sign
+        "2026-11-20T10:00:00.\u0663Z",  # a digit of another script
+        "9999-12-31T23:30:00-02:00",  # year 10000 once in UTC
+    ],
+)
+def test_impossible_timestamps_are_refused(text: str) -> None:
+    from rbac_advisor.audit.timestamps import parse_time
+
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+def test_possible_edge_timestamps_are_read() -> None:
+    from rbac_advisor.audit.timestamps import format_time, parse_time
+
+    assert parse_time("2024-02-29T00:00:00Z") == 1709164800
+    last = parse_time("9999-12-31T23:59:59.999999Z")
+    assert last < 253402300800 and format_time(last).startswith("9999-12-31T23:59:59.9999")
+    assert parse_time("0001-01-01T00:00:00Z") == -62135596800

@@ -10,7 +10,15 @@ from rbac_advisor.audit.reason import parse_reason
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.useragent import parse as parse_ua
 from rbac_advisor.events import Decision
-from rbac_advisor.rbac import Access, BindingKey, BindingKind, RoleKey, RoleKind, Subject
+from rbac_advisor.rbac import (
+    Access,
+    BindingKey,
+    BindingKind,
+    Identity,
+    RoleKey,
+    RoleKind,
+    Subject,
+)
 
 
 def ev(**kw: object):
@@ -71,14 +79,37 @@ def ev(**kw: object):
         (
             "watch",
             "/api/v1/namespaces/ns/pods?fieldSelector=status.phase%3DRunning,metadata.name%3Dx",
-            {"resource": "pods", "namespace": "ns"},
+            None,
             Access("watch", "", "pods", "", "ns", "x"),
+        ),
+        # the apiserver writes objectRef.name from the authorizer's attributes: an objectRef
+        # without a name means the selector narrowed nothing (here: limit=abc fails the
+        # options, which the URI alone would not tell)
+        (
+            "list",
+            "/api/v1/namespaces/ns/configmaps?fieldSelector=metadata.name%3Dcm1&limit=abc",
+            {"resource": "configmaps", "namespace": "ns"},
+            Access("list", "", "configmaps", "", "ns", ""),
+        ),
+        # the deprecated /proxy/ path has no subresource (specialVerbsNoSubresources)
+        (
+            "proxy",
+            "/api/v1/proxy/namespaces/ns1/pods/p1/a/b",
+            None,
+            Access("proxy", "", "pods", "", "ns1", "p1"),
+        ),
+        # a verb from a /watch/ path never takes the selector's name (requestinfo.go)
+        (
+            "watch",
+            "/api/v1/watch/namespaces/ns/pods?fieldSelector=metadata.name%3Dp1",
+            None,
+            Access("watch", "", "pods", "", "ns", ""),
         ),
         # a name that is no valid path segment does not narrow the request
         (
             "list",
             "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Da%252Fb",
-            {"resource": "pods", "namespace": "ns"},
+            None,
             Access("list", "", "pods", "", "ns", ""),
         ),
         (
@@ -155,15 +186,28 @@ def test_authorizer_attributes(
     ],
 )
 def test_field_selector_name_as_the_apiserver_parses_it(query: str, name: str) -> None:
-    uri = f"/api/v1/namespaces/ns/pods?{query}"
-    got = ev(verb="list", uri=uri, ref={"resource": "pods", "namespace": "ns"})
-    assert got.access == Access("list", "", "pods", "", "ns", name)
+    # A log without objectRef (rewritten or exported): the name comes from the URI.
+    e = event(verb="list", uri=f"/api/v1/namespaces/ns/pods?{query}")
+    e.pop("objectRef")
+    assert parse_record(e).events[0].access == Access("list", "", "pods", "", "ns", name)
 
 
 def test_resource_request_without_objectref_is_derived_from_the_uri() -> None:
     e = event(uri="/api/v1/namespaces/ns/pods/p/log?follow=true")
     del e["objectRef"]
     assert parse_record(e).events[0].access == Access("get", "", "pods", "log", "ns", "p")
+
+
+def test_a_request_with_another_http_method_has_an_empty_verb() -> None:
+    # requestinfo.go maps OPTIONS, TRACE... on a resource path to verb "", which RBAC
+    # authorizes (only verbs ["*"] or [""] match it) and the audit log records as is.
+    ref = {"resource": "pods", "namespace": "default"}
+    allowed = ev(verb="", uri="/api/v1/namespaces/default/pods", ref=ref, code=405)
+    assert allowed.access == Access("", "", "pods", "", "default", "")
+    assert allowed.decision is Decision.ALLOW
+    scanner = ev(verb="", uri="/api/v1/namespaces/default/pods", ref=ref, user="", groups=[],
+                 code=401, decision=None)  # fmt: skip
+    assert scanner.code == 401 and scanner.identity.user == ""
 
 
 def test_impersonation_user_with_groups() -> None:
@@ -193,6 +237,25 @@ def test_impersonating_a_service_account_fills_its_groups() -> None:
     assert e.impersonation == (Access("impersonate", "", "serviceaccounts", "", "ns1", "sa1"),)
 
 
+@pytest.mark.parametrize(
+    "user",
+    [
+        "system:serviceaccount:Team:sa1",  # the namespace must be a DNS-1123 label
+        "system:serviceaccount:ns1:My_SA",  # the name a DNS-1123 subdomain
+        "system:serviceaccount:ns1:a:b",
+        "system:serviceaccount:ns1:sa1\n",
+        "system:serviceaccount:" + "n" * 64 + ":sa1",
+    ],
+)
+def test_an_invalid_service_account_name_is_impersonated_as_a_user(user: str) -> None:
+    # serviceaccount.SplitUsername refuses it: the impersonation filter checks users, and
+    # adds no service-account groups.
+    e = ev(user="admin", imp={"username": user})
+    assert Identity(user).service_account is None
+    assert e.identity.groups == ("system:authenticated",)
+    assert e.impersonation == (Access("impersonate", "", "users", "", "", user),)
+
+
 def test_impersonated_unauthenticated_group_suppresses_authenticated() -> None:
     e = ev(imp={"username": "x", "groups": ["system:unauthenticated"]})
     assert e.identity.groups == ("system:unauthenticated",)
@@ -204,7 +267,15 @@ def test_constrained_impersonation() -> None:
         authenticationMetadata={"impersonationConstraint": "impersonate:serviceaccount"},
     )
     assert e.impersonation == (
-        Access("impersonate:serviceaccount", "", "serviceaccounts", "", "ns1", "sa1"),
+        # constrained modes check the identity in authentication.k8s.io (mode.go)
+        Access(
+            "impersonate:serviceaccount",
+            "authentication.k8s.io",
+            "serviceaccounts",
+            "",
+            "ns1",
+            "sa1",
+        ),
         Access("impersonate-on:serviceaccount:get", "", "pods", "", "ns", "p"),
     )
 

@@ -44,6 +44,26 @@ def test_server_side_apply_that_creates_also_needs_create(tmp_path: Path, worker
     assert verbs == {("patch", "configmaps"): 2, ("create", "configmaps"): 1}
 
 
+LEASE_URI = "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/my-lock"
+LEASE = {
+    "resource": "leases",
+    "apiGroup": "coordination.k8s.io",
+    "namespace": "ns1",
+    "name": "my-lock",
+    "apiVersion": "v1",
+}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_update_that_creates_also_needs_create(tmp_path: Path, workers: int) -> None:
+    # A PUT to a missing object of a resource that allows create on update (leases) is
+    # authorized as create with the object's name too, and answered 201 (handlers/update.go).
+    created = event(audit_id="a", verb="update", uri=LEASE_URI, ref=LEASE, code=201)
+    renewed = event(audit_id="b", verb="update", uri=LEASE_URI, ref=LEASE, code=200)
+    verbs = _verbs(tmp_path, created, renewed, workers=workers)
+    assert verbs == {("update", "leases"): 2, ("create", "leases"): 1}
+
+
 def test_websocket_exec_also_needs_create(tmp_path: Path) -> None:
     ws = event(
         audit_id="a",

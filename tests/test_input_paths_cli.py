@@ -190,3 +190,26 @@ def test_a_byte_order_mark_on_stdin() -> None:
     r = runner.invoke(app, ["usage", "--json", "-"], input=BOM + jsonl(event()))
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["requests"] == 1
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_log_given_twice_is_refused_before_reading(tmp_path: Path, jobs: str) -> None:
+    # A log next to its own .gz (gunzip -k), or a copy: past the deduplication window its
+    # requests would count twice, and differently for another number of processes.
+    text = b"".join(line(event(audit_id=f"r{i}")) + b"\n" for i in range(50))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "audit.log").write_bytes(text)
+    (logs / "audit.log.gz").write_bytes(gzip.compress(text))
+    r = CliRunner().invoke(app, ["usage", str(logs), "--jobs", jobs])
+    assert r.exit_code == 3 and r.stdout == ""
+    assert r.stderr.strip() == (
+        # in reading order: a rotated set reads its .gz files before audit.log
+        f"error: {logs / 'audit.log.gz'} and {logs / 'audit.log'} begin with the same record: "
+        "one is a copy of the other, or they overlap (a log next to its own .gz?); "
+        "give only one of them"
+    )
+    other = tmp_path / "other.log"
+    other.write_bytes(text.split(b"\n", 1)[1])  # the same log without its first record
+    r = CliRunner().invoke(app, ["usage", str(logs / "audit.log"), str(other), "--jobs", jobs])
+    assert r.exit_code == 0, r.stderr

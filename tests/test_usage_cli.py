@@ -448,3 +448,91 @@ def test_a_stray_file_in_a_log_directory_is_named_as_such(tmp_path) -> None:
     assert f"is it an audit log? It was found in {d}: name the log files" in r.stderr
     r = runner.invoke(app, ["usage", str(d / "NOTES")])  # named: the usual hint
     assert r.exit_code == 3 and "is it an audit log" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-20T24:00:00.000000Z", "2026-11-20T10:00:00.00000xZ", "2026-02-30T10:00:00.000000Z"],
+)
+def test_an_impossible_time_in_an_apiserver_line_is_malformed(tmp_path, stamp: str) -> None:
+    p = write(
+        tmp_path / "a.log",
+        event(audit_id="1"),
+        event(audit_id="2", time=stamp),
+        event(audit_id="3"),
+    )
+    r = runner.invoke(app, ["usage", "--json", p])
+    assert r.exit_code == 3 and r.stdout == ""
+    err = r.stderr.strip()
+    assert err.startswith(f"error: {p}:2: ") and "\n" not in err
+    r = runner.invoke(app, ["usage", "--json", "--skip-malformed", p])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["requests"], doc["sources"][0]["skipped"]) == (2, 1)
+
+
+def test_other_rfc3339_forms_are_ordered_as_times_not_as_text(tmp_path) -> None:
+    # A space or a lowercase t is valid RFC 3339 but does not sort like the apiserver's form.
+    p = write(
+        tmp_path / "a.log",
+        event(audit_id="1", time="2026-11-20 23:00:00.000000Z"),
+        event(audit_id="2", time="2026-11-20T01:00:00.000000Z"),
+        event(audit_id="3", time="2026-11-20t12:00:00.000000Z"),
+    )
+    r = runner.invoke(app, ["usage", "--json", p])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    (access,) = doc["subjects"][0]["accesses"]
+    assert (access["firstSeen"], access["lastSeen"]) == (
+        "2026-11-20T01:00:00Z",
+        "2026-11-20T23:00:00Z",
+    )
+
+
+@pytest.mark.parametrize("target", ["/dev/stdin", "/proc/self/fd/0"])
+def test_save_never_replaces_a_log_read_from_stdin(tmp_path, target: str) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "a.log"
+    write(log, event())
+    before = log.read_bytes()
+    with log.open("rb") as stdin:
+        r = subprocess.run(
+            [sys.executable, "-m", "rbac_advisor", "usage", "-", "--save", target],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert r.returncode == 3, r.stderr
+    assert "will not overwrite: it is one of the inputs" in r.stderr
+    assert log.read_bytes() == before
+
+
+def test_a_compressed_model_a_full_disk_and_a_huge_duration_give_one_line(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    log = write(tmp_path / "a.log", event())
+    saved = tmp_path / "m.json"
+    assert runner.invoke(app, ["usage", log, "--save", str(saved)]).exit_code == 0
+    packed = tmp_path / "m.json.gz"
+    packed.write_bytes(gzip.compress(saved.read_bytes()))
+    r = runner.invoke(app, ["usage", "--load", str(packed)])
+    assert r.exit_code == 3 and r.stdout == ""
+    assert r.stderr.strip() == f"error: {packed}: not a saved usage model: not UTF-8 text " + (
+        "(compressed? decompress it first)"
+    )
+    r = runner.invoke(app, ["usage", log, "--json", "--since", "9" * 300 + "w"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["requests"] == 1
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(
+            [sys.executable, "-m", "rbac_advisor", "usage", log, "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert p.returncode == 6
+    assert p.stderr == "error: cannot write to standard output: No space left on device\n"

@@ -25,7 +25,8 @@ def test_control_characters_in_names_cannot_forge_rows_or_colour_the_terminal() 
     assert "\x1b" not in text and "\t" not in text
     assert any(r.startswith("User") and "mallory\\nUser" in r for r in rows)
     assert any("\\x1b[31mred\\x1b[0m" in r for r in rows)
-    assert any(r.startswith("ServiceAccount") and "n\\ts" in r for r in rows)
+    # not a valid namespace, so no service account (SplitUsername): a user of that name
+    assert any(r.startswith("User") and "system:serviceaccount:n\\ts:sa" in r for r in rows)
 
 
 def test_printable_names_are_left_alone() -> None:

@@ -194,7 +194,7 @@ def _refused_impersonation(event: dict[str, Any]) -> str:
     """
     status = event.get("responseStatus") or {}
     details = status.get("details") or {}
-    if status.get("code") == 403 and " cannot impersonate " in status.get("message", ""):
+    if status.get("code") == 403 and " cannot impersonate" in status.get("message", ""):
         return f"{details.get('kind', '')}/{details.get('name', '')} (refused)"
     return ""
 

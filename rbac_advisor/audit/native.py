@@ -107,6 +107,9 @@ def from_dict(d: Mapping[str, Any], fallback_time: float = 0.0) -> Event:
     user = _obj(d, "user")
     if user is None:
         raise Malformed("audit event has no user")
+    if "verb" not in d:
+        # The apiserver always writes it; "" is a real verb (another HTTP method).
+        raise Malformed("audit event has no verb")
     imp = _obj(d, "impersonatedUser")
     ref = _obj(d, "objectRef")
     status = _obj(d, "responseStatus") or {}
@@ -294,8 +297,8 @@ def decode_fast(line: bytes) -> tuple[Event, bool] | None:
 def struct_event(e: NativeStruct) -> tuple[Event, bool] | None:
     """The Event of a decoded struct (see :func:`decode_fast`)."""
     user = user_of(e)
-    if user is None:
-        return None
+    if user is None or not e.verb:
+        return None  # the general path tells an empty verb from a missing one
     ref = e.objectRef
     if ref is not None and ref.resource:
         request = resource_access(

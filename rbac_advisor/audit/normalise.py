@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from rbac_advisor.audit.reason import parse_reason
+from rbac_advisor.audit.reason import go_unquote, parse_reason
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.requestinfo import field_selector_name, resource_info, split_uri
 from rbac_advisor.events import Decision, Event, ReasonRef
@@ -19,6 +19,7 @@ from rbac_advisor.rbac import (
     ALL_AUTHENTICATED,
     ALL_UNAUTHENTICATED,
     ANONYMOUS,
+    DNS1123_SUBDOMAIN,
     NODE_PREFIX,
     Access,
     Identity,
@@ -32,10 +33,20 @@ STAGE_RANK = {"RequestReceived": 0, "ResponseStarted": 1, "ResponseComplete": 2,
 MAX_UA = 512
 _CACHE_MAX = 500_000
 
-# 403 text written by responsewriters.Forbidden for a refused impersonation header.
+# 403 text of a refused impersonation check (responsewriters.ForbiddenStatusError wrapped
+# in apierrors.NewForbidden): ``<resource[.group]> ["<name>"] is forbidden: User "<u>"
+# cannot <verb> resource "<res[/sub]>" in API group "<g>" (in the namespace "<ns>" | at
+# the cluster scope)[: <reason>]``, or ``forbidden: User "<u>" cannot <verb> path "<p>"``
+# for a non-resource request. Every quoted part is Go's %q. The verb is ``impersonate``
+# (legacy), ``impersonate:<mode>`` or ``impersonate-on:<mode>:<request verb>``.
+_GO_QUOTED = r'(?:[^"\\]|\\.)*'
 _IMPERSONATE_DENIED = re.compile(
-    r'^[^ ]+(?: "(?P<name>[^"]*)")? is forbidden: User "[^"]*" cannot impersonate resource '
-    r'"(?P<res>[^"]+)" in API group "(?P<group>[^"]*)"(?: in the namespace "(?P<ns>[^"]*)")?'
+    rf'^(?:[^ ]+(?: "(?P<name>{_GO_QUOTED})")? is )?forbidden: User "{_GO_QUOTED}" '
+    r"cannot (?P<verb>impersonate(?::[a-z-]+)?|impersonate-on:[a-z-]+:[^ ]*) "
+    rf'(?:resource "(?P<res>{_GO_QUOTED})" in API group "(?P<group>{_GO_QUOTED})"'
+    rf'(?: in the namespace "(?P<ns>{_GO_QUOTED})"| at the cluster scope)'
+    rf'|path "(?P<path>{_GO_QUOTED})")',
+    re.S,
 )
 
 _identities: dict[tuple[str, ...], Identity] = {}
@@ -117,14 +128,14 @@ def resource_access(
     The audit objectRef is filled from the body on create (name, and namespace when the
     URL had none), so on create the URL is the authority; RBAC never sees a name on
     create (unless the URL names an object, as for subresources) or deletecollection.
+    On list and watch the objectRef's name is the one the authorizer had (the selector's,
+    when it narrowed the request): the apiserver writes it from the request's attributes.
     """
     u = ""
     if verb == "create":
         u = uri
         if name_from_body(verb, sub):
             name = ""  # the URI's name or none: a name from the body never counts (memo key)
-    elif verb in _LIST_VERBS and not name and "fieldSelector" in uri:
-        u = uri
     memo = (verb, u, group, resource, sub, namespace, name)
     acc = _resource_accesses.get(memo)
     if acc is None:
@@ -149,9 +160,6 @@ def _resource_access(
             name = ""
     elif verb == "deletecollection":
         name = ""
-    elif verb in ("list", "watch"):
-        if not name and uri:
-            name = field_selector_name(split_uri(uri)[1])
     elif resource == "namespaces" and not group and not namespace and not sub:
         namespace = name  # GET /api/v1/namespaces/<ns> is attributed to namespace <ns>
     if resource == "namespaces" and not group and sub and not namespace:
@@ -168,7 +176,9 @@ def uri_access(verb: str, uri: str) -> Access:
     name = info.name
     if name_from_body(verb, info.subresource) or verb == "deletecollection":
         name = ""
-    elif verb in ("list", "watch") and not name:
+    elif verb in _LIST_VERBS and not name and not info.special_verb:
+        # Without an objectRef (whose name is the authorizer's), the name a selector
+        # narrows a list to, unless the verb came from a /watch/ path.
         name = field_selector_name(query)
     ns = info.namespace
     return resource_access(verb, "", info.api_group, info.resource, info.subresource, ns, name)
@@ -198,17 +208,113 @@ def decide(
     return Decision.ALLOW, False
 
 
+def _unquoted(parts: Sequence[str | None]) -> tuple[str, ...] | None:
+    """Quoted parts of a refusal message, unescaped; "" for a part that is absent."""
+    out: list[str] = []
+    for part in parts:
+        text = go_unquote(part) if part else ""
+        if text is None:
+            return None
+        out.append(text)
+    return tuple(out)
+
+
 def denied_impersonation(message: str) -> Access | None:
-    """The impersonation check a 403 message says was refused, if it says so."""
+    """The impersonation check a 403 message says was refused, if it says so.
+
+    Legacy and constrained impersonation alike: the apiserver tries every mode and answers
+    with the first refusal, whose authorizer attributes the message spells out (verb
+    ``impersonate``, ``impersonate:<mode>`` or ``impersonate-on:<mode>:<verb>``).
+    """
     if "cannot impersonate" not in message:
         return None
     m = _IMPERSONATE_DENIED.match(message)
     if not m:
         return None
-    res, _, sub = m.group("res").partition("/")
-    return access(
-        IMPERSONATE, m.group("group"), res, sub, m.group("ns") or "", m.group("name") or ""
-    )
+    fields = _unquoted(m.group("res", "group", "ns", "name", "path"))
+    if fields is None:
+        return None
+    res_sub, group, ns, name, path = fields
+    if m.group("path") is not None:
+        return access(m.group("verb"), path=path, resource_request=False)
+    res, _, sub = res_sub.partition("/")
+    return access(m.group("verb"), group, res, sub, ns, name)
+
+
+_NODE_MODES = frozenset({"associated-node", "arbitrary-node"})
+# Modes whose filter admits nothing but a username (mode.go onlyUsernameSet): the groups
+# are the apiserver's own and no group, uid or extra check is made.
+_USERNAME_ONLY_MODES = _NODE_MODES | {"serviceaccount"}
+
+
+def _dns_subdomain(name: str) -> bool:
+    """IsDNS1123Subdomain: lowercase RFC 1123 labels joined by dots, 253 characters at most."""
+    return len(name) <= 253 and DNS1123_SUBDOMAIN.fullmatch(name) is not None
+
+
+def _node_username(user: str) -> str | None:
+    """The node name of ``system:node:<name>`` when it is a valid one (isNodeUsername)."""
+    if not user.startswith(NODE_PREFIX):
+        return None
+    name = user[len(NODE_PREFIX) :]
+    return name if _dns_subdomain(name) else None
+
+
+def _username_check(target: str, verb: str, mode: str) -> Access:
+    """The check of the impersonated username (mode.go authorizeUsername).
+
+    Constrained modes ask it under authentication.k8s.io whatever the resource. There a
+    valid node username is checked as ``nodes`` (associated-node with name ``*``: its
+    cached decision holds for every node), in every mode a valid service-account username
+    as ``serviceaccounts``, anything else as ``users``.
+    """
+    group = AUTHN_GROUP if mode else ""
+    node = _node_username(target) if mode else None
+    if node is not None:
+        return access(verb, group, "nodes", name="*" if mode == "associated-node" else node)
+    sa = service_account(target)
+    if sa is not None:
+        return access(verb, group, "serviceaccounts", namespace=sa[0], name=sa[1])
+    return access(verb, group, "users", name=target)
+
+
+def _field_checks(
+    target: str,
+    groups: Sequence[str],
+    uid: str,
+    extra: Mapping[str, Sequence[str]],
+    verb: str,
+    mode: str,
+) -> list[Access]:
+    """The checks of the requested groups, uid and extra values, one per value.
+
+    Groups the apiserver fills in itself are not recorded: ``system:authenticated``
+    always, a service account's own groups when they are exactly the fixed pair, and
+    ``system:unauthenticated`` for anonymous. An explicitly requested
+    ``system:authenticated`` is indistinguishable and so not recorded either.
+
+    With four or more groups (or extra values) a constrained mode first asks for them all
+    at once (name ``*``; for userextras subresource and name ``*``) and skips the single
+    checks when that is allowed. The log does not say whether it was, so the single checks
+    are recorded: granting exactly those keeps the request working (the ``*`` check fails,
+    each single one passes) without allowing every group or extra value.
+    """
+    sa = service_account(target)
+    explicit = [g for g in groups if g != ALL_AUTHENTICATED]
+    if sa is not None and sorted(explicit) == sorted(
+        ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
+    ):
+        explicit = []
+    if target == ANONYMOUS:
+        explicit = [g for g in explicit if g != ALL_UNAUTHENTICATED]
+    group = AUTHN_GROUP if mode else ""
+    checks = [access(verb, group, "groups", name=g) for g in sorted(set(explicit))]
+    if uid:
+        checks.append(access(verb, AUTHN_GROUP, "uids", name=uid))
+    for key in sorted(extra):
+        for value in sorted(set(extra[key])):
+            checks.append(access(verb, AUTHN_GROUP, "userextras", key, name=value))
+    return checks
 
 
 def impersonation_checks(
@@ -221,35 +327,16 @@ def impersonation_checks(
 ) -> tuple[Access, ...]:
     """The authorizations the impersonation filter made for the impersonator (A6).
 
-    Groups the apiserver fills in itself are not recorded: ``system:authenticated``
-    always, a service account's own groups when they are exactly the fixed pair, and
-    ``system:unauthenticated`` for anonymous. An explicitly requested
-    ``system:authenticated`` is indistinguishable and so not recorded either.
+    Legacy impersonation (no constraint) asks verb ``impersonate`` for each part of the
+    identity. A constrained mode (the audit's ``impersonate:<mode>`` constraint) asks that
+    verb for the identity and ``impersonate-on:<mode>:<verb>`` for the request itself; the
+    node and serviceaccount modes check the username alone.
     """
-    sa = service_account(target)
     mode = constraint[len(IMPERSONATE) + 1 :] if constraint.startswith(IMPERSONATE + ":") else ""
     verb = constraint if mode else IMPERSONATE
-    checks: list[Access] = []
-    explicit = [g for g in groups if g != ALL_AUTHENTICATED]
-    if sa is not None and sorted(explicit) == sorted(
-        ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
-    ):
-        explicit = []
-    if target == ANONYMOUS:
-        explicit = [g for g in explicit if g != ALL_UNAUTHENTICATED]
-    ident_group = AUTHN_GROUP if mode else ""
-    if mode in ("associated-node", "arbitrary-node") and target.startswith(NODE_PREFIX):
-        checks.append(access(verb, "", "nodes", name=target[len(NODE_PREFIX) :]))
-    elif sa is not None and mode in ("", "serviceaccount"):
-        checks.append(access(verb, "", "serviceaccounts", namespace=sa[0], name=sa[1]))
-    else:
-        checks.append(access(verb, ident_group, "users", name=target))
-    checks.extend(access(verb, ident_group, "groups", name=g) for g in sorted(set(explicit)))
-    if uid:
-        checks.append(access(verb, AUTHN_GROUP, "uids", name=uid))
-    for key in sorted(extra):
-        for value in sorted(set(extra[key])):
-            checks.append(access(verb, AUTHN_GROUP, "userextras", key, name=value))
+    checks = [_username_check(target, verb, mode)]
+    if mode not in _USERNAME_ONLY_MODES:
+        checks.extend(_field_checks(target, groups, uid, extra, verb, mode))
     if mode:
         on = f"impersonate-on:{mode}:{request.verb}"
         checks.append(
@@ -275,6 +362,8 @@ def reason_ref(reason: str | None) -> ReasonRef | None:
 # Subresources whose WebSocket (GET) upgrade is also authorized as create since 1.35
 # (AuthorizePodWebsocketUpgradeCreatePermission, on by default).
 _UPGRADED = frozenset({"exec", "attach", "portforward"})
+# Verbs whose handler authorizes ``create`` too when the object did not exist (answer 201).
+_CREATING_VERBS = frozenset({"patch", "update"})
 
 
 def implied_checks(
@@ -282,8 +371,9 @@ def implied_checks(
 ) -> tuple[tuple[Access, Decision], ...]:
     """Authorizations the apiserver made for this request beyond its own verb, decided.
 
-    - A patch answered 201 created the object (server-side apply): the patch handler also
-      authorized ``create`` with the object's name (apiserver handlers/patch.go).
+    - A patch or update answered 201 created the object (server-side apply, or a PUT to a
+      resource that allows create on update, such as leases): the handler also authorized
+      ``create`` with the object's name (apiserver handlers/patch.go, update.go).
     - A WebSocket ``get`` of pods/exec, attach or portforward is also authorized as
       ``create`` of the same subresource. That check runs after the authorization filter
       (whose decision the audit annotation records, for the ``get``): when it refuses,
@@ -292,7 +382,7 @@ def implied_checks(
     """
     if decision is not Decision.ALLOW or not request.resource_request:
         return ()
-    if request.verb == "patch" and code == 201:
+    if request.verb in _CREATING_VERBS and code == 201:
         return ((replace(request, verb="create"), Decision.ALLOW),)
     if request.verb == "get" and request.resource == "pods" and request.subresource in _UPGRADED:
         refused = code == 403 and f'cannot create resource "pods/{request.subresource}"' in message
@@ -324,9 +414,11 @@ def make_event(
     constraint: str = "",
     received: str = "",
 ) -> Event:
-    """Assemble one Event from already-extracted fields (see module docstring)."""
-    if not verb:
-        raise Malformed("audit event has no verb")
+    """Assemble one Event from already-extracted fields (see module docstring).
+
+    The verb may be empty: the apiserver authorizes a resource request made with another
+    HTTP method than it maps (OPTIONS, TRACE...) with verb "" and logs it so.
+    """
     dec, _ = decide(decision, code, status_reason, message)
     authn = identity(user, groups)
     impersonator: Identity | None = None

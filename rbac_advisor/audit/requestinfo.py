@@ -75,7 +75,8 @@ def parts_info(group: str, rest: list[str]) -> PathInfo | None:
             rest = rest[2:]
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else ""
-    sub = rest[2] if len(rest) > 2 else ""
+    # specialVerbsNoSubresources: a /proxy/ path's further segments are no subresource
+    sub = rest[2] if len(rest) > 2 and special != "proxy" else ""
     return PathInfo(group, namespace, resource, name, sub, special)
 
 

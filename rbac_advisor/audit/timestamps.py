@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import math
 
 _SECOND_CACHE: dict[str, int] = {}
+# 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z: reports write four-digit years.
+_FIRST, _AFTER_LAST = -62135596800, 253402300800
+_LAST = math.nextafter(_AFTER_LAST, 0)  # a float this large has no microseconds left
 _CACHE_MAX = 50_000
 
 
@@ -39,14 +43,14 @@ def parse_time(text: str) -> float:
     rest = text[19:]
     if not rest or rest == "Z":
         return float(base)
-    if rest[0] == "." and rest[-1] == "Z" and rest[1:-1].isdigit():  # the apiserver's form
+    if rest[0] == "." and rest[-1] == "Z" and _digits(rest[1:-1]):  # the apiserver's form
         digits = rest[1:-1][:6]
-        return base + int(digits) / float(10 ** len(digits))
+        return min(base + int(digits) / float(10 ** len(digits)), _LAST)
     frac = 0.0
     i = 0
     if rest[0] == ".":
         i = 1
-        while i < len(rest) and rest[i].isdigit():
+        while i < len(rest) and _digits(rest[i]):
             i += 1
         digits = rest[1:i]
         if not digits:
@@ -57,13 +61,22 @@ def parse_time(text: str) -> float:
     offset = 0
     if zone in ("", "Z", "z", " UTC"):
         pass
-    elif len(zone) == 6 and zone[0] in "+-" and zone[3] == ":":
+    elif (
+        len(zone) == 6
+        and zone[0] in "+-"
+        and zone[3] == ":"
+        and _digits(zone[1:3] + zone[4:6])
+        and int(zone[1:3]) < 24
+        and int(zone[4:6]) < 60
+    ):
         offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
         if zone[0] == "+":
             offset = -offset
     else:
         raise ValueError(f"bad zone in timestamp {text!r}")
-    return base + offset + frac
+    if not _FIRST <= base + offset < _AFTER_LAST:  # an offset can cross the ends
+        raise ValueError(f"timestamp {text!r} is not within the years 1 to 9999")
+    return min(base + offset + frac, _LAST)
 
 
 def format_time(t: float) -> str:
@@ -93,18 +106,22 @@ def _parse_head(head: str) -> int:
         or head[16] != ":"
     ):
         raise ValueError(f"not a timestamp: {head!r}")
-    try:
-        fields = (
-            int(head[0:4]),
-            int(head[5:7]),
-            int(head[8:10]),
-            int(head[11:13]),
-            int(head[14:16]),
-            int(head[17:19]),
-        )
-    except ValueError:
-        raise ValueError(f"not a timestamp: {head!r}") from None
-    y, mo, d, h, mi, s = fields
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+    parts = (head[0:4], head[5:7], head[8:10], head[11:13], head[14:16], head[17:19])
+    if not _digits("".join(parts)):
+        raise ValueError(f"not a timestamp: {head!r}")
+    y, mo, d, h, mi, s = map(int, parts)
+    # As Go's time.Parse: each field in range, the day within its month, no second 60.
+    if not (
+        1 <= mo <= 12
+        and 1 <= d <= calendar.monthrange(y or 2000, mo)[1]
+        and h < 24
+        and mi < 60
+        and s < 60
+    ):
         raise ValueError(f"not a timestamp: {head!r}")
     return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only (``int`` also takes signs, spaces, underscores, other scripts)."""
+    return text.isascii() and text.isdigit()

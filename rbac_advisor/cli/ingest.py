@@ -24,8 +24,10 @@ from rbac_advisor.usage import BuildOptions, SourceInfo, Usage
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
+NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
 
 def parse_when(text: str | None, now: float, flag: str) -> float | None:
@@ -38,7 +40,9 @@ def parse_when(text: str | None, now: float, flag: str) -> float | None:
         return None
     m = _RELATIVE.match(text.strip())
     if m:
-        return now - int(m.group(1)) * _UNITS[m.group(2)]
+        # A longer span than back to year 1 means from the start.
+        span = min(int(m.group(1)) * _UNITS[m.group(2)], 1 << 40)
+        return max(now - span, _YEAR_ONE)
     try:
         return parse_time(text.strip())
     except ValueError:
@@ -218,6 +222,23 @@ class _Reader:
         self.digests[path] = src.sha256
 
 
+def _refuse_overlapping(files: list[str]) -> None:
+    """Stop before reading when two inputs begin with the same record (one log twice).
+
+    Raises:
+        InputError: naming both files.
+    """
+    try:
+        pair = logfiles.same_start(files)
+    except OSError as err:
+        raise InputError(f"{err.filename}: cannot read ({err.strerror})") from None
+    if pair is not None:
+        raise InputError(
+            f"{pair[0]} and {pair[1]} begin with the same record: one is a copy of the other, "
+            "or they overlap (a log next to its own .gz?); give only one of them"
+        )
+
+
 def load_usage(
     paths: list[str],
     *,
@@ -242,6 +263,7 @@ def load_usage(
     t0 = parse_when(since, now, "--since") if isinstance(since, str) else since
     t1 = parse_when(until, now, "--until") if isinstance(until, str) else until
     files = logfiles.expand(paths)
+    _refuse_overlapping(files)
     options = BuildOptions(t0, t1, kubectl_only)
     builder = UsageBuilder(options)
     fast = RawAggregator(builder, options)

@@ -124,10 +124,9 @@ def check_target(path: Path, inputs: Iterable[str] = ()) -> Target:
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: cannot write: it is {_kind(st.st_mode)}, not a regular file")
     for name in inputs:
-        if name == "-":
-            continue
         try:
-            other = os.stat(name)
+            # "-" is standard input, which may be a file (`< audit.log`, /dev/stdin)
+            other = os.fstat(0) if name == "-" else os.stat(name)
         except OSError:
             continue
         if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):

@@ -25,6 +25,7 @@ the result equals a sequential read:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import itertools
@@ -62,7 +63,7 @@ from rbac_advisor.logfiles import BLOCK
 from rbac_advisor.usage import SESSION_SUBRESOURCES as SESSIONS
 from rbac_advisor.usage import BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
-from rbac_advisor.usage_fast import LONG_MAX, RawAggregator
+from rbac_advisor.usage_fast import GO_STAMP, LONG_MAX, RawAggregator
 
 # Bytes of text (decompressed) worth splitting: below, starting the workers and merging
 # their results costs more than it saves (measured: 8 MB of text is even, 16 MB gains).
@@ -395,6 +396,7 @@ def _seed(
     """
     stamped = native.stamped_decoder().decode
     prefix = native.GO_PREFIX
+    go_stamp = GO_STAMP.fullmatch
     text_latest, latest = "", float("-inf")
     for part in parts:
         pieces = _part_pieces(part, one_pass if part is parts[-1] else None)
@@ -406,8 +408,12 @@ def _seed(
                     except (msgspec.ValidationError, msgspec.DecodeError):
                         continue
                     stamp = e.stageTimestamp or e.requestReceivedTimestamp
-                    if stamp > text_latest:
-                        text_latest = stamp
+                    if go_stamp(stamp):
+                        if stamp > text_latest:
+                            text_latest = stamp
+                    elif stamp:  # another form: its text does not sort like its time
+                        with contextlib.suppress(ValueError):
+                            latest = max(latest, parse_time(stamp))
                     if e.user is not None and e.auditID and rank(e.stage) >= 2:
                         uri = redact_uri(e.requestURI)
                         key = (e.auditID, e.user.username, e.verb, uri, e.requestReceivedTimestamp)

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from rbac_advisor import __version__, usage_report
+from rbac_advisor.cli.ingest import NOT_A_MODEL
 from rbac_advisor.errors import ExitCode, InputError
 from rbac_advisor.rbac import Snapshot
 
@@ -98,6 +99,8 @@ def load_usage_inputs(inputs: Inputs) -> Any:
             text = inputs.usage_file.read_text(encoding="utf-8")
         except OSError as err:
             raise InputError(f"{inputs.usage_file}: cannot read: {err.strerror}") from err
+        except UnicodeDecodeError:
+            raise InputError(f"{inputs.usage_file}: {NOT_A_MODEL}") from None
         saved = usage_mod.loads(text, str(inputs.usage_file))
         model = saved if model is None else model.merge(saved)
     assert model is not None  # audit logs or a usage file, checked above

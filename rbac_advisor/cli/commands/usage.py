@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,10 +13,10 @@ import typer
 from rbac_advisor import logfiles
 from rbac_advisor.cli.errors import handle_errors, warning
 from rbac_advisor.cli.helptext import reflow
-from rbac_advisor.cli.ingest import load_usage, parse_window
+from rbac_advisor.cli.ingest import NOT_A_MODEL, load_usage, parse_window
 from rbac_advisor.cli.options import Jobs
 from rbac_advisor.cli.outputs import check_target, input_files, write_file
-from rbac_advisor.errors import InputError
+from rbac_advisor.errors import InputError, ResourceError
 
 __all__ = ["load_usage", "register", "usage"]
 
@@ -125,6 +126,8 @@ def usage(
             text = p.read_text(encoding="utf-8")
         except OSError as err:
             raise InputError(f"{p}: cannot read ({err.strerror})") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{p}: {NOT_A_MODEL}") from None
         result = result.merge(model.loads(text, str(p)))
     from rbac_advisor import usage_report
 
@@ -139,12 +142,19 @@ def usage(
             f"all {result.filtered} requests fall outside --since/--until"
             + (" or were not made with kubectl" if kubectl_only else "")
         )
-    if json_out:
-        for piece in usage_report.iter_json(result):  # one subject at a time: bounded memory
-            sys.stdout.write(piece)
+    try:
+        if json_out:
+            for piece in usage_report.iter_json(result):  # a subject at a time: bounded memory
+                sys.stdout.write(piece)
+        else:
+            sys.stdout.write(usage_report.to_table(result))
         sys.stdout.flush()
-    else:
-        typer.echo(usage_report.to_table(result), nl=False)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other commands do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141) from None
+    except OSError as err:
+        raise ResourceError(f"cannot write to standard output: {err.strerror or err}") from None
 
 
 def register(app: typer.Typer) -> None:
