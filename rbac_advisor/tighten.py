@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from rbac_advisor.authorizer import breakdown
 from rbac_advisor.diff import BindingFinding, Findings, Use
+from rbac_advisor.errors import AdvisorError
 from rbac_advisor.rbac import (
     Binding,
     BindingKey,
@@ -25,6 +26,7 @@ from rbac_advisor.rbac import (
     Subject,
 )
 from rbac_advisor.rules import Need, minimal_rules
+from rbac_advisor.validation import rule_problems
 
 PREFIX = "rbac-advisor:"
 GENERATED_LABEL = ("rbac-advisor.io/generated", "true")
@@ -91,11 +93,18 @@ def _used_subjects(f: BindingFinding) -> tuple[Subject, ...]:
 
 
 def _unobservable(f: BindingFinding) -> tuple[tuple[PolicyRule, ...], bool]:
-    """Explicit atoms with verbs an audit log cannot show; and whether ``*`` verbs hid some."""
+    """Explicit atoms with verbs an audit log cannot show; and whether ``*`` verbs hid some.
+
+    Through a RoleBinding, non-resource atoms grant nothing (a RoleBinding only grants
+    namespaced resource permissions), so they are neither kept nor counted.
+    """
+    namespaced = f.binding.kind == BindingKind.ROLE_BINDING
     kept: list[PolicyRule] = []
     wildcard = False
     for rr in f.rules:
         for a in rr.atoms:
+            if namespaced and a.atom.non_resource_urls:
+                continue
             if a.observable:
                 if "*" in a.atom.verbs:
                     wildcard = True
@@ -153,11 +162,29 @@ def plan(
     for c in changes:
         apply.extend(c.creates)
         prune.extend(c.deletes)
+    _check_rules(apply)
     return Plan(
         changes=tuple(changes),
         apply=tuple(sorted(set(apply), key=_order)),
         prune=tuple(sorted(set(prune), key=_order)),
     )
+
+
+def _check_rules(objects: Iterable[Role | Binding]) -> None:
+    """Refuse generated roles the apiserver would reject (a Role may not name URLs).
+
+    Raises:
+        AdvisorError: a generated rule fails ``rule_problems`` for its role's kind.
+    """
+    problems = [
+        f"{o.key.display()} rules[{i}].{problem}"
+        for o in objects
+        if isinstance(o, Role)
+        for i, rule in enumerate(o.rules)
+        for problem in rule_problems(rule, namespaced=o.kind == RoleKind.ROLE)
+    ]
+    if problems:
+        raise AdvisorError("generated a rule Kubernetes would reject: " + "; ".join(problems))
 
 
 def _order(obj: Role | Binding) -> tuple[int, str, str]:
