@@ -320,9 +320,50 @@ def _add_use(
 
 
 def is_observable(atom: PolicyRule) -> bool:
-    """Can an audit log ever show this atom being used."""
-    verbs = OBSERVABLE_URL_VERBS if atom.non_resource_urls else OBSERVABLE_VERBS
+    """Can an audit log ever show this atom being used.
+
+    Not when a verb is one no request carries, nor when the permission is also checked
+    by delegated authorization: the kubelet asks the apiserver (SubjectAccessReview)
+    whether a caller may use ``nodes/metrics``, ``nodes/stats``, ``nodes/proxy``..., and
+    components behind kube-rbac-proxy or the controller manager and scheduler do so for
+    ``/metrics`` and health paths. The audit log then shows the component's review, never
+    the caller's permission.
+    """
+    if atom.non_resource_urls:
+        if any(_delegated_path(u) for u in atom.non_resource_urls):
+            return False
+        verbs = OBSERVABLE_URL_VERBS
+    else:
+        if "" in atom.api_groups and any(r in KUBELET_RESOURCES for r in atom.resources):
+            return False
+        verbs = OBSERVABLE_VERBS
     return all(v == "*" or v in verbs for v in atom.verbs)
+
+
+# What the kubelet authorizes through the apiserver (kubelet/server/auth.go, with
+# KubeletFineGrainedAuthz): subresources of nodes, in the core group.
+KUBELET_RESOURCES = frozenset(
+    {
+        "nodes/proxy",
+        "nodes/stats",
+        "nodes/metrics",
+        "nodes/log",
+        "nodes/spec",
+        "nodes/configz",
+        "nodes/healthz",
+        "nodes/pods",
+        "nodes/checkpoint",
+    }
+)
+_DELEGATED_PATHS = ("/metrics", "/healthz", "/livez", "/readyz")
+
+
+def _delegated_path(url: str) -> bool:
+    """A path other components serve behind delegated authorization, or a glob within one.
+
+    A broader glob (``/*``, ``*``) stays observable: it is narrowed to what was seen.
+    """
+    return any(url.startswith(p) for p in _DELEGATED_PATHS)
 
 
 def _binding_finding(

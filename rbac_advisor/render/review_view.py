@@ -254,8 +254,9 @@ def _notes(f: BindingFinding, change: Change) -> tuple[str, ...]:
         notes.append(change.summary)
     if change.kept_unobservable:
         notes.append(
-            f"{len(change.kept_unobservable)} permission(s) with verbs an audit log cannot show "
-            "(bind, escalate, approve, ...) were kept: review them by hand"
+            f"{len(change.kept_unobservable)} permission(s) an audit log cannot show being used "
+            "(verbs such as bind, escalate, approve; kubelet and /metrics permissions checked "
+            "by delegated authorization) were kept: review them by hand"
         )
     if change.dropped_wildcard_unobservable:
         notes.append(

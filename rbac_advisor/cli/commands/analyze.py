@@ -109,8 +109,9 @@ def analyze(
         typer.Option(
             "--drop-unobservable",
             help=(
-                "Also remove verbs an audit log cannot show (bind, escalate, approve, ...). "
-                "Default: keep and flag them."
+                "Also remove what an audit log cannot show being used (verbs bind, escalate, "
+                "approve, ...; kubelet and /metrics permissions checked by delegated "
+                "authorization). Default: keep and flag them."
             ),
         ),
     ] = False,
