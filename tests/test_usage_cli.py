@@ -536,3 +536,27 @@ def test_a_compressed_model_a_full_disk_and_a_huge_duration_give_one_line(tmp_pa
         )
     assert p.returncode == 6
     assert p.stderr == "error: cannot write to standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize(
+    "flags, kept",
+    [
+        # a bound between two whole microseconds acts as the next one
+        (["--until", "2026-11-20T10:00:00.0000001Z"], ["a", "b"]),
+        (["--since", "2026-11-20T09:59:59.9999999Z"], ["b", "c"]),
+        (["--since", "2026-11-20T11:59:59.9999995+02:00"], ["b", "c"]),
+        (["--until", "2026-11-20T10:00:00.0000000Z"], ["a"]),
+    ],
+)
+def test_window_bounds_finer_than_a_microsecond(
+    tmp_path, flags: list[str], kept: list[str]
+) -> None:
+    p = write(
+        tmp_path / "a.log",
+        event(audit_id="a", user="a", time="2026-11-20T09:59:59.999999Z"),
+        event(audit_id="b", user="b", time="2026-11-20T10:00:00.000000Z"),
+        event(audit_id="c", user="c", time="2026-11-20T10:00:00.000001Z"),
+    )
+    r = runner.invoke(app, ["usage", "--json", p, *flags])
+    assert r.exit_code == 0, r.stderr
+    assert sorted(s["name"] for s in json.loads(r.stdout)["subjects"]) == kept

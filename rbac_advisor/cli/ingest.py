@@ -26,6 +26,7 @@ from rbac_advisor.usage_fast import RawAggregator
 
 NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+_SUB_MICROSECOND = re.compile(r"\.(\d{6})(\d+)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
@@ -44,11 +45,32 @@ def parse_when(text: str | None, now: float, flag: str) -> float | None:
         span = min(int(m.group(1)) * _UNITS[m.group(2)], 1 << 40)
         return max(now - span, _YEAR_ONE)
     try:
-        return parse_time(text.strip())
+        t = parse_time(text.strip())
     except ValueError:
         raise InputError(
             f"{flag} {text!r}: use RFC 3339 (2026-11-20T10:00:00Z) or a duration like 30d, 12h"
         ) from None
+    return _next_microsecond(text.strip()) if _between_microseconds(text) else t
+
+
+def _between_microseconds(text: str) -> bool:
+    """A time with non-zero digits past the microsecond."""
+    m = _SUB_MICROSECOND.search(text)
+    return m is not None and bool(m.group(2).strip("0"))
+
+
+def _next_microsecond(text: str) -> float:
+    """The first whole microsecond after ``text``, computed as record times are.
+
+    Records hold whole microseconds, so a bound between two of them acts as the next one:
+    ``--since 09:59:59.9999999Z`` keeps a request at ``10:00:00.000000Z``.
+    """
+    m = _SUB_MICROSECOND.search(text)
+    assert m is not None
+    micro = int(m.group(1)) + 1
+    if micro < 1_000_000:
+        return parse_time(f"{text[: m.start()]}.{micro:06d}{text[m.end() :]}")
+    return parse_time(text[: m.start()] + text[m.end() :]) + 1
 
 
 def parse_window(
