@@ -315,9 +315,10 @@ def same_start(paths: Sequence[str]) -> tuple[str, str] | None:
     for path in paths:
         if path == STDIN or not stat.S_ISREG(os.stat(path).st_mode):
             continue
-        first = head_text(path, _SAME_START).split(b"\n", 1)[0].strip()
+        # The first 4 KB: a batch file's header alone ({"kind":"EventList",...) is no record.
+        first = head_text(path, _SAME_START).strip()
         if len(first) < 64:
-            continue  # a pretty-printed document's "{", or no record at all
+            continue  # no record at all
         other = seen.setdefault(first, path)
         if other is not path:
             return other, path

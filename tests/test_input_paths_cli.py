@@ -213,3 +213,15 @@ def test_a_log_given_twice_is_refused_before_reading(tmp_path: Path, jobs: str) 
     other.write_bytes(text.split(b"\n", 1)[1])  # the same log without its first record
     r = CliRunner().invoke(app, ["usage", str(logs / "audit.log"), str(other), "--jobs", jobs])
     assert r.exit_code == 0, r.stderr
+
+
+def test_batch_files_with_the_same_header_are_not_taken_for_copies(tmp_path: Path) -> None:
+    logs = tmp_path / "batches"
+    logs.mkdir()
+    for i in range(2):
+        items = [event(audit_id=f"b{i}-{j}") for j in range(3)]
+        batch = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}}
+        (logs / f"batch-{i}.json").write_text(json.dumps({**batch, "items": items}, indent=2))
+    r = CliRunner().invoke(app, ["usage", str(logs), "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["requests"] == 6
