@@ -6,14 +6,20 @@ index from the entries, so a saved model stays small and byte-identical for equa
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+import reprlib
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from itertools import chain, islice
+from operator import lt
+from typing import Any, NoReturn
 
 import orjson
 
 from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
-from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey, freeze
+from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey, freeze, key_hash
+from rbac_advisor.usage_merge import new_keys, new_stats
 
 FORMAT = "rbac-advisor/usage"
 VERSION = 1
@@ -110,91 +116,477 @@ def dumps(usage: Usage) -> str:
 
 
 class _Bad(Exception):
-    pass
+    """Damage in a saved model; the message names the field or entry."""
 
 
-def _list(v: Any, what: str, n: int | None = None) -> list[Any]:
-    if not isinstance(v, list) or (n is not None and len(v) != n):
-        raise _Bad(f"{what} must be a list" + (f" of {n} items" if n is not None else ""))
+class _Unsupported(Exception):
+    """Not a saved model, or one of another format version."""
+
+
+# Counts stay exact in a float and in every JSON reader, with room for merged models' sums.
+INT_MAX = 2**53 - 1
+# Times and days the renderers can write as RFC 3339 with four-digit years: from
+# 0001-01-01T00:00:00Z up to, not including, 10000-01-01T00:00:00Z.
+TIME_MIN = -62135596800.0
+TIME_MAX = 253402300800.0
+DAY_MIN = -719162
+DAY_MAX = 2932896
+
+_DECISIONS = {str(d): d for d in Decision}
+_BINDING_KINDS = {str(k): k for k in BindingKind}
+_ROLE_KINDS = {str(k): k for k in RoleKind}
+_NUMBER = (int, float)  # bool is neither: ``type(True) is bool``
+_CHUNK = 1 << 16
+
+_STR = "a string"
+_STRS = "a list of strings"
+_COUNT = f"an integer from 0 to {INT_MAX}"
+_POSITIVE = f"an integer from 1 to {INT_MAX}"
+_TIME = "seconds since 1970 within the years 1 to 9999"
+_DAYS = "a list of day numbers (days since 1970) within the years 1 to 9999"
+_DECISION = '"allow", "forbid" or "unknown"'
+
+# A positional field of a saved row: its name in messages, its check, what it must be.
+_Field = tuple[str, Callable[[Any], bool], str]
+
+
+def _is_str(v: Any) -> bool:
+    """A string."""
+    return type(v) is str
+
+
+def _is_strs(v: Any) -> bool:
+    """A list of strings."""
+    return type(v) is list and all(type(s) is str for s in v)
+
+
+def _is_count(v: Any) -> bool:
+    """An integer (not a bool) from 0 to INT_MAX."""
+    return type(v) is int and 0 <= v <= INT_MAX
+
+
+def _is_positive(v: Any) -> bool:
+    """An integer (not a bool) from 1 to INT_MAX."""
+    return type(v) is int and 0 < v <= INT_MAX
+
+
+def _is_time(v: Any) -> bool:
+    """Epoch seconds, finite, within the years 1 to 9999."""
+    return type(v) in _NUMBER and TIME_MIN <= v < TIME_MAX
+
+
+def _is_day(v: Any) -> bool:
+    """Days since the epoch within the years 1 to 9999."""
+    return type(v) is int and DAY_MIN <= v <= DAY_MAX
+
+
+def _is_days(v: Any) -> bool:
+    """A list of days."""
+    return type(v) is list and all(map(_is_day, v))
+
+
+def _is_decision(v: Any) -> bool:
+    """A logged decision's name."""
+    return type(v) is str and v in _DECISIONS
+
+
+def _is_groups(v: Any) -> bool:
+    """A sorted list of distinct strings, as an Identity holds its groups."""
+    return _is_strs(v) and all(map(lt, v, v[1:]))
+
+
+def _index(table: str, n: int, *, none: bool = False) -> str:
+    """What an index into ``table`` of ``n`` rows must be (``none``: -1 for no row too)."""
+    rows = f"0 to {n - 1}" if n else "it is empty"
+    return ("-1 (none) or " if none else "") + f"an index into {table} ({rows})"
+
+
+_SESSION: tuple[_Field, ...] = (
+    ("time", _is_time, _TIME),
+    ("user", _is_str, _STR),
+    ("verb", _is_str, _STR),
+    ("resource", _is_str, _STR),
+    ("namespace", _is_str, _STR),
+    ("name", _is_str, _STR),
+    ("uri", _is_str, _STR),
+    ("sourceIP", _is_str, _STR),
+    ("tool", _is_str, _STR),
+    ("decision", _is_decision, _DECISION),
+)
+_ACTIVITY: tuple[_Field, ...] = (
+    ("user", _is_str, _STR),
+    ("tool", _is_str, _STR),
+    ("day", _is_day, "a day number (days since 1970) within the years 1 to 9999"),
+    ("requests", _is_positive, _POSITIVE),
+)
+_CLIENT_IPS: tuple[_Field, ...] = (
+    ("user", _is_str, _STR),
+    ("tool", _is_str, _STR),
+    ("addresses", _is_strs, _STRS),
+)
+# sources[] objects: the SourceInfo fields in order; the last two are absent from older saves.
+_SOURCE: tuple[_Field, ...] = (
+    ("path", _is_str, _STR),
+    ("format", _is_str, _STR),
+    ("lines", _is_count, _COUNT),
+    ("requests", _is_count, _COUNT),
+    ("skipped", _is_count, _COUNT),
+    ("sha256", _is_str, _STR),
+    ("missing_fields", _is_strs, _STRS),
+    ("ignored", _is_count, _COUNT),
+    ("first_error", _is_str, _STR),
+)
+_SOURCE_DEFAULTS: dict[str, Any] = {"ignored": 0, "first_error": ""}
+
+
+def _list(v: Any, what: str) -> list[Any]:
+    """``v`` if it is a list."""
+    if type(v) is not list:
+        raise _Bad(f"{what} must be a list")
     return v
 
 
-def _load(doc: Any) -> Usage:
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise _Bad(f'not a saved usage model (no "format": "{FORMAT}")')
-    if doc.get("version") != VERSION:
-        raise _Bad(
-            f"usage format version {doc.get('version')!r} is not supported (reads {VERSION})"
-        )
-    idents = [
-        Identity(str(u), tuple(g)) for u, g in (_list(x, "identity", 2) for x in doc["identities"])
-    ]
-    accesses = [
-        Access(str(a[0]), a[1], a[2], a[3], a[4], a[5], a[6], bool(a[7]))
-        for a in (_list(x, "access", 8) for x in doc["accesses"])
-    ]
-    reasons = []
-    for x in doc["reasons"]:
-        b, r, s = _list(x, "reason", 3)
-        reasons.append(
-            ReasonRef(
-                BindingKey(BindingKind(b[0]), b[1], b[2]),
-                RoleKey(RoleKind(r[0]), r[1], r[2]),
-                Subject(s[0], s[1], s[2], s[3]),
+def _check(x: Any, where: str, spec: Sequence[_Field]) -> list[Any]:
+    """``x`` if it is a list of the fields ``spec`` describes; _Bad naming the first that is not."""
+    if type(x) is not list or len(x) != len(spec):
+        names = ", ".join(f[0] for f in spec)
+        raise _Bad(f"{where} must be a list of {len(spec)} items ({names})")
+    for v, (name, ok, expected) in zip(x, spec, strict=True):
+        if not ok(v):
+            raise _Bad(f"{where}.{name} must be {expected}")
+    return x
+
+
+def _bad_row(x: Any, where: str, spec: Sequence[_Field]) -> NoReturn:
+    """Raise _Bad naming what is wrong with a row that failed a quick check."""
+    _check(x, where, spec)
+    raise _Bad(f"{where} is invalid")
+
+
+def _repeated(keys: Sequence[Hashable], table: str, same: str) -> NoReturn:
+    """Raise _Bad naming the first row of ``table`` whose key an earlier row has."""
+    seen: dict[Hashable, int] = {}
+    for n, k in enumerate(keys):
+        first = seen.setdefault(k, n)
+        if first != n:
+            raise _Bad(f"{table}[{n}] repeats {table}[{first}] (the same {same})")
+    raise _Bad(f"{table} has repeated rows")
+
+
+def _field(doc: dict[str, Any], name: str) -> Any:
+    """A required top-level field."""
+    if name not in doc:
+        raise _Bad(f"{name} is missing")
+    return doc[name]
+
+
+def _count(v: Any, what: str) -> int:
+    """``v`` if it is a count."""
+    if not _is_count(v):
+        raise _Bad(f"{what} must be {_COUNT}")
+    return int(v)
+
+
+def _identities(rows: Any) -> list[Identity]:
+    """The identity table: ``[user, [group, ...]]`` rows, groups sorted and distinct."""
+    out = []
+    for n, x in enumerate(_list(rows, "identities")):
+        if not (type(x) is list and len(x) == 2 and type(x[0]) is str and _is_groups(x[1])):
+            raise _Bad(
+                f"identities[{n}] must be [user, groups]: a string and a sorted list of "
+                "distinct strings"
             )
+        out.append(Identity(x[0], tuple(x[1])))
+    return out
+
+
+def _accesses(rows: Any) -> list[Access]:
+    """The access table: seven strings and the resource-request flag per row."""
+    out = []
+    for n, x in enumerate(_list(rows, "accesses")):
+        if not (
+            type(x) is list
+            and len(x) == 8
+            and all(type(s) is str for s in x[:7])
+            and type(x[7]) is bool
+        ):
+            raise _Bad(
+                f"accesses[{n}] must be a list of 7 strings (verb, apiGroup, resource, "
+                "subresource, namespace, name, path) and a boolean (resource request)"
+            )
+        out.append(Access(*x))
+    return out
+
+
+def _read_reason(x: Any, n: int) -> ReasonRef:
+    """One row of the reason table: binding, role and subject."""
+    where = f"reasons[{n}]"
+    if type(x) is not list or len(x) != 3:
+        raise _Bad(f"{where} must be a list of 3 items (binding, role, subject)")
+    b, r, s = x
+    if not (_is_strs(b) and len(b) == 3 and b[0] in _BINDING_KINDS):
+        raise _Bad(
+            f"{where}.binding must be [kind, name, namespace] with kind RoleBinding or "
+            "ClusterRoleBinding"
         )
-    entries = {}
-    for x in doc["entries"]:
-        i, a, dec, r, tool, count, first, last, days = _list(x, "entry", 9)
-        key = UsageKey(idents[i], accesses[a], Decision(dec), None if r < 0 else reasons[r], tool)
-        entries[key] = Stats(int(count), float(first), float(last), frozenset(int(d) for d in days))
-    sources = [
-        SourceInfo(
-            s["path"],
-            s["format"],
-            s["lines"],
-            s["requests"],
-            s["skipped"],
-            s["sha256"],
-            tuple(s["missing_fields"]),
-            s.get("ignored", 0),
-            s.get("first_error", ""),
+    if not (_is_strs(r) and len(r) == 3 and r[0] in _ROLE_KINDS):
+        raise _Bad(f"{where}.role must be [kind, name, namespace] with kind Role or ClusterRole")
+    if not (_is_strs(s) and len(s) == 4):
+        raise _Bad(f"{where}.subject must be a list of 4 strings (kind, name, namespace, apiGroup)")
+    return ReasonRef(
+        BindingKey(_BINDING_KINDS[b[0]], b[1], b[2]),
+        RoleKey(_ROLE_KINDS[r[0]], r[1], r[2]),
+        Subject(s[0], s[1], s[2], s[3]),
+    )
+
+
+def _entry_spec(ni: int, na: int, nr: int) -> tuple[_Field, ...]:
+    """The fields of an entry, given the sizes of the tables it indexes."""
+    return (
+        ("identity", lambda v: type(v) is int and 0 <= v < ni, _index("identities", ni)),
+        ("access", lambda v: type(v) is int and 0 <= v < na, _index("accesses", na)),
+        ("decision", _is_decision, _DECISION),
+        ("reason", lambda v: type(v) is int and -1 <= v < nr, _index("reasons", nr, none=True)),
+        ("tool", _is_str, _STR),
+        ("count", _is_positive, _POSITIVE),
+        ("first", _is_time, _TIME),
+        ("last", _is_time, _TIME),
+        ("days", _is_days, _DAYS),
+    )
+
+
+def _bad_entry(x: Any, n: int, sizes: tuple[int, int, int]) -> NoReturn:
+    """Raise _Bad naming what is wrong with entry ``n``, which failed the quick check."""
+    where = f"entries[{n}]"
+    _check(x, where, _entry_spec(*sizes))
+    if x[6] > x[7]:
+        raise _Bad(f"{where}.first must not be after {where}.last")
+    raise _Bad(f"{where} is invalid")
+
+
+def _check_entries(rows: list[Any], sizes: tuple[int, int, int]) -> None:
+    """Check every entry but its day numbers with plain comparisons (see ``_check_days``)."""
+    ni, na, nr = sizes
+    decisions, number, t_min, t_max, n_max = _DECISIONS, _NUMBER, TIME_MIN, TIME_MAX, INT_MAX
+    for n, x in enumerate(rows):
+        if type(x) is not list or len(x) != 9:
+            _bad_entry(x, n, sizes)
+        i, a, dec, r, tool, count, first, last, days = x
+        if not (
+            type(i) is int
+            and 0 <= i < ni
+            and type(a) is int
+            and 0 <= a < na
+            and type(dec) is str
+            and dec in decisions
+            and type(r) is int
+            and -1 <= r < nr
+            and type(tool) is str
+            and type(count) is int
+            and 0 < count <= n_max
+            and type(first) in number
+            and type(last) in number
+            and t_min <= first <= last < t_max
+            and type(days) is list
+        ):
+            _bad_entry(x, n, sizes)
+
+
+def _check_days(rows: list[Any], days: Iterable[list[Any]], sizes: tuple[int, int, int]) -> None:
+    """Check the day numbers of all entries (``days``: their lists) a chunk at a time."""
+    flat = chain.from_iterable(days)
+    while chunk := list(islice(flat, _CHUNK)):
+        if set(map(type, chunk)) != {int} or min(chunk) < DAY_MIN or max(chunk) > DAY_MAX:
+            for n, x in enumerate(rows):
+                if not _is_days(x[8]):
+                    _bad_entry(x, n, sizes)
+            raise _Bad("entries hold an invalid day")
+
+
+def _entries(
+    rows: Any, idents: list[Identity], accesses: list[Access], reasons: list[ReasonRef]
+) -> dict[UsageKey, Stats]:
+    """The entries, checked, with keys and statistics built column by column."""
+    rows = _list(rows, "entries")
+    sizes = (len(idents), len(accesses), len(reasons))
+    _check_entries(rows, sizes)
+    if not rows:
+        return {}
+    ii, ai, decs, ri, tools, counts, firsts, lasts, days = zip(*rows, strict=True)
+    _check_days(rows, days, sizes)
+    vias: list[ReasonRef | None] = [*reasons, None]  # -1: no reason
+    ih, ah, vh = list(map(hash, idents)), list(map(hash, accesses)), list(map(hash, vias))
+    decisions = list(map(_DECISIONS.__getitem__, decs))
+    hashes = map(
+        key_hash,
+        map(ih.__getitem__, ii),
+        map(ah.__getitem__, ai),
+        decisions,
+        map(vh.__getitem__, ri),
+        tools,
+    )
+    keys = new_keys(
+        list(map(idents.__getitem__, ii)),
+        map(accesses.__getitem__, ai),
+        decisions,
+        map(vias.__getitem__, ri),
+        tools,
+        hashes,
+    )
+    stats = new_stats(counts, map(float, firsts), map(float, lasts), map(frozenset, days))
+    entries = dict(zip(keys, stats, strict=True))
+    if len(entries) != len(keys):
+        _repeated(keys, "entries", "identity, access, decision, reason and tool")
+    return entries
+
+
+def _source(s: Any, n: int) -> SourceInfo:
+    """One ``sources[]`` object."""
+    where = f"sources[{n}]"
+    if type(s) is not dict:
+        raise _Bad(f"{where} must be an object")
+    values = []
+    for name, ok, expected in _SOURCE:
+        if name in s:
+            v = s[name]
+        elif name in _SOURCE_DEFAULTS:
+            v = _SOURCE_DEFAULTS[name]
+        else:
+            raise _Bad(f"{where}.{name} is missing")
+        if not ok(v):
+            raise _Bad(f"{where}.{name} must be {expected}")
+        values.append(v)
+    path, fmt, lines, requests, skipped, sha256, missing, ignored, first_error = values
+    return SourceInfo(
+        path, fmt, lines, requests, skipped, sha256, tuple(missing), ignored, first_error
+    )
+
+
+def _sessions(rows: Any) -> list[Session]:
+    """The kept interactive sessions (at most SESSIONS_MAX per model)."""
+    out = []
+    for n, x in enumerate(_list(rows, "sessions")):
+        t, u, v, r, ns, name, uri, ip, tool, dec = _check(x, f"sessions[{n}]", _SESSION)
+        out.append(Session(float(t), u, v, r, ns, name, uri, ip, tool, _DECISIONS[dec]))
+    return out
+
+
+def _activity(rows: Any) -> dict[tuple[str, str, int], int]:
+    """Requests per (user, tool, day)."""
+    rows = _list(rows, "activity")
+    is_day, is_positive = _is_day, _is_positive
+    out = {}
+    for n, x in enumerate(rows):
+        if not (
+            type(x) is list
+            and len(x) == 4
+            and type(x[0]) is str
+            and type(x[1]) is str
+            and is_day(x[2])
+            and is_positive(x[3])
+        ):
+            _bad_row(x, f"activity[{n}]", _ACTIVITY)
+        out[(x[0], x[1], x[2])] = x[3]
+    if len(out) != len(rows):
+        _repeated([tuple(x[:3]) for x in rows], "activity", "user, tool and day")
+    return out
+
+
+def _client_ips(rows: Any) -> dict[tuple[str, str], frozenset[str]]:
+    """Client addresses per (user, tool)."""
+    rows = _list(rows, "client_ips")
+    is_strs = _is_strs
+    out = {}
+    for n, x in enumerate(rows):
+        if not (
+            type(x) is list
+            and len(x) == 3
+            and type(x[0]) is str
+            and type(x[1]) is str
+            and is_strs(x[2])
+        ):
+            _bad_row(x, f"client_ips[{n}]", _CLIENT_IPS)
+        out[(x[0], x[1])] = frozenset(x[2])
+    if len(out) != len(rows):
+        _repeated([tuple(x[:2]) for x in rows], "client_ips", "user and tool")
+    return out
+
+
+def _window(doc: dict[str, Any]) -> tuple[float | None, float | None]:
+    """``start`` and ``end``: both null (no request gave a time) or both times, in order."""
+    start, end = _field(doc, "start"), _field(doc, "end")
+    for name, t in (("start", start), ("end", end)):
+        if t is not None and not _is_time(t):
+            raise _Bad(f"{name} must be null or {_TIME}")
+    if start is None or end is None:
+        if start is not end:
+            raise _Bad("start and end must both be null or both be times")
+        return None, None
+    if start > end:
+        raise _Bad("start must not be after end")
+    return float(start), float(end)
+
+
+def _load(doc: Any) -> Usage:
+    """The Usage a parsed document holds; _Bad naming the first damaged field."""
+    if type(doc) is not dict or doc.get("format") != FORMAT:
+        raise _Unsupported(f'not a saved usage model (no "format": "{FORMAT}")')
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:
+        raise _Unsupported(
+            f"usage format version {reprlib.repr(version)} is not supported (reads {VERSION})"
         )
-        for s in doc["sources"]
-    ]
-    sessions = [
-        Session(float(t), u, v, r, ns, n, uri, ip, tool, Decision(dec))
-        for t, u, v, r, ns, n, uri, ip, tool, dec in (
-            _list(x, "session", 10) for x in doc["sessions"]
-        )
-    ]
+    idents = _identities(_field(doc, "identities"))
+    accesses = _accesses(_field(doc, "accesses"))
+    reasons = [_read_reason(x, n) for n, x in enumerate(_list(_field(doc, "reasons"), "reasons"))]
+    entries = _entries(_field(doc, "entries"), idents, accesses, reasons)
+    requests = _count(_field(doc, "requests"), "requests")
+    unauthenticated = _count(_field(doc, "unauthenticated"), "unauthenticated")
+    if unauthenticated > requests:
+        raise _Bad("unauthenticated must not exceed requests (it counts some of them)")
+    start, end = _window(doc)
+    sources = [_source(s, n) for n, s in enumerate(_list(_field(doc, "sources"), "sources"))]
     return freeze(
         entries,
-        requests=int(doc["requests"]),
-        unauthenticated=int(doc["unauthenticated"]),
-        start=doc["start"],
-        end=doc["end"],
+        requests=requests,
+        unauthenticated=unauthenticated,
+        start=start,
+        end=end,
         sources=sources,
-        activity={(u, t, int(d)): int(n) for u, t, d, n in doc["activity"]},
-        client_ips={(u, t): frozenset(v) for u, t, v in doc["client_ips"]},
-        sessions=sessions,
-        filtered=int(doc.get("filtered", 0)),
+        activity=_activity(_field(doc, "activity")),
+        client_ips=_client_ips(_field(doc, "client_ips")),
+        sessions=_sessions(_field(doc, "sessions")),
+        filtered=_count(doc.get("filtered", 0), "filtered"),
     )
 
 
 def loads(text: str | bytes, path: str = "<usage>") -> Usage:
-    """Parse a saved model.
+    """Parse a saved model, checking every field: the file is input like any other.
 
     Raises:
-        InputError: not JSON, not a usage model, an unknown version, or damaged.
+        InputError: not JSON, not a usage model, an unknown version, or damaged (the
+            message names the file and the first damaged field or row).
     """
+    was = gc.isenabled()
+    gc.disable()  # many small acyclic objects: generational passes would only cost time
+    try:
+        return _decode(text, path)
+    finally:
+        if was:
+            gc.enable()
+
+
+def _decode(text: str | bytes, path: str) -> Usage:
+    """:func:`loads` without the garbage collector's pause."""
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError as err:
         raise InputError(f"{path}: not a saved usage model: invalid JSON ({err})") from None
     try:
         return _load(doc)
-    except _Bad as err:
+    except _Unsupported as err:
         raise InputError(f"{path}: {err}") from None
+    except _Bad as err:
+        raise InputError(f"{path}: damaged usage model: {err}") from None
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise InputError(f"{path}: damaged usage model ({type(err).__name__}: {err})") from None

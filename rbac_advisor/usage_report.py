@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from rbac_advisor.audit.timestamps import format_time
 from rbac_advisor.audit.useragent import name_of
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access
@@ -26,7 +26,7 @@ def iso(t: float | None) -> str | None:
     """Epoch seconds as RFC 3339 UTC; None for None and for 0 (no record gave a time)."""
     if not t:
         return None
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(t)[:19] + "Z"
 
 
 def is_impersonation_check(k: UsageKey) -> bool:
