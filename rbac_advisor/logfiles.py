@@ -300,29 +300,28 @@ def head_text(path: str, n: int = 4096) -> bytes:
     return data.removeprefix(BOM)[:n]
 
 
-def same_start(paths: Sequence[str]) -> tuple[str, str] | None:
-    """Two regular files whose text begins with the same record, if any.
+def same_starts(paths: Sequence[str]) -> list[tuple[int, int]]:
+    """Pairs (earlier, later) of regular files whose text begins with the same record.
 
-    The same log given twice (a copy, or a file next to its own .gz left by ``gunzip -k``)
-    would count its requests twice beyond the deduplication window, and differently with
-    another number of reading processes. Records hold their audit ID and times, so two
-    logs do not begin alike unless they overlap.
+    Records hold their audit ID and times, so two logs begin alike only when one repeats
+    the other: a copy, a file next to its own .gz (``gunzip -k``), a batch delivered twice.
 
     Raises:
         OSError: a file cannot be read.
     """
-    seen: dict[bytes, str] = {}
-    for path in paths:
+    seen: dict[bytes, int] = {}
+    pairs: list[tuple[int, int]] = []
+    for i, path in enumerate(paths):
         if path == STDIN or not stat.S_ISREG(os.stat(path).st_mode):
             continue
         # The first 4 KB: a batch file's header alone ({"kind":"EventList",...) is no record.
         first = head_text(path, _SAME_START).strip()
         if len(first) < 64:
             continue  # no record at all
-        other = seen.setdefault(first, path)
-        if other is not path:
-            return other, path
-    return None
+        earlier = seen.setdefault(first, i)
+        if earlier != i:
+            pairs.append((earlier, i))
+    return pairs
 
 
 def inflated_size(path: str, sample: int = 1 << 18) -> int:

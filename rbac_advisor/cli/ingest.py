@@ -245,20 +245,29 @@ class _Reader:
 
 
 def _refuse_overlapping(files: list[str]) -> None:
-    """Stop before reading when two inputs begin with the same record (one log twice).
+    """Stop before reading when an input repeats another from too far back to be matched.
+
+    A repeated record is counted once when its first copy lies within the text every
+    reader looks back on (``parallel.OVERLAP``; the one-process window reaches further);
+    two inputs beginning alike with more text than half of that between their starts
+    would be counted twice, and differently for another number of processes.
 
     Raises:
         InputError: naming both files.
     """
+    from rbac_advisor.cli import parallel
+
     try:
-        pair = logfiles.same_start(files)
+        for i, j in logfiles.same_starts(files):
+            between = sum(parallel.text_size(files[k]) for k in range(i, j))
+            if between >= parallel.OVERLAP // 2:
+                raise InputError(
+                    f"{files[i]} and {files[j]} begin with the same record: one is a copy "
+                    "of the other, or they overlap (a log next to its own .gz?); give only "
+                    "one of them"
+                )
     except OSError as err:
         raise InputError(f"{err.filename}: cannot read ({err.strerror})") from None
-    if pair is not None:
-        raise InputError(
-            f"{pair[0]} and {pair[1]} begin with the same record: one is a copy of the other, "
-            "or they overlap (a log next to its own .gz?); give only one of them"
-        )
 
 
 def load_usage(
