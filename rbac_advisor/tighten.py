@@ -1,6 +1,11 @@
 """Recommendation: the smallest roles and bindings that still allow what was observed.
 
 Per reviewable binding; built-in objects are never changed. Pure: no I/O.
+
+Two things an audit log cannot show limit the recommendation: which ClusterRoles an
+aggregated ClusterRole selects (those are never narrowed in place nor deleted), and the
+apiserver's escalation check on writes of RBAC objects (bindings of a subject seen writing
+them are left as they are, and no role is deleted while anyone writes them).
 """
 
 from __future__ import annotations
@@ -10,13 +15,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rbac_advisor.authorizer import breakdown
-from rbac_advisor.diff import BindingFinding, Findings, Use
+from rbac_advisor.aggregation import selector_matches
+from rbac_advisor.authorizer import applies_to, breakdown
+from rbac_advisor.diff import BindingFinding, Findings, Observation, Use
 from rbac_advisor.errors import AdvisorError
+from rbac_advisor.events import Decision
+from rbac_advisor.proof import escalation_checked
 from rbac_advisor.rbac import (
     Binding,
     BindingKey,
     BindingKind,
+    Identity,
     PolicyRule,
     Role,
     RoleKey,
@@ -31,6 +40,15 @@ from rbac_advisor.validation import rule_problems
 PREFIX = "rbac-advisor:"
 GENERATED_LABEL = ("rbac-advisor.io/generated", "true")
 AGGREGATE_LABEL_PREFIX = "rbac.authorization.k8s.io/aggregate-to-"
+WRITES_RBAC_WHY = (
+    "its subjects write RBAC objects: the apiserver's escalation check needs them to hold "
+    "every permission they grant (unless they may bind/escalate), which an audit log cannot "
+    "show; review by hand"
+)
+KEEPS_ROLES_WHY = (
+    "RBAC objects were written in the window, and a binding written later may reference "
+    "any role (the apiserver refuses a binding to a missing role unless its writer may bind it)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +101,36 @@ def _meta(
     return labels, tuple(ann)
 
 
-def _feeds_aggregation(role: Role) -> bool:
-    return any(k.startswith(AGGREGATE_LABEL_PREFIX) for k, _ in role.labels)
+def _aggregation_sources(snapshot: Snapshot) -> frozenset[RoleKey]:
+    """ClusterRoles some aggregated ClusterRole of the snapshot selects (not itself)."""
+    aggregated = [
+        r for r in snapshot.roles if r.kind == RoleKind.CLUSTER_ROLE and r.aggregation is not None
+    ]
+    return frozenset(
+        role.key
+        for role in snapshot.roles
+        if role.kind == RoleKind.CLUSTER_ROLE
+        and any(
+            selector_matches(selector, dict(role.labels))
+            for parent in aggregated
+            if parent.name != role.name
+            for selector in parent.aggregation or ()
+        )
+    )
+
+
+def _rbac_writers(observations: Iterable[Observation]) -> frozenset[Identity]:
+    """Identities seen writing Roles, ClusterRoles or bindings, unless the write was refused.
+
+    ``system:masters`` members skip the escalation check, so they are left out.
+    """
+    return frozenset(
+        o.identity
+        for o in observations
+        if not o.identity.privileged
+        and o.decision != Decision.FORBID
+        and escalation_checked(o.access)
+    )
 
 
 def _used_subjects(f: BindingFinding) -> tuple[Subject, ...]:
@@ -119,9 +165,16 @@ def _needs(uses: Iterable[Use]) -> list[Need]:
 
 
 class _Planner:
-    def __init__(self, snapshot: Snapshot, options: TightenOptions) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        options: TightenOptions,
+        writers: frozenset[Identity] = frozenset(),
+    ) -> None:
         self.snapshot = snapshot
         self.options = options
+        self.writers = writers
+        self.sources = _aggregation_sources(snapshot)
         self.refs: dict[RoleKey, int] = defaultdict(int)
         for b in snapshot.bindings:
             self.refs[b.role_key] += 1
@@ -139,23 +192,49 @@ class _Planner:
         self.taken.add((kind, namespace, candidate))
         return candidate
 
-    def role_prunable(self, role: Role | None) -> bool:
+    def feeds_aggregation(self, role: Role) -> bool:
+        """Selected by an aggregated ClusterRole, or labelled for a built-in one."""
+        return role.key in self.sources or any(
+            k.startswith(AGGREGATE_LABEL_PREFIX) for k, _ in role.labels
+        )
+
+    def sole_use(self, role: Role | None) -> bool:
+        """Only one binding grants the role's rules: changing it touches nobody else."""
         return (
             role is not None
             and not role.builtin
             and self.refs[role.key] == 1
-            and not _feeds_aggregation(role)
+            and not self.feeds_aggregation(role)
         )
 
     def in_place(self, role: Role | None) -> bool:
-        return self.role_prunable(role) and role is not None and role.aggregation is None
+        """The role may be narrowed where it is, for its one binding."""
+        return self.sole_use(role) and role is not None and role.aggregation is None
+
+    def retire(self, role: Role | None) -> tuple[tuple[Role, ...], str]:
+        """Deletions for a role whose one binding goes, or why it stays although unused."""
+        if role is None or not self.sole_use(role):
+            return (), ""
+        if self.writers:
+            return (), f"keep {role.key.display()}: {KEEPS_ROLES_WHY}"
+        return (role,), ""
+
+    def writes_rbac(self, f: BindingFinding) -> bool:
+        """A subject of the binding was seen writing RBAC objects.
+
+        Also when a writer's request went through it: a log without groups may leave the
+        writer outside the group the binding names.
+        """
+        return any(applies_to(w, f.binding) is not None for w in self.writers) or any(
+            u.identity in self.writers for u in f.uses
+        )
 
 
 def plan(
     snapshot: Snapshot, findings: Findings, options: TightenOptions = TightenOptions()
 ) -> Plan:
     """Build the recommendation for every reviewable binding."""
-    p = _Planner(snapshot, options)
+    p = _Planner(snapshot, options, _rbac_writers(findings.observations))
     changes = [_plan_binding(p, f) for f in findings.bindings]
     apply: list[Role | Binding] = []
     prune: list[Role | Binding] = []
@@ -163,10 +242,12 @@ def plan(
         apply.extend(c.creates)
         prune.extend(c.deletes)
     _check_rules(apply)
+    notes = (f"no Role or ClusterRole is deleted: {KEEPS_ROLES_WHY}",) if p.writers else ()
     return Plan(
         changes=tuple(changes),
         apply=tuple(sorted(set(apply), key=_order)),
         prune=tuple(sorted(set(prune), key=_order)),
+        notes=notes,
     )
 
 
@@ -197,20 +278,21 @@ def _plan_binding(p: _Planner, f: BindingFinding) -> Change:
     b = f.binding
     if not f.reviewable:
         return Change(b.key, "report-only", f.not_reviewable_why)
+    if p.writes_rbac(f):
+        return Change(b.key, "report-only", WRITES_RBAC_WHY)
     role = f.role
     assert role is not None
     kept, hidden = _unobservable(f) if p.options.keep_unobservable else ((), False)
     needed = [u for u in f.uses if not u.also_builtin]
     if not needed and not kept:
-        deletes: list[Role | Binding] = [b]
-        if p.role_prunable(role):
-            deletes.append(role)
+        retired, keep = p.retire(role)
         why = (
             "no request used this binding in the window"
             if f.idle
             else "every request it served is also allowed by built-in bindings"
         )
-        return Change(b.key, "remove", why, (), tuple(deletes))
+        why = f"{why}; {keep}" if keep else why
+        return Change(b.key, "remove", why, (), (b, *retired))
     subjects = _used_subjects(f) or b.subjects
     if b.kind == BindingKind.ROLE_BINDING:
         scopes = {b.namespace: needed}
@@ -280,10 +362,12 @@ def _emit(
                 p, b, b.namespace, RoleRef(RoleKind.ROLE, rname), subjects, labels, ann
             )
             creates += [new_role, new_b]
-            deletes.append(b)
-            if p.role_prunable(role):
-                deletes.append(role)
-            parts.append(f"replace with Role {rname} ({len(rules)} rule(s))")
+            retired, keep = p.retire(role)
+            deletes += [b, *retired]
+            parts += [
+                f"replace with Role {rname} ({len(rules)} rule(s))",
+                *([keep] if keep else []),
+            ]
         return Change(b.key, "tighten", "; ".join(parts), tuple(creates), tuple(deletes))
     # ClusterRoleBinding: keep only cluster-wide use on it, move the rest to namespaces.
     if not ns_rules and _same(role.rules, cluster_rules) and same_subjects:
@@ -318,8 +402,10 @@ def _emit(
                 ref = RoleRef(RoleKind.ROLE, rname)
                 creates.append(_binding(p, b, ns, ref, subjects, labels, ann))
         parts.append("namespaced use moved to RoleBindings in " + ", ".join(ns_rules))
-    if b in deletes and p.role_prunable(role):
-        deletes.append(role)
+    if b in deletes:
+        retired, keep = p.retire(role)
+        deletes += retired
+        parts += [keep] if keep else []
     return Change(b.key, "tighten", "; ".join(parts), tuple(creates), tuple(deletes))
 
 

@@ -163,5 +163,6 @@ def render(result: Result, meta: dict[str, Any]) -> str:
         ],
         "privilegedRequests": f.privileged_requests,
         "warnings": list(f.warnings),
+        "planNotes": list(result.plan.notes),
     }
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"

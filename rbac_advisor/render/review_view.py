@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from rbac_advisor.analysis import Result
+from rbac_advisor.audit.timestamps import format_time
 from rbac_advisor.audit.useragent import name_of
 from rbac_advisor.authorizer import Authorizer, applies_to
 from rbac_advisor.diff import AtomReport, BindingFinding, Denied
@@ -62,11 +62,11 @@ MAX_DENIED = 5  # per binding and subject in the HTML; findings.json has them al
 def _ts(t: float | None) -> str:
     if not t:  # None, or 0: no record of it gave a time
         return ""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return format_time(t)[:16].replace("T", " ") + " UTC"
 
 
 def _day(d: int) -> str:
-    return datetime.fromtimestamp(d * DAY, UTC).strftime("%Y-%m-%d")
+    return format_time(d * DAY)[:10]
 
 
 def _row_label(atom: PolicyRule) -> str:
@@ -164,7 +164,8 @@ def _rule_lines(f: BindingFinding, change: Change) -> tuple[vm.RuleLine, ...]:
 
 def _action(f: BindingFinding, change: Change) -> vm.BindingAction:
     if change.action == "report-only":
-        return vm.BindingAction.BUILTIN
+        # left as it is: built-in or not reviewable, or kept on purpose (see its notes)
+        return vm.BindingAction.KEEP if f.reviewable else vm.BindingAction.BUILTIN
     if change.action == "remove":
         return vm.BindingAction.REMOVE
     if change.action == "unchanged":
@@ -250,7 +251,7 @@ def _notes(f: BindingFinding, change: Change) -> tuple[str, ...]:
     notes = []
     if f.not_reviewable_why:
         notes.append(f.not_reviewable_why)
-    if change.summary and change.action not in ("report-only",):
+    if change.summary and (change.action != "report-only" or f.reviewable):
         notes.append(change.summary)
     if change.kept_unobservable:
         notes.append(
@@ -547,6 +548,7 @@ def build_view(result: Result, usage: Usage, meta: dict[str, Any], command: str)
         for s in usage.sources
     )
     notices = [vm.Notice("rbac", w) for w in result.findings.warnings]
+    notices += [vm.Notice("plan", n) for n in result.plan.notes]
     for s in usage.sources:
         if s.missing_fields:
             notices.append(
