@@ -32,6 +32,12 @@ class AdvisorError(Exception):
         return self.message
 
 
+class UsageError(AdvisorError):
+    """The command line is incomplete or a flag's value cannot be read."""
+
+    exit_code = ExitCode.USAGE
+
+
 class InputError(AdvisorError):
     """A file, flag value or document the user gave us is unusable."""
 

@@ -28,7 +28,10 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
         (("analyze", "--max-names", "x"), 2, "--max-names"),
         (("analyze", "--audit", "/nonexistent.log", "--rbac", "fixtures/demo/rbac.yaml"), 3,
          "/nonexistent.log"),
-        (("analyze", "--audit", "fixtures/demo/audit.jsonl"), 3, "no RBAC given"),
+        (("analyze", "--audit", "fixtures/demo/audit.jsonl"), 2, "no RBAC given"),
+        (("analyze", "--rbac", "fixtures/demo/rbac.yaml"), 2, "no audit evidence given"),
+        (("usage",), 2, "give audit log paths"),
+        (("usage", "fixtures/demo/audit.jsonl", "--since", "bogus"), 2, "--since 'bogus'"),
         (("usage", "fixtures/demo/rbac.yaml"), 3, "fixtures/demo/rbac.yaml:1:"),
     ],
 )  # fmt: skip

@@ -142,9 +142,9 @@ def test_save_load_merge_and_time_flags(tmp_path) -> None:
     r = runner.invoke(app, ["usage", "--json", a, b, "--since", "2026-11-03T00:00:00Z"])
     assert json.loads(r.stdout)["requests"] == 1
     r = runner.invoke(app, ["usage", a, "--since", "yesterday"])
-    assert r.exit_code == 3 and "--since 'yesterday'" in r.stderr
+    assert r.exit_code == 2 and "--since 'yesterday'" in r.stderr
     r = runner.invoke(app, ["usage"])
-    assert r.exit_code == 3
+    assert r.exit_code == 2
 
 
 def test_rotation_boundary_counts_once(tmp_path) -> None:
@@ -183,14 +183,14 @@ def test_corpus_gke_reports_missing_groups_skips_and_ignored() -> None:
 
 def test_parse_when_forms() -> None:
     from rbac_advisor.cli.ingest import parse_when
-    from rbac_advisor.errors import InputError
+    from rbac_advisor.errors import UsageError
 
     now = 1_800_000_000.0
     assert parse_when("30d", now, "--since") == now - 30 * 86400
     assert parse_when("12h", now, "--since") == now - 12 * 3600
     assert parse_when("2026-11-20T10:00:00Z", now, "--since") == 1_795_168_800.0
     assert parse_when(None, now, "--since") is None
-    with pytest.raises(InputError, match="--until 'soon'"):
+    with pytest.raises(UsageError, match="--until 'soon'"):
         parse_when("soon", now, "--until")
 
 
@@ -560,3 +560,19 @@ def test_window_bounds_finer_than_a_microsecond(
     r = runner.invoke(app, ["usage", "--json", p, *flags])
     assert r.exit_code == 0, r.stderr
     assert sorted(s["name"] for s in json.loads(r.stdout)["subjects"]) == kept
+
+
+def test_quiet_leaves_only_errors_on_stderr(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    p = write(
+        tmp_path / "a.log", event(audit_id="1"), {"x": 1}, event(audit_id="2")
+    )
+    cmd = [sys.executable, "-m", "rbac_advisor"]
+    loud = subprocess.run([*cmd, "usage", p, "--skip-malformed"], capture_output=True, text=True)
+    assert loud.returncode == 0 and loud.stderr.startswith("warning: skipped 1 malformed record")
+    quiet = subprocess.run(
+        [*cmd, "-q", "usage", p, "--skip-malformed"], capture_output=True, text=True
+    )
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == loud.stdout

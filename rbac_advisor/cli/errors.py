@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -20,8 +21,14 @@ def error(message: str) -> None:
 
 
 def warning(message: str) -> None:
-    """Print one ``warning:`` line on stderr."""
-    typer.echo(f"warning: {message}", err=True)
+    """Print one ``warning:`` line on stderr (not with ``--quiet``)."""
+    if not quiet():
+        typer.echo(f"warning: {message}", err=True)
+
+
+def quiet() -> bool:
+    """True with ``--quiet``: only errors go to stderr."""
+    return not logging.getLogger().isEnabledFor(logging.WARNING)
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

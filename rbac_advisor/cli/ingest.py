@@ -19,7 +19,7 @@ from rbac_advisor.audit import SourceStats, normalise, parse_blocks
 from rbac_advisor.audit.timestamps import parse_time
 from rbac_advisor.cli.options import default_workers
 from rbac_advisor.cli.progress import Progress
-from rbac_advisor.errors import AuditParseError, InputError
+from rbac_advisor.errors import AuditParseError, InputError, UsageError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
@@ -47,7 +47,7 @@ def parse_when(text: str | None, now: float, flag: str) -> float | None:
     try:
         t = parse_time(text.strip())
     except ValueError:
-        raise InputError(
+        raise UsageError(
             f"{flag} {text!r}: use RFC 3339 (2026-11-20T10:00:00Z) or a duration like 30d, 12h"
         ) from None
     return _next_microsecond(text.strip()) if _between_microseconds(text) else t

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from rbac_advisor.audit import Block
+from rbac_advisor.cli.errors import quiet
 
 WIDTH = 24
 DELAY = 1.0
@@ -60,7 +61,7 @@ class Progress:
     ) -> None:
         """Enable only when asked and the stream (stderr by default) is a terminal."""
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled and self.stream.isatty()
+        self.enabled = enabled and self.stream.isatty() and not quiet()
         self.total = total
         self.clock = clock
         self.start = clock()

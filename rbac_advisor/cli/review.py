@@ -13,7 +13,7 @@ import typer
 
 from rbac_advisor import __version__, usage_report
 from rbac_advisor.cli.ingest import NOT_A_MODEL
-from rbac_advisor.errors import ExitCode, InputError
+from rbac_advisor.errors import ExitCode, InputError, UsageError
 from rbac_advisor.rbac import Snapshot
 
 
@@ -65,7 +65,7 @@ def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
             else f"cluster {inputs.context or '(current context)'}"
         )
     else:
-        raise InputError("no RBAC given: use --rbac DUMP or --kubeconfig/--context/--in-cluster")
+        raise UsageError("no RBAC given: use --rbac DUMP or --kubeconfig/--context/--in-cluster")
     resolved, drift = resolve(snap)
     return Snapshot(
         resolved.roles,
@@ -82,7 +82,7 @@ def load_usage_inputs(inputs: Inputs) -> Any:
     from rbac_advisor.cli.commands.usage import load_usage
 
     if not inputs.audit and inputs.usage_file is None:
-        raise InputError("no audit evidence given: use --audit PATH (or --usage FILE)")
+        raise UsageError("no audit evidence given: use --audit PATH (or --usage FILE)")
     model = None
     if inputs.audit:
         model = load_usage(

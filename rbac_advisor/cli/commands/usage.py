@@ -16,7 +16,7 @@ from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.cli.ingest import NOT_A_MODEL, load_usage, parse_window
 from rbac_advisor.cli.options import Jobs
 from rbac_advisor.cli.outputs import check_target, input_files, write_file
-from rbac_advisor.errors import InputError, ResourceError
+from rbac_advisor.errors import InputError, ResourceError, UsageError
 
 __all__ = ["load_usage", "register", "usage"]
 
@@ -40,9 +40,9 @@ with --load.
 Prints a table, or with --json one object (docs/usage-json.md). --save keeps the model
 for `analyze --usage` or a later --load merge; it never replaces an input log.
 
-Exit codes: 0 done; 2 bad flags; 3 bad input (a malformed record, a truncated gzip, no
-audit event, an output path that is an input); 6 out of memory, or a reading process was
-killed (--jobs 1 reads in one process).
+Exit codes: 0 done; 2 bad flags or no input; 3 bad input (a malformed record, a truncated
+gzip, no audit event, an output path that is an input); 6 out of memory, a reading process
+was killed (--jobs 1 reads in one process), or standard output could not be written.
 
 Examples:
 
@@ -93,7 +93,7 @@ def usage(
     from rbac_advisor import usage as model
 
     if not paths and not load:
-        raise InputError("give audit log paths (or - for stdin), or --load a saved model")
+        raise UsageError("give audit log paths (or - for stdin), or --load a saved model")
     filters = [
         f
         for f, v in (("--since", since), ("--until", until), ("--kubectl-only", kubectl_only))
