@@ -17,12 +17,14 @@ from rbac_advisor.rbac import (
     Binding,
     BindingKey,
     BindingKind,
+    Grant,
     Identity,
     PolicyRule,
     Request,
     Role,
     Snapshot,
     Subject,
+    SubjectKind,
 )
 from rbac_advisor.risk import classify
 from rbac_advisor.usage import earliest
@@ -48,7 +50,11 @@ OBSERVABLE_URL_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One distinct observed request with its aggregate statistics (usage-model agnostic)."""
+    """One distinct observed request with its aggregate statistics (usage-model agnostic).
+
+    ``via`` is the binding the logged allow reason names and ``via_subject`` the subject
+    it names (None when not known).
+    """
 
     identity: Identity
     access: Access
@@ -59,6 +65,7 @@ class Observation:
     days: frozenset[int]
     via: BindingKey | None = None
     tools: frozenset[str] = frozenset()
+    via_subject: Subject | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +220,7 @@ def find(
         keys = {g.binding for g in grants}
         if len(keys) == 1:
             used_by.add((o.identity.user, next(iter(keys))))
-    uses: dict[BindingKey, dict[tuple[Identity, Access], Use]] = defaultdict(dict)
+    uses: dict[BindingKey, dict[tuple[Identity, Access, Subject], Use]] = defaultdict(dict)
     denied: dict[tuple[Identity, Access], Denied] = {}
     unexplained: list[Observation] = []
     privileged = 0
@@ -227,14 +234,13 @@ def find(
         ):
             _add_denied(denied, o)
             continue
-        if not decision.allowed:
+        per_binding, subjects = _by_binding(decision.grants)
+        cited = _cited(o, bindings, authz, per_binding)
+        if cited is not None and o.via is not None:
+            per_binding[o.via], subjects[o.via] = cited
+        if not per_binding:
             unexplained.append(o)
             continue
-        per_binding: dict[BindingKey, list[int]] = defaultdict(list)
-        subjects: dict[BindingKey, Subject] = {}
-        for g in decision.grants:
-            per_binding[g.binding].append(g.rule_index)
-            subjects[g.binding] = g.subject
         if options.attribute_all:
             chosen = list(per_binding)
         elif o.via is not None and o.via in per_binding:
@@ -247,9 +253,10 @@ def find(
         for bk in chosen:
             role = authz.roles[bindings[bk].role_key]
             also = builtin.display() if builtin is not None and builtin != bk else ""
-            _add_use(
-                uses[bk], o, subjects[bk], per_binding[bk], role, by_reason=o.via == bk, also=also
-            )
+            for subject in subjects[bk]:
+                _add_use(
+                    uses[bk], o, subject, per_binding[bk], role, by_reason=o.via == bk, also=also
+                )
     findings = tuple(
         _binding_finding(b, authz.roles.get(b.role_key), uses.get(b.key, {}))
         for b in sorted(snapshot.bindings, key=lambda b: b.key)
@@ -265,6 +272,58 @@ def find(
     )
 
 
+def _by_binding(
+    grants: Iterable[Grant],
+) -> tuple[dict[BindingKey, list[int]], dict[BindingKey, tuple[Subject, ...]]]:
+    """The allowing rule indexes and the matched subject of each binding among ``grants``."""
+    per_binding: dict[BindingKey, list[int]] = defaultdict(list)
+    subjects: dict[BindingKey, tuple[Subject, ...]] = {}
+    for g in grants:
+        per_binding[g.binding].append(g.rule_index)
+        subjects[g.binding] = (g.subject,)
+    return per_binding, subjects
+
+
+def _cited(
+    o: Observation,
+    bindings: dict[BindingKey, Binding],
+    authz: Authorizer,
+    evaluated: dict[BindingKey, list[int]],
+) -> tuple[list[int], tuple[Subject, ...]] | None:
+    """Rules and subjects of the binding a reason names that the log cannot show matching.
+
+    Some logs (GKE's) carry no group memberships, so evaluation cannot match the identity
+    to a Group subject the apiserver did match. When no binding allows the request by
+    evaluation, the reason is the evidence: the binding it names is credited when it exists,
+    it can grant the access in its scope, its role allows the access, and the subject the
+    reason names is one of its Group subjects the logged identity lacks. When the reason's
+    subject is not known, every such Group subject is credited (the log cannot say which
+    one admitted the request). A request some binding allows by evaluation is attributed
+    among those grants, which the replay proof can check.
+    """
+    if o.via is None or evaluated:
+        return None
+    b = bindings.get(o.via)
+    role = authz.roles.get(b.role_key) if b is not None else None
+    if b is None or role is None or not _in_scope(b, o.access):
+        return None
+    rules = [i for i, r in enumerate(role.rules) if rule_allows(r, o.access)]
+    hidden = tuple(
+        s for s in b.subjects if s.kind == SubjectKind.GROUP and s.name not in o.identity.groups
+    )
+    named = o.via_subject
+    if named is not None:
+        hidden = tuple(s for s in hidden if (s.kind, s.name) == (named.kind, named.name))
+    return (rules, hidden) if rules and hidden else None
+
+
+def _in_scope(b: Binding, a: Access) -> bool:
+    """Can the binding grant ``a``: a RoleBinding only resources in its own namespace."""
+    if b.kind == BindingKind.CLUSTER_ROLE_BINDING:
+        return True
+    return a.resource_request and a.namespace != "" and a.namespace == b.namespace
+
+
 def _add_denied(denied: dict[tuple[Identity, Access], Denied], o: Observation) -> None:
     k = (o.identity, o.access)
     prev = denied.get(k)
@@ -275,7 +334,7 @@ def _add_denied(denied: dict[tuple[Identity, Access], Denied], o: Observation) -
 
 
 def _add_use(
-    table: dict[tuple[Identity, Access], Use],
+    table: dict[tuple[Identity, Access, Subject], Use],
     o: Observation,
     subject: Subject,
     rule_indexes: list[int],
@@ -285,7 +344,7 @@ def _add_use(
     also: str = "",
 ) -> None:
     names_required = all(role.rules[i].resource_names for i in rule_indexes)
-    k = (o.identity, o.access)
+    k = (o.identity, o.access, subject)
     prev = table.get(k)
     if prev is None:
         table[k] = Use(
@@ -367,7 +426,7 @@ def _delegated_path(url: str) -> bool:
 
 
 def _binding_finding(
-    b: Binding, role: Role | None, uses: dict[tuple[Identity, Access], Use]
+    b: Binding, role: Role | None, uses: dict[tuple[Identity, Access, Subject], Use]
 ) -> BindingFinding:
     ordered = tuple(uses[k] for k in sorted(uses))
     if role is None:
