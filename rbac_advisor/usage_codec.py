@@ -18,8 +18,8 @@ import orjson
 from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
-from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey, freeze, key_hash
-from rbac_advisor.usage_merge import new_keys, new_stats
+from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey, freeze
+from rbac_advisor.usage_merge import keys_of, new_stats
 
 FORMAT = "rbac-advisor/usage"
 VERSION = 1
@@ -417,22 +417,7 @@ def _entries(
     vias: list[ReasonRef | None] = [*reasons, None]  # -1: no reason
     ih, ah, vh = list(map(hash, idents)), list(map(hash, accesses)), list(map(hash, vias))
     decisions = list(map(_DECISIONS.__getitem__, decs))
-    hashes = map(
-        key_hash,
-        map(ih.__getitem__, ii),
-        map(ah.__getitem__, ai),
-        decisions,
-        map(vh.__getitem__, ri),
-        tools,
-    )
-    keys = new_keys(
-        list(map(idents.__getitem__, ii)),
-        map(accesses.__getitem__, ai),
-        decisions,
-        map(vias.__getitem__, ri),
-        tools,
-        hashes,
-    )
+    keys = keys_of((idents, accesses, vias), (ih, ah, vh), ii, ai, decisions, ri, tools)
     stats = new_stats(counts, map(float, firsts), map(float, lasts), map(frozenset, days))
     entries = dict(zip(keys, stats, strict=True))
     if len(entries) != len(keys):

@@ -252,25 +252,7 @@ def to_entries(parts: list[Rows]) -> dict[UsageKey, Stats]:
         ri, ra, rv = (list(map(c.__getitem__, rows)) for c in (ri_, ra_, rv_))
         decs = list(map(m.decs.__getitem__, map(rd_.__getitem__, rows)))
         tools = list(map(m.tools.__getitem__, map(rt_.__getitem__, rows)))
-        hashes = map(  # usage.key_hash, from the part hashes
-            hash,
-            zip(
-                map(hi.__getitem__, ri),
-                map(ha.__getitem__, ra),
-                decs,
-                map(hv.__getitem__, rv),
-                tools,
-                strict=True,
-            ),
-        )
-        keys = new_keys(
-            list(map(idents.__getitem__, ri)),
-            map(accs.__getitem__, ra),
-            decs,
-            map(vias.__getitem__, rv),
-            tools,
-            hashes,
-        )
+        keys = keys_of((idents, accs, vias), (hi, ha, hv), ri, ra, decs, rv, tools)
         stats = new_stats(
             list(map(counts.__getitem__, rows)),
             map(firsts.__getitem__, rows),
@@ -279,6 +261,43 @@ def to_entries(parts: list[Rows]) -> dict[UsageKey, Stats]:
         )
         out.update(zip(keys, stats, strict=True))
     return out
+
+
+def keys_of(
+    parts: tuple[Sequence[Identity], Sequence[Access], Sequence[ReasonRef | None]],
+    hashes: tuple[Sequence[int], Sequence[int], Sequence[int]],
+    ri: Sequence[int],
+    ra: Sequence[int],
+    decisions: Sequence[Decision],
+    rv: Sequence[int],
+    tools: Sequence[str],
+) -> list[UsageKey]:
+    """UsageKeys from columns of indices into part tables (identities, accesses, reasons).
+
+    ``hashes`` are the parts' hashes: each key's is combined from them as
+    :func:`usage.key_hash` does, without hashing a part again.
+    """
+    idents, accs, vias = parts
+    hi, ha, hv = hashes
+    key_hashes = map(
+        hash,
+        zip(
+            map(hi.__getitem__, ri),
+            map(ha.__getitem__, ra),
+            decisions,
+            map(hv.__getitem__, rv),
+            tools,
+            strict=True,
+        ),
+    )
+    return new_keys(
+        list(map(idents.__getitem__, ri)),
+        map(accs.__getitem__, ra),
+        decisions,
+        map(vias.__getitem__, rv),
+        tools,
+        key_hashes,
+    )
 
 
 def sort_order(keys: Sequence[UsageKey]) -> list[int]:
