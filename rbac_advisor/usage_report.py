@@ -231,7 +231,8 @@ def _document(usage: Usage, subjects: Any) -> dict[str, Any]:
 def printable(text: str) -> str:
     r"""``text`` with control and other unprintable characters escaped (``\n``, ``\x1b``).
 
-    Names come from audit logs: a newline or terminal escape in one must not forge a row.
+    Names and file names come from audit logs and their directories: a newline or terminal
+    escape in one must not forge a row or a line, nor reach the terminal.
     """
     if text.isprintable():
         return text

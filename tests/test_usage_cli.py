@@ -566,9 +566,7 @@ def test_quiet_leaves_only_errors_on_stderr(tmp_path) -> None:
     import subprocess
     import sys
 
-    p = write(
-        tmp_path / "a.log", event(audit_id="1"), {"x": 1}, event(audit_id="2")
-    )
+    p = write(tmp_path / "a.log", event(audit_id="1"), {"x": 1}, event(audit_id="2"))
     cmd = [sys.executable, "-m", "rbac_advisor"]
     loud = subprocess.run([*cmd, "usage", p, "--skip-malformed"], capture_output=True, text=True)
     assert loud.returncode == 0 and loud.stderr.startswith("warning: skipped 1 malformed record")
@@ -576,3 +574,56 @@ def test_quiet_leaves_only_errors_on_stderr(tmp_path) -> None:
         [*cmd, "-q", "usage", p, "--skip-malformed"], capture_output=True, text=True
     )
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == loud.stdout
+
+
+def _hostile_lines(tmp_path) -> dict[str, bytes]:
+    good = line(event(audit_id="ok"))
+    deep = b"[" * 3000 + b"]" * 3000
+    return {
+        # a byte that is not UTF-8 in a field the typed reader decodes
+        "badutf": line(event(audit_id="u", ua="kubectl/\x00")).replace(b"\\u0000", b"\xff"),
+        # nesting past every reader's limit in a body nobody reads
+        "deep": line(event(audit_id="d", requestObject=[])).replace(b"[]", deep),
+        # two documents on a line, the second nested too deep or with a lone surrogate
+        "b2b_deep": good + line(event(audit_id="b", requestObject=[])).replace(b"[]", deep),
+        "b2b_surrogate": good + line(event(audit_id="s", user="mall\ud800ory")),
+    }
+
+
+@pytest.mark.parametrize("case", ["badutf", "deep", "b2b_deep", "b2b_surrogate"])
+def test_hostile_lines_are_malformed_records_not_tracebacks(tmp_path, case: str) -> None:
+    bad = _hostile_lines(tmp_path)[case]
+    p = tmp_path / "a.log"
+    p.write_bytes(
+        line(event(audit_id="1")) + b"\n" + bad + b"\n" + line(event(audit_id="2")) + b"\n"
+    )
+    r = runner.invoke(app, ["usage", "--json", str(p)])
+    assert r.exit_code == 3 and r.stdout == "", r.stderr
+    err = r.stderr.strip()
+    assert err.startswith(f"error: {p}:2: ") and "\n" not in err
+    r = runner.invoke(app, ["usage", "--json", "--skip-malformed", str(p)])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["sources"][0]["skipped"] == 1 and doc["requests"] >= 2
+
+
+def test_a_selector_name_that_is_not_utf8_names_nothing(tmp_path) -> None:
+    uri = "/api/v1/namespaces/team-a/pods?fieldSelector=metadata.name%3Dp%FF"
+    d = event(verb="list", uri=uri)
+    d.pop("objectRef", None)
+    p = write(tmp_path / "a.log", d)
+    r = runner.invoke(app, ["usage", "--json", p])
+    assert r.exit_code == 0, r.stderr
+    (access,) = json.loads(r.stdout)["subjects"][0]["accesses"]
+    assert (access["verb"], access["resource"], access.get("name", "")) == ("list", "pods", "")
+
+
+def test_a_file_name_cannot_send_terminal_escapes(tmp_path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    bad = logs / "x\x1b]0;pwned\x07\x1b[31m.log"
+    bad.write_bytes(b"not json\n")
+    r = runner.invoke(app, ["usage", str(logs)])
+    assert r.exit_code == 3
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr
+    assert "x\\x1b]0;pwned\\x07\\x1b[31m.log:1: " in r.stderr

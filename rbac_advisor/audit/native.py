@@ -251,6 +251,9 @@ class NativeStruct(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(NativeStruct)
+# What the typed decoders raise for a line they cannot read: the general path then reads it
+# and names the problem (invalid UTF-8 in a field read, nesting too deep, wrong types).
+DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _EMPTY_STATUS = _Status()
 _EMPTY_ANN = AnnStruct()
 
@@ -274,7 +277,7 @@ def decode_struct(line: bytes) -> NativeStruct | None:
     """Decode an apiserver-written v1 line into the typed struct; None if it is not one."""
     try:
         e = _decoder.decode(line)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except DECODE_ERRORS:
         return None
     return e if usable(e) else None
 

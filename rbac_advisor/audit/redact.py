@@ -10,7 +10,9 @@ import re
 from urllib.parse import unquote_plus
 
 REDACTED = "REDACTED"
-_PARAM = re.compile(r"(?<=[?&])([^=&#]*)=([^&#]*)")
+# A request URI has no fragment: Go's ParseRequestURI keeps "#" in the query, and a
+# value ends only at "&".
+_PARAM = re.compile(r"(?<=[?&])([^=&]*)=([^&]*)")
 
 
 def may_need_redaction(uri: str) -> bool:

@@ -96,8 +96,13 @@ def field_selector_name(query: str) -> str:
     terms = _selector_terms(selector) if selector else None
     for field, op, value in terms or ():
         if field == "metadata.name" and op != "!=":
-            return value if _path_segment(value) else ""
+            return value if _path_segment(value) and _utf8(value) else ""
     return ""
+
+
+def _utf8(text: str) -> bool:
+    """No byte that is not UTF-8 (kept as a lone surrogate): no RBAC object can name it."""
+    return text.isascii() or not any("\udc80" <= c <= "\udcff" for c in text)
 
 
 def _first_query_value(query: str, key: str) -> str | None:

@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-import msgspec
 import orjson
 
 from rbac_advisor.audit import native
@@ -78,9 +77,13 @@ def _back_to_back(text: bytes, skip: bool, first: orjson.JSONDecodeError) -> Par
     at, n, k = 0, len(s), 0
     while at < n:
         k += 1
+        start = at
         try:
-            obj, at = decoder.raw_decode(s, at)
-        except (json.JSONDecodeError, ValueError) as err:
+            _, at = decoder.raw_decode(s, at)
+            # orjson reads each document as a line is read (no lone surrogates, no nesting
+            # past its limit): the json module only finds where documents end.
+            obj = orjson.loads(s[start:at])
+        except (json.JSONDecodeError, ValueError, RecursionError) as err:
             reason = f"invalid JSON in document {k} of several back to back ({err})"
             if not skip:
                 raise Malformed(reason) from None
@@ -184,7 +187,7 @@ def parse_blocks(
     # written to the source's stats when the path changes and at the end.
     n_lines = n_fast = 0
     decode = native.decoder().decode
-    errors = (msgspec.ValidationError, msgspec.DecodeError)
+    errors = native.DECODE_ERRORS
     no_sink = sink is None
     for path, first_no, block in blocks:
         if path is not cur:

@@ -10,20 +10,21 @@ from typing import ParamSpec, TypeVar
 import typer
 
 from rbac_advisor.errors import AdvisorError, OutOfMemory
+from rbac_advisor.usage_report import printable
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def error(message: str) -> None:
-    """Print one ``error:`` line on stderr."""
-    typer.echo(f"error: {message}", err=True)
+    """Print one ``error:`` line on stderr (file names and log text escaped: see printable)."""
+    typer.echo(f"error: {printable(message)}", err=True)
 
 
 def warning(message: str) -> None:
     """Print one ``warning:`` line on stderr (not with ``--quiet``)."""
     if not quiet():
-        typer.echo(f"warning: {message}", err=True)
+        typer.echo(f"warning: {printable(message)}", err=True)
 
 
 def quiet() -> bool:

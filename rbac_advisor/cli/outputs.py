@@ -186,8 +186,10 @@ def write_all(out_dir: Path, files: dict[str, str], inputs: Iterable[str] = ()) 
             tmp, target = staged[0]
             os.replace(tmp, target.real)
             staged.pop(0)
-    except OSError as err:
+    except BaseException as err:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"{out_dir}: cannot write outputs: {err.strerror}") from err
+        if isinstance(err, OSError):
+            raise InputError(f"{out_dir}: cannot write outputs: {err.strerror}") from err
+        raise
     return [target.shown for target, _ in targets]

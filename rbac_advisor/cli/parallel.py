@@ -39,8 +39,6 @@ from multiprocessing import connection
 from multiprocessing.connection import Connection
 from typing import Any
 
-import msgspec
-
 from rbac_advisor import logfiles
 from rbac_advisor.audit import (
     Block,
@@ -405,7 +403,7 @@ def _seed(
                 if text.startswith(prefix):
                     try:
                         e = stamped(text)
-                    except (msgspec.ValidationError, msgspec.DecodeError):
+                    except native.DECODE_ERRORS:
                         continue
                     stamp = e.stageTimestamp or e.requestReceivedTimestamp
                     if go_stamp(stamp):
