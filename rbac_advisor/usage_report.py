@@ -63,29 +63,55 @@ class SubjectSummary:
 
 def summarize(usage: Usage) -> list[SubjectSummary]:
     """Per-subject summaries, most active first (ties by kind, namespace, name)."""
-    subjects: dict[str, SubjectSummary] = {}
+    return list(iter_summaries(usage))
 
-    def get(user: str) -> SubjectSummary:
-        s = subjects.get(user)
-        if s is None:
-            from rbac_advisor.rbac import Identity
 
-            sa = Identity(user).service_account
-            if sa is not None:
-                s = SubjectSummary("ServiceAccount", sa[1], sa[0], user)
-            else:
-                s = SubjectSummary("User", user, "", user)
-            subjects[user] = s
-        return s
+@dataclass(slots=True)
+class _Parts:
+    """What the model holds for one user: its activity, addresses and entries."""
 
+    requests: int = 0
+    activity: list[tuple[str, int]] = field(default_factory=list)
+    ips: list[frozenset[str]] = field(default_factory=list)
+    entries: list[tuple[UsageKey, Stats]] = field(default_factory=list)
+
+
+def iter_summaries(usage: Usage) -> Iterator[SubjectSummary]:
+    """:func:`summarize`'s summaries one at a time, each built when it is reached.
+
+    Only a small index per user is held for the whole run: a log with as many subjects
+    as uses would otherwise hold every subject's sets and maps at once.
+    """
+    parts: dict[str, _Parts] = {}
     for (user, tool, _day), n in usage.activity.items():
-        s = get(user)
-        s.requests += n
-        s.tools[tool or "unknown"] += n
+        p = parts.get(user) or parts.setdefault(user, _Parts())
+        p.requests += n
+        p.activity.append((tool, n))
     for (user, _tool), ips in usage.client_ips.items():
-        get(user).ips |= ips
+        (parts.get(user) or parts.setdefault(user, _Parts())).ips.append(ips)
     for k, st in usage.entries.items():
-        s = get(k.identity.user)
+        user = k.identity.user
+        (parts.get(user) or parts.setdefault(user, _Parts())).entries.append((k, st))
+    order = sorted(parts, key=lambda u: (-parts[u].requests, *_kind_namespace_name(u)))
+    for user in order:
+        yield _summary(user, parts.pop(user))
+
+
+def _kind_namespace_name(user: str) -> tuple[str, str, str]:
+    from rbac_advisor.rbac import Identity
+
+    sa = Identity(user).service_account
+    return ("ServiceAccount", sa[0], sa[1]) if sa is not None else ("User", "", user)
+
+
+def _summary(user: str, p: _Parts) -> SubjectSummary:
+    kind, namespace, name = _kind_namespace_name(user)
+    s = SubjectSummary(kind, name, namespace, user, requests=p.requests)
+    for tool, n in p.activity:
+        s.tools[tool or "unknown"] += n
+    for ips in p.ips:
+        s.ips |= ips
+    for k, st in p.entries:
         s.groups.update(k.identity.groups)
         via = k.via.binding.display() if k.via is not None else ""
         acc = s.accesses.setdefault((k.access, k.decision.value, via), _Acc())
@@ -100,11 +126,10 @@ def summarize(usage: Usage) -> list[SubjectSummary]:
             s.denied += st.count
         elif k.decision is Decision.UNKNOWN:
             s.unknown += st.count
-    for s in subjects.values():
-        # Per request: one request can hold several allowed checks (server-side apply that
-        # creates is also authorized as create), but it is one allowed request.
-        s.allowed = max(0, s.requests - s.denied - s.unknown)
-    return sorted(subjects.values(), key=lambda s: (-s.requests, s.kind, s.namespace, s.name))
+    # Per request: one request can hold several allowed checks (server-side apply that
+    # creates is also authorized as create), but it is one allowed request.
+    s.allowed = max(0, s.requests - s.denied - s.unknown)
+    return s
 
 
 def _access_json(a: Access, decision: str, via: str, acc: _Acc) -> dict[str, Any]:
@@ -148,10 +173,8 @@ def iter_json(usage: Usage) -> Iterator[str]:
     )
     yield head
     first = True
-    summaries = summarize(usage)
-    summaries.reverse()
-    while summaries:  # each summary is let go once written
-        text = orjson.dumps(_subject_json(summaries.pop()), option=orjson.OPT_INDENT_2).decode()
+    for summary in iter_summaries(usage):  # each built when reached, let go once written
+        text = orjson.dumps(_subject_json(summary), option=orjson.OPT_INDENT_2).decode()
         yield ("[\n" if first else ",\n") + "    " + text.replace("\n", "\n    ")
         first = False
     yield "[]" if first else "\n  ]"
@@ -265,7 +288,7 @@ def to_table(usage: Usage) -> str:
             "LAST SEEN",
         )
     ]
-    for s in summarize(usage):
+    for s in iter_summaries(usage):
         by_name: Counter[str] = Counter()
         for label, n in s.tools.items():
             by_name[name_of(label)] += n  # versions are in --json
