@@ -6,17 +6,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from rbac_advisor.diff import Observation
-from rbac_advisor.events import Decision
-from rbac_advisor.rbac import Access, BindingKey, Identity
-from rbac_advisor.usage import Usage, earliest
+from rbac_advisor.events import Decision, ReasonRef
+from rbac_advisor.rbac import Access, Identity
+from rbac_advisor.usage import Usage, earliest, via_order
 
 
 def observations(usage: Usage) -> list[Observation]:
     """Merge usage entries that differ only by client tool into one observation each."""
-    merged: dict[tuple[Identity, Access, Decision, BindingKey | None], Observation] = {}
+    merged: dict[tuple[Identity, Access, Decision, ReasonRef | None], Observation] = {}
     for key, st in usage.entries.items():
         via = key.via.binding if key.via is not None else None
-        k = (key.identity, key.access, key.decision, via)
+        cited = key.via.subject if key.via is not None else None
+        k = (key.identity, key.access, key.decision, key.via)
         prev = merged.get(k)
         tools = frozenset({key.tool}) if key.tool else frozenset()
         if prev is None:
@@ -30,6 +31,7 @@ def observations(usage: Usage) -> list[Observation]:
                 frozenset(st.days),
                 via,
                 tools,
+                cited,
             )
         else:
             merged[k] = Observation(
@@ -42,12 +44,13 @@ def observations(usage: Usage) -> list[Observation]:
                 prev.days | frozenset(st.days),
                 via,
                 prev.tools | tools,
+                cited,
             )
     return [merged[k] for k in sorted(merged, key=_sort_key)]
 
 
-def _sort_key(k: tuple[Identity, Access, Decision, BindingKey | None]) -> tuple[object, ...]:
-    return (k[0], k[1], k[2], k[3] is not None, k[3].display() if k[3] else "")
+def _sort_key(k: tuple[Identity, Access, Decision, ReasonRef | None]) -> tuple[object, ...]:
+    return (k[0], k[1], k[2], k[3] is not None, via_order(k[3]))
 
 
 def window_label(usage: Usage, fmt: Callable[[float], str] | None = None) -> str:

@@ -2,6 +2,8 @@
 
 Replays every observed request against current RBAC and against
 current + apply - prune: no allowed request may become denied, no denied request allowed.
+An allowed request whose reason names a group the log lacks (GKE logs carry no groups) is
+replayed with that group, as the apiserver authorized it.
 Allowed writes of RBAC objects also pass the apiserver's escalation check, which the audit
 log does not show: the writer must keep every permission it held in the write's scope, and
 a binding write must still find every role it may reference. Then checks that no subject
@@ -20,6 +22,7 @@ from rbac_advisor.events import Decision
 from rbac_advisor.rbac import (
     Access,
     Binding,
+    BindingKey,
     BindingKind,
     Identity,
     PolicyRule,
@@ -118,6 +121,17 @@ def _identity(s: Subject, namespace: str) -> Identity | None:
     return None
 
 
+def _authorized_as(o: Observation, bindings: dict[BindingKey, Binding]) -> Identity:
+    """Who ``o`` was authorized as: an allow gets the group its reason names, if logged without.
+
+    Replayed with the logged groups only, such a request is denied before and after, and
+    the proof could not notice a plan that drops the group's grant.
+    """
+    if o.decision != Decision.ALLOW:
+        return o.identity
+    return replay.admitted(o.identity, o.via, o.via_subject, bindings)
+
+
 def prove(
     current: Snapshot,
     after: Snapshot,
@@ -127,13 +141,15 @@ def prove(
     """Replay observations on both snapshots and check generated bindings for new access."""
     before_authz, after_authz = Authorizer(current), Authorizer(after)
     deleted = sorted({r.key for r in current.roles} - {r.key for r in after.roles})
+    bindings = {b.key: b for b in current.bindings}
     lost: dict[tuple[Identity, str], list[PolicyRule]] = {}
     broken: list[Broken] = []
     checked = requests = 0
     for o in observations:
-        if o.identity.privileged:
+        identity = _authorized_as(o, bindings)
+        if identity.privileged:
             continue
-        req = Request(o.identity, o.access)
+        req = Request(identity, o.access)
         b, a = before_authz.allows(req), after_authz.allows(req)
         checked += 1
         requests += o.count
@@ -141,12 +157,12 @@ def prove(
         # non-RBAC authorizer decided), either outcome matches one of them: not our change.
         logged = {Decision.ALLOW: True, Decision.FORBID: False}.get(o.decision, b)
         if a != b and logged == b:
-            broken.append(Broken(o.identity, o.access.display(), b, a, o.count))
+            broken.append(Broken(identity, o.access.display(), b, a, o.count))
         elif logged and escalation_checked(o.access):
-            why = _escalation_failure(o, before_authz, after_authz, lost, deleted)
+            why = _escalation_failure(req, before_authz, after_authz, lost, deleted)
             if why:
                 broken.append(
-                    Broken(o.identity, f"{o.access.display()}: {why}", True, False, o.count)
+                    Broken(identity, f"{o.access.display()}: {why}", True, False, o.count)
                 )
     escalations: list[Escalation] = []
     for obj in generated:
@@ -174,7 +190,7 @@ def prove(
 
 
 def _escalation_failure(
-    o: Observation,
+    req: Request,
     before: Authorizer,
     after: Authorizer,
     lost: dict[tuple[Identity, str], list[PolicyRule]],
@@ -187,14 +203,14 @@ def _escalation_failure(
     namespace's RoleBindings for Roles and RoleBindings), and no role a binding of that
     scope could reference may be deleted. ``lost`` caches the first check per scope.
     """
-    scope = (o.identity, o.access.namespace)
+    scope = (req.identity, req.access.namespace)
     if scope not in lost:
-        lost[scope] = _lost_rules(o.identity, o.access.namespace, before, after)
+        lost[scope] = _lost_rules(req.identity, req.access.namespace, before, after)
     missing = lost[scope]
     if missing:
         shown = ", ".join(r.compact() for r in missing[:3])
         return f"the escalation check needs permissions the writer would lose ({shown})"
-    gone = _referable(o.access, deleted)
+    gone = _referable(req.access, deleted)
     if gone:
         return (
             "a binding written here may reference "

@@ -12,16 +12,20 @@ are modelled as special cases:
   the Node authorizer keeps allowing it (counted as ``node_authorized``). This can hide a
   node request that only RBAC granted; node grants are rare since the system:node binding
   lost its subjects (Kubernetes 1.8).
+
+Some logs (GKE's) carry no group memberships. A logged allow whose reason names a Group
+subject of a binding the current RBAC has, a group the logged identity lacks, is replayed
+as the apiserver authorized it: with that group added (see :func:`admitted`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from rbac_advisor.aggregation import reaggregate
 from rbac_advisor.authorizer import Authorizer
-from rbac_advisor.events import Decision
+from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import (
     NODE_PREFIX,
     NODES_GROUP,
@@ -33,10 +37,14 @@ from rbac_advisor.rbac import (
     Role,
     RoleKey,
     Snapshot,
+    Subject,
+    SubjectKind,
 )
 
 Entry = tuple[Identity, Access, Decision, int]
 """One observed request: who, what, the logged decision, and how many times."""
+CitedEntry = tuple[Identity, Access, Decision, int, ReasonRef | None]
+"""An :data:`Entry` plus the parsed allow reason logged with it (None when there is none)."""
 
 LOGGED = "logged"
 EVALUATED = "evaluated"
@@ -47,7 +55,8 @@ class Change:
     """A request whose outcome would change.
 
     Attributes:
-        identity: who sent it.
+        identity: who sent it, as authorized: the logged groups, plus the group a logged
+            allow's reason names when the log lacks it (see :func:`admitted`).
         access: what it asked for.
         count: how many times it was observed with this before-decision.
         before: the decision it got (logged, or evaluated when the log did not say).
@@ -133,19 +142,61 @@ def intended(base: Snapshot, apply: Snapshot, prune: Snapshot) -> Snapshot:
     return reaggregate(base, after, (r.key for r in apply.roles))
 
 
+def admitted(
+    identity: Identity,
+    via: BindingKey | None,
+    cited: Subject | None,
+    bindings: Mapping[BindingKey, Binding],
+) -> Identity:
+    """``identity`` with the group an allow reason names added, when the log lacks it.
+
+    GKE audit entries carry no group memberships, so a request the apiserver allowed
+    through a Group subject is denied when replayed with the logged groups: replayed so, a
+    plan that drops the group's grant would go unnoticed. The reason is the evidence of the
+    membership when it names a Group subject (``cited``) that the binding it names (``via``)
+    has in ``bindings``. Otherwise ``identity`` is returned unchanged. Callers pass only
+    allows: a denial names no binding.
+    """
+    if via is None or cited is None or cited.kind != SubjectKind.GROUP:
+        return identity
+    if cited.name in identity.groups:
+        return identity
+    b = bindings.get(via)
+    if b is None or not any(_same_group(s, cited) for s in b.subjects):
+        return identity
+    return replace(identity, groups=tuple(sorted({*identity.groups, cited.name})))
+
+
+def _same_group(s: Subject, cited: Subject) -> bool:
+    """Does binding subject ``s`` name the group ``cited`` (API group aside)."""
+    return s.kind == SubjectKind.GROUP and s.name == cited.name
+
+
+def _authorized_identity(
+    entry: Entry | CitedEntry, bindings: Mapping[BindingKey, Binding]
+) -> Identity:
+    """Who an entry was authorized as: a logged allow gets the group its reason names."""
+    identity, decision = entry[0], entry[2]
+    via = entry[4] if len(entry) == 5 else None
+    if via is None or decision is not Decision.ALLOW:
+        return identity
+    return admitted(identity, via.binding, via.subject, bindings)
+
+
 def is_node(identity: Identity) -> bool:
     """A kubelet identity, which the Node authorizer handles before RBAC."""
     return identity.user.startswith(NODE_PREFIX) and NODES_GROUP in identity.groups
 
 
 def replay_report(
-    entries: Iterable[Entry], before: Authorizer | None, after: Authorizer
+    entries: Iterable[Entry | CitedEntry], before: Authorizer | None, after: Authorizer
 ) -> ReplayResult:
     """Replay every entry; see the module docstring for the rules.
 
     Args:
-        entries: (identity, access, logged decision, count) for each observed request.
-            The same request may appear several times (e.g. per user agent); counts add up.
+        entries: (identity, access, logged decision, count) for each observed request,
+            optionally with its parsed allow reason. The same request may appear several
+            times (e.g. per user agent); counts add up.
         before: the current RBAC, used for requests logged with ``unknown`` decision and
             for the reason strings; None to rely on logged decisions only (unknown ones are
             then counted as ``undetermined``).
@@ -154,11 +205,15 @@ def replay_report(
     counts: dict[tuple[Request, bool, str], int] = {}
     seen: set[Request] = set()
     requests = n_entries = evaluated = privileged = node_authorized = undetermined = 0
-    for identity, access, decision, count in entries:
+    # Without the current RBAC, no binding a reason names can be confirmed.
+    bindings = {b.key: b for b in before.snapshot.bindings} if before is not None else {}
+    for entry in entries:
+        identity, access, decision, count = entry[:4]
         requests += count
         n_entries += 1
+        seen.add(Request(identity, access))
+        identity = _authorized_identity(entry, bindings)
         request = Request(identity, access)
-        seen.add(request)
         if identity.privileged:
             privileged += count
             continue
@@ -301,8 +356,10 @@ __all__ = [
     "EVALUATED",
     "LOGGED",
     "Change",
+    "CitedEntry",
     "Entry",
     "ReplayResult",
+    "admitted",
     "intended",
     "is_node",
     "replay",

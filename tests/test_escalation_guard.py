@@ -203,6 +203,5 @@ def test_the_report_shows_why_a_writers_binding_is_left_as_it_is() -> None:
     assert guarded.action is BindingAction.KEEP  # not shown as a built-in binding
     assert any("escalation check" in n for n in guarded.notes)
     assert any(
-        w.kind == "plan" and "no Role or ClusterRole is deleted" in w.message
-        for w in view.warnings
+        w.kind == "plan" and "no Role or ClusterRole is deleted" in w.message for w in view.warnings
     )

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from rbac_builders import cr, rb, req, rule, snap, subject, who
 
-from rbac_advisor import replay
+from rbac_advisor import proof, replay
 from rbac_advisor.analysis import Result, run
 from rbac_advisor.authorizer import Authorizer
 from rbac_advisor.cli.rbacfiles import load_rbac
 from rbac_advisor.diff import Observation
-from rbac_advisor.events import Decision
+from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import (
     Access,
     Binding,
@@ -52,12 +52,13 @@ def _seen(
     access: Access,
     via: Binding | None = None,
     cited: str | None = None,
+    decision: Decision = Decision.ALLOW,
 ) -> Observation:
     """One allowed request; ``via`` the binding its reason names, ``cited`` its subject."""
     return Observation(
         identity,
         access,
-        Decision.ALLOW,
+        decision,
         1,
         0.0,
         1.0,
@@ -210,6 +211,88 @@ def test_cluster_role_binding_named_by_the_reason_is_kept() -> None:
     assert not _allows(result.after, _member(DEVS), req("list pods team-b"))
 
 
+# The replay proof and the replay: an allow is replayed with the group its reason names.
+
+WITHOUT_DEVS = snap(POD_LISTER, BOB_PODS)
+"""A deliberately broken plan: the devs group's binding is gone."""
+
+
+def test_proof_replays_the_allow_with_the_cited_group() -> None:
+    seen = _seen(ALICE, LIST_PODS, DEVS_PODS, f"Group:{DEVS}")
+    assert proof.prove(_s8(), _s8(), [seen], ()).sound
+    result = proof.prove(_s8(), WITHOUT_DEVS, [seen], ())
+    (broken,) = result.broken
+    assert broken.identity == _member(DEVS)
+    assert (broken.description, broken.before, broken.after) == (LIST_PODS.display(), True, False)
+
+
+@pytest.mark.parametrize(
+    "seen",
+    [
+        _seen(ALICE, LIST_PODS, DEVS_PODS, f"Group:{OPS}"),
+        _seen(ALICE, LIST_PODS, DEVS_PODS),
+        _seen(ALICE, LIST_PODS, rb(TEAM, "ClusterRole:pod-lister", f"Group:{DEVS}", name="gone"),
+              f"Group:{DEVS}"),
+    ],
+    ids=["group-not-in-binding", "subject-unknown", "missing-binding"],
+)  # fmt: skip
+def test_proof_adds_no_group_the_reason_does_not_establish(seen: Observation) -> None:
+    """Without that evidence alice is replayed as logged: denied before and after.
+
+    Both groups may list pods before and neither after, so a group added would show.
+    """
+    ops = rb(TEAM, "ClusterRole:pod-lister", f"Group:{OPS}", name="ops-pods")
+    assert proof.prove(_s8(ops), WITHOUT_DEVS, [seen], ()).broken == ()
+
+
+def test_proof_keeps_a_logged_group() -> None:
+    seen = _seen(_member(DEVS), LIST_PODS, DEVS_PODS, f"Group:{DEVS}")
+    (broken,) = proof.prove(_s8(), WITHOUT_DEVS, [seen], ()).broken
+    assert broken.identity == _member(DEVS)
+
+
+def _cited_entry(binding: Binding, cited: str, count: int = 2) -> replay.CitedEntry:
+    """alice's logged allow of LIST_PODS with the parsed reason naming ``binding``."""
+    ref = ReasonRef(binding.key, POD_LISTER.key, subject(cited))
+    return (ALICE, LIST_PODS, Decision.ALLOW, count, ref)
+
+
+def test_replay_evaluates_a_logged_allow_with_the_cited_group() -> None:
+    current = Authorizer(_s8())
+    entry = _cited_entry(DEVS_PODS, f"Group:{DEVS}")
+    assert replay.replay_report([entry], current, current).changes == ()
+    result = replay.replay_report([entry], current, Authorizer(WITHOUT_DEVS))
+    (change,) = result.changes
+    assert change.identity == _member(DEVS) and change.count == 2
+    assert (change.before, change.after, change.current) == (
+        Decision.ALLOW,
+        Decision.FORBID,
+        Decision.ALLOW,
+    )
+    assert change.reason == _reason("devs-pods", f'Group "{DEVS}"')
+    assert result.distinct == 1 and result.requests == 2
+
+
+def test_replay_without_a_reason_uses_the_logged_groups() -> None:
+    """A plain entry carries no evidence of membership: alice's allow is unexplained."""
+    current = Authorizer(_s8())
+    (change,) = replay.replay([(ALICE, LIST_PODS, Decision.ALLOW, 1)], current, current)
+    assert change.identity == ALICE and change.current == Decision.FORBID
+
+
+def test_replay_adds_no_group_to_a_logged_denial() -> None:
+    """A denial names no binding; an entry claiming one is replayed with its logged groups."""
+    current = Authorizer(_s8())
+    ref = ReasonRef(DEVS_PODS.key, POD_LISTER.key, subject(f"Group:{DEVS}"))
+    assert replay.replay([(ALICE, LIST_PODS, Decision.FORBID, 1, ref)], current, current) == []
+
+
+def test_replay_needs_the_current_rbac_to_confirm_the_reason() -> None:
+    entry = _cited_entry(DEVS_PODS, f"Group:{DEVS}")
+    (change,) = replay.replay_report([entry], None, Authorizer(_s8())).changes
+    assert change.identity == ALICE and change.after == Decision.FORBID
+
+
 # End to end: a GKE Cloud Audit Logs export and a kubectl dump, through the CLI.
 
 RBAC_YAML = """\
@@ -342,13 +425,39 @@ def test_cli_verify_sees_no_change_from_the_recommendation(
     assert json.loads(with_plan.stdout)["changes"] == json.loads(without.stdout)["changes"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify replays a logged allow with the logged groups only, not the group the "
-    "reason names, so it reports alice's allow as lost even against the unchanged RBAC",
-)
-def test_cli_verify_reports_no_change(analysed: tuple[Path, Path, Path]) -> None:
+@pytest.mark.parametrize("planned", [True, False], ids=["recommendation", "unchanged-rbac"])
+def test_cli_verify_reports_no_change(analysed: tuple[Path, Path, Path], planned: bool) -> None:
     log, rbac, out = analysed
-    proc = _verify(log, rbac, out)
+    proc = _verify(log, rbac, out if planned else None)
     assert proc.returncode == 0, proc.stdout
     assert json.loads(proc.stdout)["changed"] == 0
+
+
+def _drop_document(src: Path, dst: Path, kind: str, name: str) -> None:
+    """Copy a generated manifest stream without the object of ``kind`` named ``name``."""
+    docs = src.read_text().split("\n---\n")
+    kept = [d for d in docs if not (f"kind: {kind}\n" in d and f"  name: {name}\n" in d)]
+    assert len(kept) == len(docs) - 1
+    dst.write_text("\n---\n".join(kept))
+
+
+def test_cli_verify_reports_a_dropped_group_grant(
+    analysed: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """The recommendation edited to lose the devs group's binding: alice's allow is lost."""
+    log, rbac, out = analysed
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    _drop_document(
+        out / "roles.yaml", edited / "roles.yaml", "RoleBinding", "rbac-advisor:devs-pods"
+    )
+    (edited / "prune.yaml").write_text((out / "prune.yaml").read_text())
+    proc = _verify(log, rbac, edited)
+    assert proc.returncode == 5, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["changed"] == 1
+    (change,) = report["changes"]
+    assert (change["user"], change["before"], change["after"]) == (ALICE.user, "allow", "forbid")
+    assert change["request"] == LIST_PODS.display()
+    assert change["groups"] == sorted([DEVS, "system:authenticated"])
+    assert change["currentRbac"] == "allow"

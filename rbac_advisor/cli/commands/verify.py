@@ -17,7 +17,7 @@ from rbac_advisor.errors import ExitCode
 
 if TYPE_CHECKING:
     from rbac_advisor.rbac import Snapshot
-    from rbac_advisor.replay import Entry
+    from rbac_advisor.replay import CitedEntry
 
 HELP = "\n\n".join(
     [
@@ -30,7 +30,9 @@ HELP = "\n\n".join(
         "are compared with the current RBAC. Roles and RoleBindings without a namespace are "
         "placed in `default`, as kubectl does without -n.",
         "Members of system:masters are always allowed; node requests that RBAC would deny are "
-        "left to the Node authorizer.",
+        "left to the Node authorizer. A logged allow whose reason names a group of a current "
+        "binding that the log does not list (GKE logs carry no groups) is replayed with that "
+        "group.",
         "Exit codes: 0 when nothing changes, 5 when something does, 3 when an input cannot be "
         "read.",
         "Example:",
@@ -42,8 +44,12 @@ HELP = "\n\n".join(
 
 def _load_entries(
     paths: Sequence[Path], skip_malformed: bool, jobs: int | None = None
-) -> tuple[list[Entry], list[str]]:
-    """(identity, access, decision, count) per usage entry, plus notes for stderr."""
+) -> tuple[list[CitedEntry], list[str]]:
+    """(identity, access, decision, count, reason) per usage entry, plus notes for stderr.
+
+    The parsed allow reason lets the replay add the group it names when the log carries
+    no group memberships (GKE).
+    """
     # The usage loader belongs to the `usage` command (its module re-exports the shared
     # one in cli.ingest); imported late to keep startup light.
     command = importlib.import_module("rbac_advisor.cli.commands.usage")
@@ -54,7 +60,9 @@ def _load_entries(
         [str(p) for p in paths], skip_malformed=skip_malformed, since=None, until=None,
         kubectl_only=False, progress=sys.stderr.isatty(), workers=jobs,
     )  # fmt: skip
-    entries = [(k.identity, k.access, k.decision, s.count) for k, s in usage.entries.items()]
+    entries: list[CitedEntry] = [
+        (k.identity, k.access, k.decision, s.count, k.via) for k, s in usage.entries.items()
+    ]
     skipped = int(getattr(usage, "skipped", 0))
     notes = [f"{skipped} malformed audit record(s) skipped"] if skipped else []
     return entries, notes
