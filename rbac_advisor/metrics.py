@@ -17,6 +17,7 @@ from rbac_advisor.authorizer import Authorizer
 from rbac_advisor.diff import Observation
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access, Identity, Request, Snapshot
+from rbac_advisor.validation import impossible_namespace
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 SUBRESOURCES = (
@@ -80,7 +81,9 @@ def tightness(
 
     None when identities x cells exceeds MAX_CELLS (too costly to enumerate).
     """
-    obs = [o for o in observations if not o.identity.privileged]
+    obs = [
+        o for o in observations if not o.identity.privileged and not impossible_namespace(o.access)
+    ]
     namespaced = {(r.group, r.name): r.namespaced for r in BUILTIN}
     res_keys: set[tuple[str, str, str, bool]] = set()
     for g, r, s in [(r.group, r.name, "") for r in BUILTIN] + list(SUBRESOURCES):

@@ -40,6 +40,7 @@ from rbac_advisor.rbac import (
     Subject,
     SubjectKind,
 )
+from rbac_advisor.validation import impossible_namespace
 
 Entry = tuple[Identity, Access, Decision, int]
 """One observed request: who, what, the logged decision, and how many times."""
@@ -217,6 +218,8 @@ def replay_report(
         if identity.privileged:
             privileged += count
             continue
+        if impossible_namespace(access):
+            continue  # no such namespace can exist: it failed whatever RBAC says
         if decision is Decision.ALLOW or decision is Decision.FORBID:
             was, basis = decision is Decision.ALLOW, LOGGED
         elif before is None:

@@ -6,6 +6,10 @@ Two things an audit log cannot show limit the recommendation: which ClusterRoles
 aggregated ClusterRole selects (those are never narrowed in place nor deleted), and the
 apiserver's escalation check on writes of RBAC objects (bindings of a subject seen writing
 them are left as they are, and no role is deleted while anyone writes them).
+
+A ClusterRoleBinding used only in namespaces is moved into RoleBindings there, but never
+into a namespace that cannot exist (not a DNS-1123 label), that the cluster is known not to
+have, or when a subject creates namespaces (it would lose access to the next one).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from rbac_advisor.rbac import (
     Subject,
 )
 from rbac_advisor.rules import Need, minimal_rules
-from rbac_advisor.validation import rule_problems
+from rbac_advisor.validation import namespace_problem, rule_problems
 
 PREFIX = "rbac-advisor:"
 GENERATED_LABEL = ("rbac-advisor.io/generated", "true")
@@ -44,6 +48,10 @@ WRITES_RBAC_WHY = (
     "its subjects write RBAC objects: the apiserver's escalation check needs them to hold "
     "every permission they grant (unless they may bind/escalate), which an audit log cannot "
     "show; review by hand"
+)
+CREATES_NAMESPACES_WHY = (
+    "kept cluster-wide: its subjects create namespaces, and RoleBindings would not reach "
+    "the namespaces they create next"
 )
 KEEPS_ROLES_WHY = (
     "RBAC objects were written in the window, and a binding written later may reference "
@@ -58,6 +66,8 @@ class TightenOptions:
     max_names: int = 5
     keep_unobservable: bool = True
     window: str = ""
+    namespaces: frozenset[str] | None = None
+    """The namespaces the cluster has; None when unknown (an offline RBAC dump)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,20 @@ def _rbac_writers(observations: Iterable[Observation]) -> frozenset[Identity]:
     )
 
 
+def _namespace_creators(observations: Iterable[Observation]) -> frozenset[Identity]:
+    """Identities seen creating namespaces, unless the request was refused."""
+    return frozenset(
+        o.identity
+        for o in observations
+        if o.decision != Decision.FORBID
+        and o.access.resource_request
+        and o.access.verb == "create"
+        and o.access.api_group == ""
+        and o.access.resource == "namespaces"
+        and not o.access.subresource
+    )
+
+
 def _used_subjects(f: BindingFinding) -> tuple[Subject, ...]:
     used = {u.subject for u in f.uses if not u.also_builtin}
     return tuple(s for s in f.binding.subjects if s in used)
@@ -170,10 +194,12 @@ class _Planner:
         snapshot: Snapshot,
         options: TightenOptions,
         writers: frozenset[Identity] = frozenset(),
+        creators: frozenset[Identity] = frozenset(),
     ) -> None:
         self.snapshot = snapshot
         self.options = options
         self.writers = writers
+        self.creators = creators
         self.sources = _aggregation_sources(snapshot)
         self.refs: dict[RoleKey, int] = defaultdict(int)
         for b in snapshot.bindings:
@@ -225,16 +251,54 @@ class _Planner:
         Also when a writer's request went through it: a log without groups may leave the
         writer outside the group the binding names.
         """
-        return any(applies_to(w, f.binding) is not None for w in self.writers) or any(
-            u.identity in self.writers for u in f.uses
-        )
+        return _involves(f, self.writers)
+
+    def keeps_cluster_wide(self, f: BindingFinding, namespaces: Iterable[str]) -> str:
+        """Why the binding's use in ``namespaces`` must stay cluster-wide, or ``""``."""
+        if _involves(f, self.creators):
+            return CREATES_NAMESPACES_WHY
+        existing = self.options.namespaces
+        missing = sorted(set(namespaces) - existing) if existing is not None else []
+        if missing:
+            return (
+                f"kept cluster-wide: namespace(s) {_listed(missing)} do not exist now (deleted "
+                "during the window, or never created): a RoleBinding there cannot be applied"
+            )
+        return ""
+
+
+def _involves(f: BindingFinding, identities: frozenset[Identity]) -> bool:
+    """One of ``identities`` is a subject of the binding, or sent a request through it.
+
+    The latter also when a log without groups leaves it outside the group the binding names.
+    """
+    return any(applies_to(i, f.binding) is not None for i in identities) or any(
+        u.identity in identities for u in f.uses
+    )
+
+
+def _quoted(name: str) -> str:
+    """``name`` quoted with escapes, cut after 63 characters."""
+    return repr(name[:63]) + ("..." if len(name) > 63 else "")
+
+
+def _listed(names: Iterable[str], limit: int = 3) -> str:
+    """A few names, quoted, and how many more there are."""
+    names = list(names)
+    shown = ", ".join(_quoted(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def plan(
     snapshot: Snapshot, findings: Findings, options: TightenOptions = TightenOptions()
 ) -> Plan:
     """Build the recommendation for every reviewable binding."""
-    p = _Planner(snapshot, options, _rbac_writers(findings.observations))
+    p = _Planner(
+        snapshot,
+        options,
+        _rbac_writers(findings.observations),
+        _namespace_creators(findings.observations),
+    )
     changes = [_plan_binding(p, f) for f in findings.bindings]
     apply: list[Role | Binding] = []
     prune: list[Role | Binding] = []
@@ -242,6 +306,7 @@ def plan(
         apply.extend(c.creates)
         prune.extend(c.deletes)
     _check_rules(apply)
+    _check_namespaces([*apply, *prune])
     notes = (f"no Role or ClusterRole is deleted: {KEEPS_ROLES_WHY}",) if p.writers else ()
     return Plan(
         changes=tuple(changes),
@@ -268,6 +333,21 @@ def _check_rules(objects: Iterable[Role | Binding]) -> None:
         raise AdvisorError("generated a rule Kubernetes would reject: " + "; ".join(problems))
 
 
+def _check_namespaces(objects: Iterable[Role | Binding]) -> None:
+    """Refuse Roles and RoleBindings in a namespace that cannot exist.
+
+    Raises:
+        AdvisorError: an object's namespace fails ``namespace_problem``.
+    """
+    problems = [
+        f"{o.key.display()!r}: {problem}"
+        for o in objects
+        if o.namespace and (problem := namespace_problem(o.namespace))
+    ]
+    if problems:
+        raise AdvisorError("generated an object Kubernetes would reject: " + "; ".join(problems))
+
+
 def _order(obj: Role | Binding) -> tuple[int, str, str]:
     if isinstance(obj, Role):
         return (0 if obj.kind == RoleKind.CLUSTER_ROLE else 1, obj.namespace, obj.name)
@@ -280,6 +360,8 @@ def _plan_binding(p: _Planner, f: BindingFinding) -> Change:
         return Change(b.key, "report-only", f.not_reviewable_why)
     if p.writes_rbac(f):
         return Change(b.key, "report-only", WRITES_RBAC_WHY)
+    if b.namespace and (problem := namespace_problem(b.namespace)):
+        return Change(b.key, "report-only", f"{problem}: no cluster can hold this binding")
     role = f.role
     assert role is not None
     kept, hidden = _unobservable(f) if p.options.keep_unobservable else ((), False)
@@ -294,15 +376,14 @@ def _plan_binding(p: _Planner, f: BindingFinding) -> Change:
         why = f"{why}; {keep}" if keep else why
         return Change(b.key, "remove", why, (), (b, *retired))
     subjects = _used_subjects(f) or b.subjects
-    if b.kind == BindingKind.ROLE_BINDING:
-        scopes = {b.namespace: needed}
-        cluster: list[Use] = []
-    else:
-        scopes = defaultdict(list)
-        cluster = []
-        for u in needed:
-            ns = u.access.namespace if u.access.resource_request else ""
-            (scopes[ns] if ns else cluster).append(u)
+    scopes: dict[str, list[Use]] = {b.namespace: needed}
+    cluster: list[Use] = []
+    notes: list[str] = []
+    if b.kind == BindingKind.CLUSTER_ROLE_BINDING:
+        scopes, cluster, notes = _rescope(p, f, needed)
+        if not scopes and not cluster and not kept:
+            retired, keep = p.retire(role)
+            return Change(b.key, "remove", _joined(*notes, keep), (), (b, *retired))
     max_names = p.options.max_names
     cluster_rules = minimal_rules(
         _needs(cluster), kept if b.kind != BindingKind.ROLE_BINDING else (), max_names
@@ -315,12 +396,52 @@ def _plan_binding(p: _Planner, f: BindingFinding) -> Change:
     return Change(
         change.binding,
         change.action,
-        change.summary,
+        _joined(change.summary, *notes),
         change.creates,
         change.deletes,
         kept,
         hidden,
     )
+
+
+def _rescope(
+    p: _Planner, f: BindingFinding, needed: list[Use]
+) -> tuple[dict[str, list[Use]], list[Use], list[str]]:
+    """Split a ClusterRoleBinding's uses into those moved to namespaces and cluster-wide ones.
+
+    Uses in a namespace that cannot exist are dropped: such a request failed at the
+    apiserver after authorization, and no RoleBinding can be written there. When
+    ``p.keeps_cluster_wide`` says why, every use stays cluster-wide and nothing is dropped.
+
+    Returns:
+        Uses per namespace to move, uses kept cluster-wide, notes for the change's summary.
+    """
+    scopes: dict[str, list[Use]] = defaultdict(list)
+    cluster: list[Use] = []
+    for u in needed:
+        ns = u.access.namespace if u.access.resource_request else ""
+        (scopes[ns] if ns else cluster).append(u)
+    invalid = sorted(ns for ns in scopes if namespace_problem(ns))
+    valid = sorted(ns for ns in scopes if ns not in invalid)
+    why = p.keeps_cluster_wide(f, valid) if valid else ""
+    if why:
+        return {}, list(needed), [why]
+    notes: list[str] = []
+    if valid and p.options.namespaces is None:
+        notes.append(
+            "the RoleBindings assume those namespaces exist: the RBAC input does not list them"
+        )
+    if invalid:
+        notes.append(
+            f"requests in {len(invalid)} invalid namespace(s) such as {_quoted(invalid[0])} "
+            "are not carried over: no such namespace can exist"
+        )
+    return {ns: scopes[ns] for ns in valid}, cluster, notes
+
+
+def _joined(*parts: str) -> str:
+    """The non-empty parts of a summary, joined."""
+    return "; ".join(part for part in parts if part)
 
 
 def _same(old: tuple[PolicyRule, ...], new: tuple[PolicyRule, ...]) -> bool:

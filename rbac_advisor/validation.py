@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rbac_advisor.rbac import DNS1123_SUBDOMAIN, PolicyRule
+from rbac_advisor.rbac import DNS1123_SUBDOMAIN, Access, PolicyRule
 
 # Verbs that never carry a name, so resourceNames cannot restrict them (PolicyRuleBuilder).
 NAMELESS_VERBS = ("list", "watch", "create", "deletecollection")
@@ -114,3 +114,24 @@ __all__ = [
     "rule_problems",
     "service_account_name_problem",
 ]
+
+
+def namespace_problem(name: str) -> str | None:
+    """As ValidateNamespaceName: why ``name`` cannot name a namespace, if it cannot.
+
+    A namespace name is a DNS-1123 label: at most 63 lowercase letters, digits and ``-``,
+    starting and ending with a letter or digit.
+    """
+    shown = repr(name[:63]) + ("..." if len(name) > 63 else "")
+    if len(name) > 63:
+        return f"namespace {shown} is longer than 63 characters"
+    if "." in name or not DNS1123_SUBDOMAIN.fullmatch(name):
+        return f"namespace {shown} is not a DNS-1123 label"
+    return None
+
+
+def impossible_namespace(access: Access) -> bool:
+    """A resource request in a namespace no cluster can have: it failed whatever RBAC said."""
+    return bool(access.resource_request and access.namespace) and (
+        namespace_problem(access.namespace) is not None
+    )
