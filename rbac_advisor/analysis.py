@@ -50,6 +50,7 @@ def run(
             max_names=options.max_names,
             keep_unobservable=options.keep_unobservable,
             window=options.window,
+            namespaces=snapshot.namespaces,
         ),
     )
     after = proof.intended(snapshot, plan.apply, plan.prune)

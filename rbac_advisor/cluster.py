@@ -2,7 +2,9 @@
 
 Lists Roles, ClusterRoles, RoleBindings and ClusterRoleBindings page by page and returns
 them as the camelCase dicts ``kubectl get -o yaml`` prints. Fails closed: any list or page
-failure raises a ClusterError; a partial snapshot is never returned.
+failure raises a ClusterError; a partial snapshot is never returned. The namespace names,
+read on request, are the one exception: they only sharpen the recommendation, so failing
+to list them is a logged warning and the objects come back without them.
 """
 
 from __future__ import annotations
@@ -37,21 +39,31 @@ VOLATILE_METADATA = ("managedFields", "uid", "resourceVersion", "creationTimesta
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """One RBAC kind: its name, plural, and the client method listing all namespaces."""
+    """One listed kind: its name, plural, the client method listing all namespaces, its group.
+
+    The group is ``rbac.authorization.k8s.io`` (RbacAuthorizationV1Api) or ``""`` for the
+    core group (CoreV1Api).
+    """
 
     kind: str
     plural: str
     method: str
+    group: str = RBAC_GROUP
+
+    @property
+    def api_version(self) -> str:
+        """``<group>/v1``, or ``v1`` for the core group."""
+        return f"{self.group}/v1" if self.group else "v1"
 
     @property
     def path(self) -> str:
-        """``/apis/rbac.authorization.k8s.io/v1/<plural>``, which lists all namespaces."""
-        return f"/apis/{API_VERSION}/{self.plural}"
+        """``/apis/<group>/v1/<plural>`` (``/api/v1/<plural>``), which lists all namespaces."""
+        return f"/apis/{self.api_version}/{self.plural}" if self.group else f"/api/v1/{self.plural}"
 
     @property
     def resource(self) -> str:
-        """``<plural>.rbac.authorization.k8s.io`` as kubectl names it."""
-        return f"{self.plural}.{RBAC_GROUP}"
+        """``<plural>.<group>`` (``<plural>`` for the core group) as kubectl names it."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
 KINDS = (
@@ -61,6 +73,7 @@ KINDS = (
     Kind("ClusterRoleBinding", "clusterrolebindings", "list_cluster_role_binding"),
 )
 KIND_ORDER = {k.kind: i for i, k in enumerate(sorted(KINDS, key=lambda k: k.kind))}
+NAMESPACES = Kind("Namespace", "namespaces", "list_namespace", group="")
 
 Progress = Callable[[str, int], None]
 
@@ -107,6 +120,7 @@ def fetch(
     page_size: int = 500,
     timeout: float = 30,
     progress: Progress | None = None,
+    with_namespaces: bool = False,
 ) -> list[dict[str, Any]]:
     """List every Role, ClusterRole, RoleBinding and ClusterRoleBinding of the cluster.
 
@@ -117,10 +131,12 @@ def fetch(
         page_size: ``limit`` of each list request.
         timeout: connect and read timeout of each request, in seconds.
         progress: called with (kind, objects so far) after every page.
+        with_namespaces: also list the namespaces, see :func:`namespace_items`.
 
     Returns:
         The objects as ``kubectl get -o yaml`` items (camelCase, apiVersion and kind set,
-        managedFields dropped), kind by kind in the server's order.
+        managedFields dropped), kind by kind in the server's order; then, with
+        ``with_namespaces``, one name-only Namespace item per namespace.
 
     Raises:
         ClusterUnreachable: bad kubeconfig, connection or TLS failure, timeout, 401.
@@ -129,7 +145,13 @@ def fetch(
     """
     api = api_client(kubeconfig, context, in_cluster)
     try:
-        return fetch_with(api, page_size=page_size, timeout=timeout, progress=progress)
+        return fetch_with(
+            api,
+            page_size=page_size,
+            timeout=timeout,
+            progress=progress,
+            with_namespaces=with_namespaces,
+        )
     finally:
         api.close()
 
@@ -142,6 +164,7 @@ def fetch_with(
     progress: Progress | None = None,
     kinds: Iterable[Kind] = KINDS,
     backoff: float = 0.25,
+    with_namespaces: bool = False,
 ) -> list[dict[str, Any]]:
     """As :func:`fetch`, on an existing ApiClient.
 
@@ -153,6 +176,7 @@ def fetch_with(
         kinds: which RBAC kinds to list.
         backoff: first retry delay in seconds; doubles per retry (capped at 5 s) unless the
             server sends Retry-After.
+        with_namespaces: also list the namespaces, see :func:`namespace_items`.
     """
     if page_size < 1:
         raise ValueError("page_size must be positive")
@@ -160,7 +184,60 @@ def fetch_with(
     out: list[dict[str, Any]] = []
     for kind in kinds:
         out.extend(_list_all(api, server, kind, page_size, timeout, progress, backoff))
+    if with_namespaces:
+        out.extend(
+            namespace_items(
+                api, page_size=page_size, timeout=timeout, progress=progress, backoff=backoff
+            )
+        )
     return out
+
+
+def namespace_items(
+    api: Any,
+    *,
+    page_size: int = 500,
+    timeout: float = 30,
+    progress: Progress | None = None,
+    backoff: float = 0.25,
+) -> list[dict[str, Any]]:
+    """The namespaces a RoleBinding can be created in, as name-only Namespace items.
+
+    Terminating namespaces are left out: the apiserver refuses new objects in them.
+    Listing namespaces is optional: any failure, a 403 included, is logged as a warning and
+    gives ``[]``, which leaves the namespaces unknown.
+    """
+    server = str(api.configuration.host)
+    try:
+        listed = _list_all(api, server, NAMESPACES, page_size, timeout, progress, backoff)
+    except ClusterError as err:
+        reason = (
+            "this identity may not list namespaces"
+            if isinstance(err, ClusterForbidden)
+            else f"cannot list namespaces: {err}"
+        )
+        log.warning(
+            "%s; which namespaces exist is unknown, so RoleBindings may be recommended in "
+            "namespaces that do not exist",
+            reason,
+        )
+        return []
+    names = sorted(
+        str(o["metadata"]["name"])
+        for o in listed
+        if isinstance(o["metadata"].get("name"), str)
+        and (o.get("status") or {}).get("phase") != "Terminating"
+    )
+    return [_namespace_item(n) for n in names]
+
+
+def _namespace_item(name: str) -> dict[str, Any]:
+    """A Namespace item carrying nothing but its name."""
+    return {
+        "apiVersion": NAMESPACES.api_version,
+        "kind": NAMESPACES.kind,
+        "metadata": {"name": name},
+    }
 
 
 def _list_all(
@@ -239,7 +316,8 @@ def _get_json(api: Any, kind: Kind, limit: int, token: str, timeout: float) -> d
     ``kubectl get -o yaml`` prints, and decoding it directly is an order of magnitude
     faster than building the client's model objects and serialising them back.
     """
-    method = getattr(k8s_client.RbacAuthorizationV1Api(api), kind.method)
+    client = k8s_client.RbacAuthorizationV1Api if kind.group else k8s_client.CoreV1Api
+    method = getattr(client(api), kind.method)
     kwargs: dict[str, Any] = {"limit": limit}
     if token:
         kwargs["_continue"] = token
@@ -263,7 +341,7 @@ def _item(kind: Kind, raw: dict[str, Any]) -> dict[str, Any]:
     """A list item as ``kubectl get -o yaml`` shows it: apiVersion and kind first."""
     meta = dict(raw.get("metadata") or {})
     meta.pop("managedFields", None)
-    out: dict[str, Any] = {"apiVersion": API_VERSION, "kind": kind.kind, "metadata": meta}
+    out: dict[str, Any] = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta}
     out.update((k, v) for k, v in raw.items() if k not in ("apiVersion", "kind", "metadata"))
     return out
 
@@ -330,8 +408,8 @@ def to_list_document(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
     Volatile metadata is dropped, keys are put in manifest order (unknown keys keep their
     place after the known ones), and objects are sorted by kind (ClusterRole,
-    ClusterRoleBinding, Role, RoleBinding), namespace and name, so equal clusters give
-    equal bytes.
+    ClusterRoleBinding, Role, RoleBinding, then any other kind such as Namespace), namespace
+    and name, so equal clusters give equal bytes.
     """
     cleaned = []
     for obj in items:

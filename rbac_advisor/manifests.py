@@ -4,6 +4,11 @@ Accepts single objects, ``kind: List`` and typed lists (``RoleList``...), in
 rbac.authorization.k8s.io/v1 or v1beta1; other kinds are counted and ignored. Objects are
 defaulted and validated as the apiserver does (v1 defaults.go, validation.go), so a file the
 apiserver would reject is rejected here with the file, the object and the field.
+
+The names of v1 Namespace objects (``rbac-advisor snapshot`` writes them) become the
+snapshot's namespaces, but only when they look like a whole cluster's list: they must
+include the namespaces every cluster keeps (``LASTING_NAMESPACES``), so a manifest directory
+with its application's one Namespace does not pass for a cluster without the others.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from rbac_advisor.rbac import (
 RBAC_API_VERSIONS = (f"{RBAC_GROUP}/v1", f"{RBAC_GROUP}/v1beta1")
 ROLE_KINDS = {k.value: k for k in RoleKind}
 BINDING_KINDS = {k.value: k for k in BindingKind}
+# Created by the apiserver and protected from deletion (NamespaceLifecycle admission).
+LASTING_NAMESPACES = frozenset({"default", "kube-system"})
 K = TypeVar("K", RoleKey, BindingKey)
 Obj = TypeVar("Obj", Role, Binding)
 
@@ -51,6 +58,9 @@ def parse_objects(
 ) -> Snapshot:
     """Parse documents into a Snapshot, sorted by key.
 
+    Non-RBAC objects count as ``ignored_objects``; Namespace objects among them also give
+    the snapshot's ``namespaces`` (see the module docstring).
+
     Args:
         docs: (source label, parsed document) pairs; the label (a path) names the document
             in errors. ``None`` documents (empty YAML documents) are skipped.
@@ -63,6 +73,7 @@ def parse_objects(
     opts = options or ParseOptions()
     roles: dict[RoleKey, tuple[Role, str]] = {}
     bindings: dict[BindingKey, tuple[Binding, str]] = {}
+    namespaces: set[str] = set()
     ignored = 0
     defaulted = 0
     for label, doc in docs:
@@ -71,6 +82,7 @@ def parse_objects(
             group = api_version.rpartition("/")[0]
             if group != RBAC_GROUP or (kind not in ROLE_KINDS and kind not in BINDING_KINDS):
                 ignored += 1
+                namespaces.update(_namespace_name(obj, api_version, kind))
                 continue
             parsed, used_default = _parse_one(label, obj, api_version, kind, opts)
             defaulted += used_default
@@ -89,7 +101,17 @@ def parse_objects(
         bindings=tuple(b for _, (b, _) in sorted(bindings.items())),
         warnings=tuple(warnings),
         ignored_objects=ignored,
+        namespaces=frozenset(namespaces) if namespaces >= LASTING_NAMESPACES else None,
     )
+
+
+def _namespace_name(obj: object, api_version: str, kind: str) -> tuple[str, ...]:
+    """The name of a v1 Namespace object, or ``()`` for any other object."""
+    if api_version != "v1" or kind != "Namespace" or not isinstance(obj, Mapping):
+        return ()
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return (name,) if isinstance(name, str) and name else ()
 
 
 def _add(seen: dict[K, tuple[Obj, str]], key: K, obj: Obj, label: str) -> None:

@@ -265,6 +265,8 @@ class Snapshot:
     warnings: tuple[str, ...] = ()
     ignored_objects: int = 0
     source: str = ""
+    namespaces: frozenset[str] | None = None
+    """The cluster's namespaces; None when unknown (not listable, or not in the dump)."""
 
     def role(self, key: RoleKey) -> Role | None:
         """Look up one role by key (linear; use the authorizer's index on hot paths)."""

@@ -186,6 +186,10 @@ def test_reader_clusterrole_is_enough(kube: Kube, objects: dict[str, Any]) -> No
                 raise
             time.sleep(0.2)
     assert by_key(as_reader).keys() == by_key(fetch_as(kube, "admin")).keys()
+    # the role also lets it read which namespaces exist (no RoleBinding in a missing one)
+    with_ns = fetch_as(kube, "reader", with_namespaces=True)
+    assert by_key(with_ns).keys() == by_key(fetch_as(kube, "admin", with_namespaces=True)).keys()
+    assert any(o["kind"] == "Namespace" for o in with_ns)
 
 
 @pytest.mark.cluster

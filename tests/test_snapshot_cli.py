@@ -58,12 +58,13 @@ def test_snapshot_round_trips_through_the_parser(kube: Kube, seeded: None, tmp_p
 
     doc = yaml.safe_load(out.read_text())
     assert doc["apiVersion"] == "v1" and doc["kind"] == "List"
-    live = cluster.fetch(str(kube.kubeconfig("admin")), None, False)
+    live = cluster.fetch(str(kube.kubeconfig("admin")), None, False, with_namespaces=True)
     assert len(doc["items"]) == len(live)
     from_file = parse_objects([(str(out), doc)])
     from_live = parse_objects((f"live:{i}", obj) for i, obj in enumerate(live))
     assert from_file.roles == from_live.roles
     assert from_file.bindings == from_live.bindings
+    assert from_file.namespaces == from_live.namespaces
     names = {(r.kind, r.namespace, r.name) for r in from_file.roles}
     assert ("Role", "snap-a", "cm-editor") in names
     assert ("ClusterRole", "", "admin") in names
@@ -82,7 +83,8 @@ def test_snapshot_file_is_clean_sorted_and_stable(kube: Kube, seeded: None, tmp_
     for obj in items:
         assert not set(VOLATILE) & set(obj["metadata"]), obj["metadata"]
         assert list(obj)[:3] == ["apiVersion", "kind", "metadata"]
-    order = {"ClusterRole": 0, "ClusterRoleBinding": 1, "Role": 2, "RoleBinding": 3}
+    order = {"ClusterRole": 0, "ClusterRoleBinding": 1, "Role": 2, "RoleBinding": 3,
+             "Namespace": 4}  # fmt: skip
     keys = [(order[o["kind"]], o["metadata"].get("namespace", ""), o["metadata"]["name"])
             for o in items]  # fmt: skip
     assert keys == sorted(keys)

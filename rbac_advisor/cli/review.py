@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,9 @@ def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
         from rbac_advisor.cli.ingest import cluster_progress
 
         progress = cluster_progress()
-        items = cluster.fetch(kc, inputs.context, inputs.in_cluster, progress=progress)
+        items = cluster.fetch(
+            kc, inputs.context, inputs.in_cluster, progress=progress, with_namespaces=True
+        )
         if progress is not None:
             typer.echo("", err=True)
         snap = parse_objects(("cluster", i) for i in items)
@@ -67,13 +69,7 @@ def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
     else:
         raise UsageError("no RBAC given: use --rbac DUMP or --kubeconfig/--context/--in-cluster")
     resolved, drift = resolve(snap)
-    return Snapshot(
-        resolved.roles,
-        resolved.bindings,
-        resolved.warnings + tuple(drift),
-        resolved.ignored_objects,
-        source,
-    ), source
+    return replace(resolved, warnings=resolved.warnings + tuple(drift), source=source), source
 
 
 def load_usage_inputs(inputs: Inputs) -> Any:

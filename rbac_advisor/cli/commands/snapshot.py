@@ -19,7 +19,9 @@ HELP = """Save the cluster's Roles, ClusterRoles and bindings as one YAML List.
 
 The file is what `--rbac FILE` reads back: objects sorted by kind, namespace and name,
 without managedFields, uid, resourceVersion or creationTimestamp. The identity needs
-get/list on the four RBAC kinds (deploy/reader-clusterrole.yaml).
+get/list on the four RBAC kinds (deploy/reader-clusterrole.yaml). When it may also list
+namespaces, the file ends with one Namespace per namespace (name only), so an offline
+review knows which namespaces exist; otherwise a warning says they are left out.
 
 Examples:
 
@@ -45,7 +47,7 @@ def snapshot(
         float, typer.Option("--timeout", min=1, help="Seconds to wait for each request.")
     ] = 30,
 ) -> None:
-    """Save the cluster's RBAC objects as one YAML List."""
+    """Save the cluster's RBAC objects (and namespace names) as one YAML List."""
     if in_cluster and (kubeconfig or context):
         raise typer.BadParameter("--in-cluster cannot be combined with --kubeconfig/--context")
     if output != "-":
@@ -57,14 +59,15 @@ def snapshot(
     progress = cluster_progress()
     items = cluster.fetch(
         str(kubeconfig) if kubeconfig else None, context, in_cluster,
-        page_size=page_size, timeout=timeout, progress=progress,
+        page_size=page_size, timeout=timeout, progress=progress, with_namespaces=True,
     )  # fmt: skip
     if progress is not None:
         typer.echo("", err=True)
     text = dump_list(cluster.to_list_document(items))
     _write(output, text)
     counts = Counter(str(o.get("kind")) for o in items)
-    summary = ", ".join(f"{counts[k.kind]} {k.kind}s" for k in cluster.KINDS)
+    kinds = (*cluster.KINDS, cluster.NAMESPACES)
+    summary = ", ".join(f"{counts[k.kind]} {k.kind}s" for k in kinds)
     where = "stdout" if output == "-" else output
     typer.echo(
         f"snapshot: {len(items)} objects ({summary}) in {time.monotonic() - started:.1f}s "
