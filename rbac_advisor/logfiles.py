@@ -5,6 +5,11 @@ Yields blocks of numbered texts ``(path, first_line_no, [bytes, ...])`` for
 line; a file whose first line is a bare ``{`` or ``[`` (pretty-printed JSON, ``jq .``
 output) gives one text per JSON document. A UTF-8 byte-order mark at the start of a file's
 text is dropped (the sha256 still covers it).
+
+A record (a line, or a document) longer than ``MAX_RECORD`` is malformed: it is refused, or
+with ``skip_malformed`` discarded as it streams and counted as skipped (for a document, with
+the rest of its file: where the next one begins is unknown). Blank text between records is
+dropped as it streams: memory stays within about one record and a block.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sys
 import threading
 import types
 import zlib
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
@@ -40,6 +45,12 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
 
 STDIN = "-"
 BLOCK = 1 << 20
+# The longest record read. An audit event holds at most its request and response bodies
+# (the apiserver caps a request at 3 MB by default); a longer line is damage or an attack
+# (a small gzip file inflates to gigabytes). At least BLOCK: the length is checked when a
+# line spans blocks.
+MAX_RECORD = 256 << 20
+_BLANK_RUN = 1 << 16  # blank text at the start of a partial line kept, at most
 _SAME_START = 4096  # text compared at the start of each file (see same_start)
 Block = tuple[str, int, list[bytes]]
 GZIP_MAGIC = b"\x1f\x8b"
@@ -401,55 +412,266 @@ def _blocks(src: Source, f: BinaryIO) -> Generator[bytes, None, None]:
     yield from _threaded(without_bom(_inflate(reader)))
 
 
-def _documents(path: str, text: bytes) -> Iterator[tuple[str, int, bytes]]:
+def _size(n: int) -> str:
+    """A byte count as the limit is stated: whole megabytes, else bytes."""
+    return f"{n >> 20} MB" if n >= 1 << 20 and not n % (1 << 20) else f"{n} bytes"
+
+
+def too_long_reason() -> str:
+    """Why a record past ``MAX_RECORD`` is refused."""
+    return f"record longer than {_size(MAX_RECORD)}"
+
+
+class RecordTooLong(ValueError):
+    """A line grew past ``MAX_RECORD`` bytes; ``line`` is its number among the lines split."""
+
+    def __init__(self, line: int) -> None:
+        """Name the line (1 for the first line split)."""
+        super().__init__(f"line {line}: {too_long_reason()}")
+        self.line = line
+
+
+def _refuse(line: int) -> None:
+    raise RecordTooLong(line)
+
+
+def _malformed(stats: SourceStats, path: str, no: int, reason: str, *, skip: bool) -> None:
+    """Refuse a malformed record, or with ``skip`` count it in ``stats`` as skipped.
+
+    Raises:
+        AuditParseError: naming the file and line, unless ``skip``.
+    """
+    if not skip:
+        raise AuditParseError(path, no, reason)
+    stats.skipped += 1
+    if not stats.first_error:
+        stats.first_error = f"{path}:{no}: {reason}"
+
+
+def too_long_handler(
+    path: str, stats: SourceStats, *, skip_malformed: bool, first: int = 1
+) -> Callable[[int], None]:
+    """A ``too_long`` for :func:`split_lines` of a file whose lines are numbered from ``first``.
+
+    It raises :class:`AuditParseError` naming the line, or with ``skip_malformed`` counts
+    it as skipped in ``stats`` (the line is then discarded).
+    """
+
+    def too_long(n: int) -> None:
+        _malformed(stats, path, first - 1 + n, too_long_reason(), skip=skip_malformed)
+
+    return too_long
+
+
+_SPACE = re.compile(r"[ \t\r\n]*")  # JSON's whitespace
+_BLANK = re.compile(rb"[ \t\r\n]*")
+# A string (closed, or running to the end: '"' alone), or a bracket.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{}]', re.S)
+
+
+def _end_of_nesting(s: str, i: int) -> int:
+    """Where the array or object at ``s[i]`` ends, by its brackets; -1 when ``s`` ends first."""
+    depth = 0
+    for m in _TOKEN.finditer(s, i):
+        tok = m.group()
+        if tok[0] == '"':
+            if len(tok) == 1:
+                return -1  # a string still open
+            continue
+        depth += 1 if tok in "[{" else -1
+        if depth <= 0:
+            return m.end()
+    return -1
+
+
+def _take_documents(
+    path: str, data: bytes, line: int, stats: SourceStats, *, skip: bool, final: bool
+) -> Generator[tuple[str, int, bytes], None, tuple[bytes, int]]:
+    """Yield the whole documents at the start of ``data`` (line ``line`` is its first).
+
+    Unless ``final``, only text up to the last newline is decoded (no value and no
+    character spans one) and a document it cuts short is left. Returns the text left (a
+    document begun; blank text is dropped) and the line it begins on.
+
+    Raises:
+        AuditParseError: text that is not UTF-8, invalid JSON, or nesting too deep for
+            the decoder (with ``skip`` that document is counted as skipped instead).
+    """
+    cut = len(data) if final else data.rfind(b"\n") + 1
     try:
-        s = text.decode("utf-8")
+        s = str(memoryview(data)[:cut], "utf-8")
     except UnicodeDecodeError as err:
-        raise AuditParseError(path, 1, f"not UTF-8 text ({err.reason})") from None
+        where = line + data.count(b"\n", 0, err.start)
+        raise AuditParseError(path, where, f"not UTF-8 text ({err.reason})") from None
     dec = json.JSONDecoder()
     i, n = 0, len(s)
     while True:
-        while i < n and s[i] in " \t\r\n":
-            i += 1
+        j = _SPACE.match(s, i).end()  # type: ignore[union-attr]  # matches the empty string
+        line += s.count("\n", i, j)
+        i = j
         if i >= n:
-            return
-        line = 1 + s.count("\n", 0, i)
+            break
         try:
-            _, end = dec.raw_decode(s, i)
+            end = dec.raw_decode(s, i)[1]
         except json.JSONDecodeError as err:
-            where = 1 + s.count("\n", 0, err.pos)
+            if err.pos >= n and not final:
+                break  # cut short: the rest of it is yet to be read
+            where = line + s.count("\n", i, err.pos)
             raise AuditParseError(path, where, f"invalid JSON ({err.msg})") from None
-        yield path, line, s[i:end].encode()
+        except RecursionError:
+            end = _end_of_nesting(s, i)
+            if end < 0 and not final:
+                break
+            _malformed(stats, path, line, "nesting too deep", skip=skip)
+            end = n if end < 0 else end
+        else:
+            yield path, line, s[i:end].encode()
+        line += s.count("\n", i, end)
         i = end
+    # The byte offset of s[i] (decoding then encoding valid UTF-8 gives the same bytes).
+    off = i if s.isascii() else cut - len(s[i:].encode())
+    del s
+    rest = data[off:]  # the same object when nothing was taken
+    if _BLANK.fullmatch(rest):
+        rest = b""  # no newline in it: the line count stands
+    return rest, line
 
 
-def split_lines(pieces: Iterable[bytes]) -> Iterator[list[bytes]]:
+def _too_long_document(
+    rest: Iterator[bytes], path: str, line: int, stats: SourceStats, *, skip: bool
+) -> None:
+    """Refuse a document past ``MAX_RECORD``, or with ``skip`` count it and read the rest.
+
+    Raises:
+        AuditParseError: naming the line it begins on, unless ``skip``.
+    """
+    _malformed(stats, path, line, too_long_reason(), skip=skip)
+    for _ in rest:  # read to the end for the file's sha256; nothing more is decoded
+        pass
+
+
+def _documents(
+    path: str, pieces: Iterator[bytes], line: int, stats: SourceStats, *, skip: bool
+) -> Iterator[tuple[str, int, bytes]]:
+    """The JSON documents of a pretty-printed text, each with the line it begins on.
+
+    Text is decoded when a block arrives, then again once what is held has doubled (a
+    large document is not decoded a block at a time) or passes ``MAX_RECORD``; an array
+    or object begun is decoded again only once a closing bracket has arrived.
+
+    Raises:
+        AuditParseError: as :func:`_take_documents`, or a document longer than
+            ``MAX_RECORD``: its end, and so the next document, is unknown (with ``skip``
+            the rest of the text is read, and counted as one skipped record).
+    """
+    held: list[bytes] = []
+    size = need = 0
+    begun = False  # held starts with an array or object cut short
+    closed = False  # a closing bracket arrived since held was last decoded
+    for piece in pieces:
+        held.append(piece)
+        size += len(piece)
+        if begun and not closed:
+            closed = b"}" in piece or b"]" in piece
+        if size < need and size <= MAX_RECORD:
+            continue
+        if begun and not closed:  # it cannot have ended
+            if size > MAX_RECORD:
+                del held[:]
+                _too_long_document(pieces, path, line, stats, skip=skip)
+                return
+            continue
+        data = b"".join(held)
+        del held[:]
+        rest, line = yield from _take_documents(path, data, line, stats, skip=skip, final=False)
+        del data
+        if len(rest) > MAX_RECORD:
+            del rest
+            _too_long_document(pieces, path, line, stats, skip=skip)
+            return
+        if rest:
+            held.append(rest)
+        size = len(rest)
+        need = 2 * size
+        begun = rest[:1] in (b"{", b"[")
+        # Text after the last newline was not decoded: a bracket there may close it.
+        after = rest.rfind(b"\n") + 1
+        closed = rest.find(b"}", after) >= 0 or rest.find(b"]", after) >= 0
+    if held:
+        yield from _take_documents(path, b"".join(held), line, stats, skip=skip, final=True)
+
+
+def split_lines(
+    pieces: Iterable[bytes], too_long: Callable[[int], None] | None = None
+) -> Iterator[list[bytes]]:
     """The lines of a stream of pieces, a list per piece that ends at least one line.
 
     A line longer than a piece (a large request body at the RequestResponse level) is
-    joined once, when its end arrives: linear in its size.
+    joined once, when its end arrives: linear in its size. A line that grows past
+    ``MAX_RECORD`` bytes is handed by number (1 for the first) to ``too_long``: it raises
+    to stop (by default :class:`RecordTooLong`), or returns and the line's bytes are
+    dropped as they arrive, the line coming out empty. Blank text at the start of a
+    line is kept up to 64 KB, then dropped as it arrives (the line's text is the same
+    JSON). A line shorter than a piece is not measured: ``MAX_RECORD`` is at least that.
     """
+    limit = MAX_RECORD
+    refuse = _refuse if too_long is None else too_long
     carry: list[bytes] = []
+    size = 0  # bytes in carry
+    blank = False  # carry holds only whitespace
+    dropping = False  # the rest of a line past the limit is being dropped
+    done = 0  # lines yielded
     for piece in pieces:
         parts = piece.split(b"\n")
         if len(parts) == 1:
+            if dropping:
+                continue
+            if not carry or blank:
+                blank = piece.isspace()
             carry.append(piece)
+            size += len(piece)
+            if blank:
+                if size > _BLANK_RUN:
+                    carry, size = [b""], 0  # the line has begun; its text so far is blank
+            elif size > limit:
+                refuse(done + 1)
+                carry, size, dropping = [], 0, True
             continue
-        if carry:
-            carry.append(parts[0])
-            parts[0] = b"".join(carry)
+        if dropping:
+            parts[0] = b""
+            dropping = False
+        elif carry:
+            size += len(parts[0])
+            if size > limit:
+                refuse(done + 1)
+                parts[0] = b""
+            else:
+                carry.append(parts[0])
+                parts[0] = b"".join(carry)
             carry = []
         last = parts.pop()
+        size = len(last)
         if last:
-            carry.append(last)
+            carry = [last]
+            blank = last.isspace()
+        done += len(parts)
         yield parts
-    if carry:
+    if carry or dropping:
         yield [b"".join(carry)]
 
 
-def _line_blocks(path: str, blocks: Iterator[bytes], head: bytes) -> Iterator[Block]:
-    no = 1
-    for parts in split_lines(_chain(head, blocks)):
+def _blank_lines(path: str, count: int) -> Iterator[Block]:
+    """``count`` empty lines from line 1, in blocks of at most a million."""
+    for no in range(1, count + 1, 1 << 20):
+        yield path, no, [b""] * min(1 << 20, count + 1 - no)
+
+
+def _line_blocks(
+    path: str, blocks: Iterator[bytes], head: bytes, no: int, too_long: Callable[[int], None]
+) -> Iterator[Block]:
+    """Numbered lines: ``no - 1`` blank ones, then those of ``head`` and ``blocks``."""
+    yield from _blank_lines(path, no - 1)
+    for parts in split_lines(_chain(head, blocks), too_long):
         yield path, no, parts
         no += len(parts)
 
@@ -458,6 +680,36 @@ def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if head:
         yield head
     yield from rest
+
+
+_INLINE_SPACE = re.compile(rb"[ \t\r\x0b\x0c]*")  # what bytes.strip() drops, but newlines
+
+
+def _start(blocks: Iterator[bytes]) -> tuple[int, bytes, bool]:
+    """Where a text's first record begins: its line, the text from there, pretty-printed?
+
+    Blank text before it is read and dropped a block at a time (its newlines counted);
+    so is blank text after a first ``{`` or ``[`` until its line shows whether that
+    bracket stands alone (pretty-printed JSON) or begins a JSON line.
+    """
+    no = 1
+    text = b""
+    for block in blocks:
+        text = block.lstrip()
+        no += block.count(b"\n", 0, len(block) - len(text))
+        if text:
+            break
+    if text[:1] not in (b"{", b"["):
+        return no, text, False
+    while True:
+        end = _INLINE_SPACE.match(text, 1).end()  # type: ignore[union-attr]  # matches b""
+        if end < len(text):
+            return no, text, text[end] == ord("\n")
+        block = next(blocks, b"")
+        if not block:
+            return no, text, True  # the bracket alone, then nothing: a document cut short
+        if not _INLINE_SPACE.fullmatch(block):
+            text = text[:1] + block
 
 
 def read_blocks(src: Source, stats: SourceStats, *, skip_malformed: bool) -> Iterator[Block]:
@@ -469,8 +721,11 @@ def read_blocks(src: Source, stats: SourceStats, *, skip_malformed: bool) -> Ite
 
     Raises:
         AuditParseError: truncated or corrupt gzip data (with ``skip_malformed`` the rest
-            of the file is counted as one skipped record instead), or invalid JSON in a
-            pretty-printed document.
+            of the file is counted as one skipped record instead), a line longer than
+            ``MAX_RECORD`` (with ``skip_malformed`` counted as skipped), invalid JSON in a
+            pretty-printed file, a document there longer than ``MAX_RECORD`` (with
+            ``skip_malformed`` the rest of the file is counted as one skipped record), or
+            one nested too deeply to decode (with ``skip_malformed`` counted as skipped).
         InputError: the file cannot be opened or read.
     """
     path = src.path
@@ -482,31 +737,19 @@ def read_blocks(src: Source, stats: SourceStats, *, skip_malformed: bool) -> Ite
     blocks = _blocks(src, f)
     try:
         try:
-            read: list[bytes] = []
-            started = False
-            for block in blocks:  # read until the first non-blank line is complete
-                read.append(block)
-                text = block if started else block.lstrip()
-                started = started or bool(text)
-                if started and b"\n" in text:
-                    break
-            head = b"".join(read)  # joined once: the first line may be very long
-            del read
-            first = head.lstrip().split(b"\n", 1)[0].strip()
-            if first in (b"{", b"["):
-                for p, no, text in _documents(path, head + b"".join(blocks)):
-                    yield p, no, [text]
+            no, head, pretty = _start(blocks)
+            if pretty:
+                docs = _documents(path, _chain(head, blocks), no, stats, skip=skip_malformed)
+                for p, n, text in docs:
+                    yield p, n, [text]
             else:
-                for item in _line_blocks(path, blocks, head):
+                too_long = too_long_handler(path, stats, skip_malformed=skip_malformed, first=no)
+                for item in _line_blocks(path, blocks, head, no, too_long):
                     last = item[1] + len(item[2]) - 1
                     yield item
         except INFLATE_ERRORS as err:
             reason = f"truncated or corrupt gzip data ({str(err)[:80]})"
-            if not skip_malformed:
-                raise AuditParseError(path, last + 1, reason) from None
-            stats.skipped += 1
-            if not stats.first_error:
-                stats.first_error = f"{path}:{last + 1}: {reason}"
+            _malformed(stats, path, last + 1, reason, skip=skip_malformed)
         src.sha256 = src._hash.hexdigest()
     except OSError as err:
         raise InputError(f"{path}: read failed ({err.strerror or err})") from None

@@ -317,11 +317,18 @@ def _part_pieces(part: Part, one_pass: _OnePass | None = None) -> Iterator[bytes
 
 
 def _range_blocks(
-    pieces: Iterator[bytes], path: str, pos: list[int] | None = None, *, report: bool = True
+    pieces: Iterator[bytes],
+    path: str,
+    pos: list[int] | None = None,
+    *,
+    report: bool = True,
+    too_long: Callable[[int], None] | None = None,
 ) -> Iterator[Block]:
     """Blocks of numbered lines; ``pos[0]`` is the first line of the last block.
 
     With ``report``, lines and bytes read are added to the progress counter as they go.
+    A line longer than ``logfiles.MAX_RECORD`` goes to ``too_long`` (by line within the
+    piece; see ``logfiles.split_lines``), else is dropped.
     """
     no = counted = 1
     done = 0  # bytes of the part read and not yet reported
@@ -340,7 +347,7 @@ def _range_blocks(
             done += len(piece)
             yield piece
 
-    for parts in logfiles.split_lines(sized()):
+    for parts in logfiles.split_lines(sized(), too_long or _ignore):
         if pos is not None:
             pos[0] = no
         yield path, no, parts
@@ -348,6 +355,10 @@ def _range_blocks(
         if no - counted >= 65536:
             tell()
     tell()
+
+
+def _ignore(line: int) -> None:
+    """A line too long to read, in text only looked back on: dropped."""
 
 
 @dataclass
@@ -474,7 +485,9 @@ def _work(args: _Args) -> _Result:
             # requests match in.
             pos = [0]
             pieces = _part_pieces(part, one_pass if part is parts[0] else None)
-            blocks = _range_blocks(pieces, part.path, pos)
+            part_stats = stats.setdefault(part.path, SourceStats(part.path))
+            too_long = logfiles.too_long_handler(part.path, part_stats, skip_malformed=skip)
+            blocks = _range_blocks(pieces, part.path, pos, too_long=too_long)
             for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
                 final = rank(ev.stage) >= 2
                 k = request_key(ev) if final or pos[0] <= left else None
