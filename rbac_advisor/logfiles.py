@@ -537,6 +537,29 @@ def _take_documents(
     return rest, line
 
 
+def _container(first: bytes) -> bool:
+    """True when a record begins as a batch of events rather than one.
+
+    A JSON array, or an object holding ``items`` (EventList), ``records`` (Azure) or
+    ``logEvents`` (CloudWatch). ``MAX_RECORD`` bounds one event; a batch may hold any
+    number (a whole export in one array), so it is read whole, as before the bound.
+    """
+    head = first.lstrip()[:4096]
+    return head[:1] == b"[" or (
+        head[:1] == b"{" and any(k in head for k in (b'"items"', b'"records"', b'"logEvents"'))
+    )
+
+
+def _head(chunks: Iterable[bytes], n: int = 4096) -> bytes:
+    """The first ``n`` bytes of text after leading blanks, from the chunks of a record."""
+    out = b""
+    for c in chunks:
+        out = (out + c).lstrip()
+        if len(out) >= n:
+            break
+    return out[:n]
+
+
 def _too_long_document(
     rest: Iterator[bytes], path: str, line: int, stats: SourceStats, *, skip: bool
 ) -> None:
@@ -576,7 +599,7 @@ def _documents(
         if size < need and size <= MAX_RECORD:
             continue
         if begun and not closed:  # it cannot have ended
-            if size > MAX_RECORD:
+            if size > MAX_RECORD and not _container(_head(held)):
                 del held[:]
                 _too_long_document(pieces, path, line, stats, skip=skip)
                 return
@@ -585,7 +608,7 @@ def _documents(
         del held[:]
         rest, line = yield from _take_documents(path, data, line, stats, skip=skip, final=False)
         del data
-        if len(rest) > MAX_RECORD:
+        if len(rest) > MAX_RECORD and not _container(rest):
             del rest
             _too_long_document(pieces, path, line, stats, skip=skip)
             return
@@ -620,6 +643,7 @@ def split_lines(
     size = 0  # bytes in carry
     blank = False  # carry holds only whitespace
     dropping = False  # the rest of a line past the limit is being dropped
+    batch = False  # the line under way is a batch of events past the limit, read whole
     done = 0  # lines yielded
     for piece in pieces:
         parts = piece.split(b"\n")
@@ -633,22 +657,26 @@ def split_lines(
             if blank:
                 if size > _BLANK_RUN:
                     carry, size = [b""], 0  # the line has begun; its text so far is blank
-            elif size > limit:
-                refuse(done + 1)
-                carry, size, dropping = [], 0, True
+            elif size > limit and not batch:
+                if _container(_head(carry)):
+                    batch = True  # a batch of events on one line: read whole
+                else:
+                    refuse(done + 1)
+                    carry, size, dropping = [], 0, True
             continue
         if dropping:
             parts[0] = b""
             dropping = False
         elif carry:
             size += len(parts[0])
-            if size > limit:
+            if size > limit and not batch and not _container(_head((*carry, parts[0]))):
                 refuse(done + 1)
                 parts[0] = b""
             else:
                 carry.append(parts[0])
                 parts[0] = b"".join(carry)
             carry = []
+        batch = False
         last = parts.pop()
         size = len(last)
         if last:

@@ -294,8 +294,10 @@ def test_split_lines_with_a_limit_drops_exactly_the_long_lines(
         got = [x for parts in logfiles.split_lines(chunks(data, sizes), long.append) for x in parts]
     finally:
         logfiles.MAX_RECORD = saved
-    assert got == [b"" if len(x) > limit else x for x in expected]
-    assert long == [i + 1 for i, x in enumerate(expected) if len(x) > limit]
+    # a batch of events (an array, an EventList...) is read whole: the limit bounds one event
+    dropped = [len(x) > limit and not logfiles._container(x) for x in expected]
+    assert got == [b"" if d else x for d, x in zip(dropped, expected, strict=True)]
+    assert long == [i + 1 for i, d in enumerate(dropped) if d]
 
 
 def test_a_line_past_the_limit_in_a_share_is_read_as_one_reader_reads_it(
@@ -322,3 +324,24 @@ def test_a_line_past_the_limit_in_a_share_is_read_as_one_reader_reads_it(
     par = load_usage([str(p)], workers=2, skip_malformed=True, **kw)  # type: ignore[arg-type]
     assert par == seq and seq.skipped == 1 and seq.requests == 3000
     assert seq.sources[0].first_error == f"{p}:1501: record longer than 1 MB"
+
+
+@pytest.mark.parametrize(
+    "shape", ["array-pretty", "eventlist-pretty", "array-line", "eventlist-line"]
+)
+def test_a_batch_of_events_larger_than_the_limit_is_read_whole(
+    tmp_path: Path, small_limit: int, shape: str
+) -> None:
+    # The limit bounds one event: an export holding many (an array, an EventList) counts.
+    events = [event(audit_id=f"b{i}") for i in range(3 * small_limit // 900)]
+    if shape.startswith("array"):
+        doc: object = events
+    else:
+        doc = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": events}
+    text = json.dumps(doc, indent=2 if shape.endswith("pretty") else None)
+    assert len(text) > small_limit
+    p = tmp_path / "batch.json"
+    p.write_text(text + "\n")
+    r = runner.invoke(app, ["usage", "--json", str(p)])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["requests"] == len(events)
