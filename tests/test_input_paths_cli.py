@@ -227,3 +227,13 @@ def test_batch_files_with_the_same_header_are_not_taken_for_copies(tmp_path: Pat
     r = CliRunner().invoke(app, ["usage", str(logs), "--json"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["requests"] == 6
+
+
+def test_a_file_blank_at_its_start_is_read_by_one_reader(tmp_path: Path) -> None:
+    # Past 4 KB of blank text a pretty-printed document may follow: not split into shares.
+    p = tmp_path / "pretty.json"
+    p.write_text("\n" * 5000 + json.dumps(event(), indent=2) + "\n")
+    assert not parallel.splittable(str(p))
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    assert parallel.splittable(str(empty))

@@ -103,8 +103,13 @@ def splittable(path: str) -> bool:
         head = logfiles.head_text(path)
     except OSError:
         return False
+    if head and not head.strip():
+        # Blank as far as we looked: what follows could be a pretty-printed document,
+        # which only one reader reading from the start can take apart. (An empty file
+        # adds nothing to a run.)
+        return False
     first = head.lstrip().split(b"\n", 1)[0].strip()
-    return first not in (b"{", b"[")  # an empty file adds nothing to a run
+    return first not in (b"{", b"[")
 
 
 def text_size(path: str) -> int:
