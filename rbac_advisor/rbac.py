@@ -13,8 +13,20 @@ from dataclasses import dataclass, field
 RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_PREFIX = "system:serviceaccount:"
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")  # use fullmatch
+_DNS1123_SUBDOMAIN_RE = re.compile(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*")
 _DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL)
+
+
+def is_dns_label(name: str) -> bool:
+    """IsDNS1123Label: lowercase letters, digits and ``-``, 63 characters at most."""
+    return len(name) <= 63 and _DNS1123_LABEL_RE.fullmatch(name) is not None
+
+
+def is_dns_subdomain(name: str) -> bool:
+    """IsDNS1123Subdomain: DNS-1123 labels joined by dots, 253 characters at most."""
+    return len(name) <= 253 and _DNS1123_SUBDOMAIN_RE.fullmatch(name) is not None
+
+
 BOOTSTRAP_LABEL = ("kubernetes.io/bootstrapping", "rbac-defaults")
 # User-facing default roles; protected even when a dump lost their bootstrap label.
 DEFAULT_ROLE_NAMES = frozenset({"cluster-admin", "admin", "edit", "view"})
@@ -299,13 +311,7 @@ class Identity:
         if not self.user.startswith(SA_PREFIX):
             return None
         ns, sep, name = self.user[len(SA_PREFIX) :].partition(":")
-        if (
-            not sep
-            or len(ns) > 63
-            or not _DNS1123_LABEL_RE.fullmatch(ns)
-            or len(name) > 253
-            or not DNS1123_SUBDOMAIN.fullmatch(name)
-        ):
+        if not sep or not is_dns_label(ns) or not is_dns_subdomain(name):
             return None
         return ns, name
 

@@ -39,7 +39,7 @@ from rbac_advisor.rbac import (
     Subject,
 )
 from rbac_advisor.rules import Need, minimal_rules
-from rbac_advisor.validation import namespace_problem, rule_problems
+from rbac_advisor.validation import namespace_problem, quoted_name, rule_problems
 
 PREFIX = "rbac-advisor:"
 GENERATED_LABEL = ("rbac-advisor.io/generated", "true")
@@ -277,15 +277,10 @@ def _involves(f: BindingFinding, identities: frozenset[Identity]) -> bool:
     )
 
 
-def _quoted(name: str) -> str:
-    """``name`` quoted with escapes, cut after 63 characters."""
-    return repr(name[:63]) + ("..." if len(name) > 63 else "")
-
-
 def _listed(names: Iterable[str], limit: int = 3) -> str:
     """A few names, quoted, and how many more there are."""
     names = list(names)
-    shown = ", ".join(_quoted(n) for n in names[:limit])
+    shown = ", ".join(quoted_name(n) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
@@ -433,7 +428,7 @@ def _rescope(
         )
     if invalid:
         notes.append(
-            f"requests in {len(invalid)} invalid namespace(s) such as {_quoted(invalid[0])} "
+            f"requests in {len(invalid)} invalid namespace(s) such as {quoted_name(invalid[0])} "
             "are not carried over: no such namespace can exist"
         )
     return {ns: scopes[ns] for ns in valid}, cluster, notes

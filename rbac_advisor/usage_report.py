@@ -92,9 +92,9 @@ def iter_summaries(usage: Usage) -> Iterator[SubjectSummary]:
     for k, st in usage.entries.items():
         user = k.identity.user
         (parts.get(user) or parts.setdefault(user, _Parts())).entries.append((k, st))
-    order = sorted(parts, key=lambda u: (-parts[u].requests, *_kind_namespace_name(u)))
-    for user in order:
-        yield _summary(user, parts.pop(user))
+    order = sorted((-p.requests, *_kind_namespace_name(u), u) for u, p in parts.items())
+    for _, kind, namespace, name, user in order:
+        yield _summary(kind, namespace, name, user, parts.pop(user))
 
 
 def _kind_namespace_name(user: str) -> tuple[str, str, str]:
@@ -104,8 +104,7 @@ def _kind_namespace_name(user: str) -> tuple[str, str, str]:
     return ("ServiceAccount", sa[0], sa[1]) if sa is not None else ("User", "", user)
 
 
-def _summary(user: str, p: _Parts) -> SubjectSummary:
-    kind, namespace, name = _kind_namespace_name(user)
+def _summary(kind: str, namespace: str, name: str, user: str, p: _Parts) -> SubjectSummary:
     s = SubjectSummary(kind, name, namespace, user, requests=p.requests)
     for tool, n in p.activity:
         s.tools[tool or "unknown"] += n

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rbac_advisor.rbac import DNS1123_SUBDOMAIN, Access, PolicyRule
+from rbac_advisor.rbac import Access, PolicyRule, is_dns_label, is_dns_subdomain
 
 # Verbs that never carry a name, so resourceNames cannot restrict them (PolicyRuleBuilder).
 NAMELESS_VERBS = ("list", "watch", "create", "deletecollection")
@@ -101,7 +101,7 @@ def service_account_name_problem(name: str) -> str | None:
     """As ValidateServiceAccountName: a DNS-1123 subdomain of at most 253 characters."""
     if not name:
         return "name is required"
-    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
+    if not is_dns_subdomain(name):
         return f"invalid service account name {name!r}: must be a DNS-1123 subdomain"
     return None
 
@@ -122,12 +122,16 @@ def namespace_problem(name: str) -> str | None:
     A namespace name is a DNS-1123 label: at most 63 lowercase letters, digits and ``-``,
     starting and ending with a letter or digit.
     """
-    shown = repr(name[:63]) + ("..." if len(name) > 63 else "")
     if len(name) > 63:
-        return f"namespace {shown} is longer than 63 characters"
-    if "." in name or not DNS1123_SUBDOMAIN.fullmatch(name):
-        return f"namespace {shown} is not a DNS-1123 label"
+        return f"namespace {quoted_name(name)} is longer than 63 characters"
+    if not is_dns_label(name):
+        return f"namespace {quoted_name(name)} is not a DNS-1123 label"
     return None
+
+
+def quoted_name(name: str) -> str:
+    """``name`` quoted with escapes (it may come from a log), cut after 63 characters."""
+    return repr(name[:63]) + ("..." if len(name) > 63 else "")
 
 
 def impossible_namespace(access: Access) -> bool:

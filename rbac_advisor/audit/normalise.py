@@ -19,11 +19,11 @@ from rbac_advisor.rbac import (
     ALL_AUTHENTICATED,
     ALL_UNAUTHENTICATED,
     ANONYMOUS,
-    DNS1123_SUBDOMAIN,
     NODE_PREFIX,
     Access,
     Identity,
     authenticated_identity,
+    is_dns_subdomain,
 )
 
 AUTHN_GROUP = "authentication.k8s.io"
@@ -247,17 +247,12 @@ _NODE_MODES = frozenset({"associated-node", "arbitrary-node"})
 _USERNAME_ONLY_MODES = _NODE_MODES | {"serviceaccount"}
 
 
-def _dns_subdomain(name: str) -> bool:
-    """IsDNS1123Subdomain: lowercase RFC 1123 labels joined by dots, 253 characters at most."""
-    return len(name) <= 253 and DNS1123_SUBDOMAIN.fullmatch(name) is not None
-
-
 def _node_username(user: str) -> str | None:
     """The node name of ``system:node:<name>`` when it is a valid one (isNodeUsername)."""
     if not user.startswith(NODE_PREFIX):
         return None
     name = user[len(NODE_PREFIX) :]
-    return name if _dns_subdomain(name) else None
+    return name if is_dns_subdomain(name) else None
 
 
 def _username_check(target: str, verb: str, mode: str) -> Access:
