@@ -217,7 +217,7 @@ class Usage:
         return (
             _unpickle,
             (
-                dict(self.entries),
+                self.entries,
                 self.requests,
                 self.unauthenticated,
                 self.start,
@@ -275,26 +275,18 @@ def freeze(
     client_ips: Mapping[tuple[str, str], frozenset[str]] | None = None,
     sessions: Iterable[Session] = (),
     filtered: int = 0,
-    ordered: bool = False,
 ) -> Usage:
     """A Usage in canonical form: every mapping sorted and read-only, caps applied.
 
-    ``ordered`` True: ``entries`` is a dict already in :func:`key_order` order, handed over
-    (not copied).
+    Entries are held as columns (``usage_entries.Entries``); an ``Entries`` is taken as it is.
     """
-    if ordered and isinstance(entries, dict):
-        frozen = entries
-    else:
-        from rbac_advisor.usage_merge import sort_order
+    from rbac_advisor.usage_entries import Entries
 
-        keys = list(entries)
-        vals = list(map(entries.__getitem__, keys))
-        order = sort_order(keys)
-        frozen = dict(zip(map(keys.__getitem__, order), map(vals.__getitem__, order), strict=True))
+    frozen = Entries.of(entries)
     activity = activity or {}
     ips = client_ips or {}
     return Usage(
-        entries=MappingProxyType(frozen),
+        entries=frozen,
         requests=requests,
         unauthenticated=unauthenticated,
         start=start,
@@ -317,7 +309,7 @@ _session_order = attrgetter(*(f.name for f in fields(Session)))
 
 
 def _unpickle(
-    entries: dict[UsageKey, Stats],
+    entries: Mapping[UsageKey, Stats],
     requests: int,
     unauthenticated: int,
     start: float | None,
@@ -329,7 +321,7 @@ def _unpickle(
     filtered: int,
 ) -> Usage:
     return Usage(
-        MappingProxyType(entries),
+        entries,
         requests,
         unauthenticated,
         start,

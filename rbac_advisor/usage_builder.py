@@ -30,7 +30,8 @@ from rbac_advisor.usage import (
     cap_ips,
     freeze,
 )
-from rbac_advisor.usage_merge import Rows, merge, to_entries
+from rbac_advisor.usage_entries import from_rows
+from rbac_advisor.usage_merge import Rows, merge
 from rbac_advisor.usage_table import UseTable
 
 
@@ -267,7 +268,7 @@ class UsageBuilder:
         with _gc_paused():
             parts = [*self._parts, self._uses.rows(ordered=False)]
             self._parts = []
-            entries = to_entries(parts)
+            entries = from_rows(parts)
             return freeze(
                 entries,
                 requests=self._requests,
@@ -279,5 +280,4 @@ class UsageBuilder:
                 client_ips={k: frozenset(v) for k, v in self._ips.items()},
                 sessions=self._sessions,
                 filtered=self._filtered,
-                ordered=True,
             )

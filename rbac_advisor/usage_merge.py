@@ -4,7 +4,7 @@ Pure. :class:`Rows` holds distinct uses as five index columns into small sorted 
 identities, accesses, reasons, decisions and tools, given as their fields (``usage``'s
 ``identity_order``, ``access_order``, ``via_order``), and four statistics columns. Builders
 export their state this way: plain tuples, strings and arrays pickle and unpickle several
-times faster than the dataclasses. :func:`merge` and :func:`to_entries` combine any number
+times faster than the dataclasses. :func:`merge` and ``usage_entries.from_rows`` combine any number
 of Rows: each table is ranked once by value, so a key's rank is one integer, the
 mixed-radix number of its five part ranks; sorting those integers gives exactly the order
 of sorting the keys with ``usage.key_order``. Keys and statistics are then built column by
@@ -16,17 +16,16 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import chain, compress, islice, repeat, starmap
-from operator import add, attrgetter, eq, not_, or_
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, compress, islice, repeat
+from operator import add, eq, not_, or_
 from typing import Any, NamedTuple
 
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, Identity, RoleKey, Subject
-from rbac_advisor.usage import Stats, UsageKey, access_order, earliest, identity_order, via_order
+from rbac_advisor.usage import Stats, UsageKey, earliest
 
 Fields = tuple[Any, ...]
-_CHUNK = 1 << 16
 
 
 class Rows(NamedTuple):
@@ -96,21 +95,6 @@ def new_stats(
     return out
 
 
-def _index_by_id(
-    col: Sequence[Any], ids: Sequence[int], order: Callable[[Any], Fields]
-) -> tuple[list[Fields], list[int]]:
-    """The sorted distinct values of a column of shared objects, and each row's index.
-
-    ``ids`` are the ids of the objects (alive in ``col``): each distinct object is read once.
-    """
-    by_id = dict(zip(ids, col, strict=True))
-    values = list(map(order, by_id.values()))
-    table = sorted(set(values))
-    pos = dict(zip(table, range(len(table)), strict=True))
-    at = dict(zip(by_id, map(pos.__getitem__, values), strict=True))
-    return table, list(map(at.__getitem__, ids))
-
-
 def index_by_value(col: Sequence[Any]) -> tuple[list[Any], list[int]]:
     """The sorted distinct values of a column, and each row's index among them."""
     table = sorted(set(col))
@@ -163,7 +147,7 @@ def _fold(
         gs, hs = [g for g, _ in rest], [h for _, h in rest]
 
 
-class _Merged:
+class Merged:
     """Rows of several parts ranked together; ``order`` lists the kept rows, sorted.
 
     ``parts`` is emptied once its rows are copied: they can be let go before the result
@@ -171,6 +155,7 @@ class _Merged:
     """
 
     def __init__(self, parts: list[Rows]) -> None:
+        """Rank ``parts`` together, fold uses present in several, and let ``parts`` go."""
         self.idents, imaps = _rank(p.identities for p in parts)
         self.accs, amaps = _rank(p.accesses for p in parts)
         self.vias, vmaps = _rank(p.vias for p in parts)
@@ -217,7 +202,7 @@ class _Merged:
 
 def merge(parts: list[Rows]) -> Rows:
     """Combine Rows by value: each use once, rows in canonical order; ``parts`` is emptied."""
-    m = _Merged(parts)
+    m = Merged(parts)
     ii, ai, di, vi, ti, counts, firsts, lasts, days = (
         array(c.typecode, m.column(k)) if isinstance(c, array) else list(m.column(k))
         for k, c in enumerate(m.columns)
@@ -227,40 +212,11 @@ def merge(parts: list[Rows]) -> Rows:
     )
 
 
-def _reason(f: Fields) -> ReasonRef | None:
+def reason_of(f: Fields) -> ReasonRef | None:
     """The reason ``via_order`` gave ``f`` for."""
     if not f:
         return None
     return ReasonRef(BindingKey(*f[0:3]), RoleKey(*f[3:6]), Subject(*f[6:10]))
-
-
-def to_entries(parts: list[Rows]) -> dict[UsageKey, Stats]:
-    """The entries of Rows combined by value, in canonical order (see :func:`merge`).
-
-    ``parts`` is emptied, and its rows let go, before the entries are built. They are
-    built ``_CHUNK`` rows at a time: the per-row lists in between stay small.
-    """
-    m = _Merged(parts)
-    idents = list(starmap(Identity, m.idents))
-    accs = list(starmap(Access, m.accs))
-    vias = list(map(_reason, m.vias))
-    hi, ha, hv = list(map(hash, idents)), list(map(hash, accs)), list(map(hash, vias))
-    ri_, ra_, rd_, rv_, rt_, counts, firsts, lasts, days = m.columns
-    out: dict[UsageKey, Stats] = {}
-    for at in range(0, len(m.order), _CHUNK):
-        rows = m.order[at : at + _CHUNK]
-        ri, ra, rv = (list(map(c.__getitem__, rows)) for c in (ri_, ra_, rv_))
-        decs = list(map(m.decs.__getitem__, map(rd_.__getitem__, rows)))
-        tools = list(map(m.tools.__getitem__, map(rt_.__getitem__, rows)))
-        keys = keys_of((idents, accs, vias), (hi, ha, hv), ri, ra, decs, rv, tools)
-        stats = new_stats(
-            list(map(counts.__getitem__, rows)),
-            map(firsts.__getitem__, rows),
-            map(lasts.__getitem__, rows),
-            map(days.__getitem__, rows),
-        )
-        out.update(zip(keys, stats, strict=True))
-    return out
 
 
 def keys_of(
@@ -298,25 +254,3 @@ def keys_of(
         tools,
         key_hashes,
     )
-
-
-def sort_order(keys: Sequence[UsageKey]) -> list[int]:
-    """Positions of ``keys`` in the order ``sorted(keys, key=usage.key_order)`` gives."""
-    index: list[list[int]] = []
-    sizes: list[int] = []
-    for name, order in (
-        ("identity", identity_order),
-        ("access", access_order),
-        ("decision", None),
-        ("via", via_order),
-        ("tool", None),
-    ):
-        col = list(map(attrgetter(name), keys))
-        if order is None:
-            table, idx = index_by_value(col)
-        else:
-            table, idx = _index_by_id(col, list(map(id, col)), order)
-        index.append(idx)
-        sizes.append(len(table))
-    codes = mixed_radix(index, sizes)
-    return sorted(range(len(keys)), key=codes.__getitem__)

@@ -6,7 +6,7 @@ The JSON schema is documented in docs/usage-json.md.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from rbac_advisor.audit.useragent import name_of
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access
 from rbac_advisor.usage import SourceInfo, Stats, Usage, UsageKey, earliest
+from rbac_advisor.usage_entries import Entries
 
 REPORT_FORMAT = "rbac-advisor/usage-report"
 REPORT_VERSION = 1
@@ -73,7 +74,7 @@ class _Parts:
     requests: int = 0
     activity: list[tuple[str, int]] = field(default_factory=list)
     ips: list[frozenset[str]] = field(default_factory=list)
-    entries: list[tuple[UsageKey, Stats]] = field(default_factory=list)
+    rows: tuple[int, int] = (0, 0)  # the user's run of rows in the model's entries
 
 
 def iter_summaries(usage: Usage) -> Iterator[SubjectSummary]:
@@ -89,12 +90,13 @@ def iter_summaries(usage: Usage) -> Iterator[SubjectSummary]:
         p.activity.append((tool, n))
     for (user, _tool), ips in usage.client_ips.items():
         (parts.get(user) or parts.setdefault(user, _Parts())).ips.append(ips)
-    for k, st in usage.entries.items():
-        user = k.identity.user
-        (parts.get(user) or parts.setdefault(user, _Parts())).entries.append((k, st))
+    entries = Entries.of(usage.entries)
+    for user, start, stop in entries.user_runs():
+        (parts.get(user) or parts.setdefault(user, _Parts())).rows = (start, stop)
     order = sorted((-p.requests, *_kind_namespace_name(u), u) for u, p in parts.items())
     for _, kind, namespace, name, user in order:
-        yield _summary(kind, namespace, name, user, parts.pop(user))
+        p = parts.pop(user)
+        yield _summary(kind, namespace, name, user, p, entries.items_between(*p.rows))
 
 
 def _kind_namespace_name(user: str) -> tuple[str, str, str]:
@@ -104,13 +106,20 @@ def _kind_namespace_name(user: str) -> tuple[str, str, str]:
     return ("ServiceAccount", sa[0], sa[1]) if sa is not None else ("User", "", user)
 
 
-def _summary(kind: str, namespace: str, name: str, user: str, p: _Parts) -> SubjectSummary:
+def _summary(
+    kind: str,
+    namespace: str,
+    name: str,
+    user: str,
+    p: _Parts,
+    entries: Iterable[tuple[UsageKey, Stats]],
+) -> SubjectSummary:
     s = SubjectSummary(kind, name, namespace, user, requests=p.requests)
     for tool, n in p.activity:
         s.tools[tool or "unknown"] += n
     for ips in p.ips:
         s.ips |= ips
-    for k, st in p.entries:
+    for k, st in entries:
         s.groups.update(k.identity.groups)
         via = k.via.binding.display() if k.via is not None else ""
         acc = s.accesses.setdefault((k.access, k.decision.value, via), _Acc())

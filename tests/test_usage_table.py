@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rbac_advisor import usage, usage_merge, usage_table
+from rbac_advisor import usage, usage_entries, usage_merge, usage_table
 from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
@@ -121,7 +121,7 @@ def test_equal_values_under_other_objects_meet_in_one_row() -> None:
         )
     r = table.rows(ordered=True)
     assert len(r.identities) == len(r.accesses) == 1
-    entries = usage_merge.to_entries([r])
+    entries = usage_entries.from_rows([r])
     key = UsageKey(Identity("u", ("g",)), Access("get", "", "pods"), Decision.ALLOW, None, "k")
     assert entries == {key: Stats(6, 5.0, 9.0, frozenset({0}))}
 
@@ -140,7 +140,7 @@ def test_entries_built_in_small_chunks_equal_whole(monkeypatch: pytest.MonkeyPat
         return parent.finish()
 
     whole = usage.dumps(finish(3))
-    monkeypatch.setattr(usage_merge, "_CHUNK", 7)
+    monkeypatch.setattr(usage_entries, "_CHUNK", 7)
     assert usage.dumps(finish(3)) == whole
     assert usage.dumps(finish(1)) == whole
 
