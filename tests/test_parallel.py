@@ -192,6 +192,43 @@ def _exhausted(_args: Any) -> Any:
     raise MemoryError
 
 
+class _KilledWhilePickled:
+    def __reduce__(self) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _killed_while_sending(_args: Any) -> Any:
+    # Part of the result reaches the pipe (more than its buffer) before the process dies.
+    return [b"x" * (4 * parallel._PIPE_BUFFER), _KilledWhilePickled()]
+
+
+class _ExhaustedWhilePickled:
+    def __reduce__(self) -> Any:
+        raise MemoryError
+
+
+def _exhausted_while_sending(_args: Any) -> Any:
+    return [b"x" * (4 * parallel._PIPE_BUFFER), _ExhaustedWhilePickled()]
+
+
+def test_a_result_cut_short_is_a_lost_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result is pickled into the pipe as it is made: a part of one is never taken."""
+    ctx = multiprocessing.get_context("fork")
+    monkeypatch.setattr(parallel, "_work", _killed_while_sending)
+    with pytest.raises(WorkerLost, match="killed by signal 9"):
+        parallel._run_workers(ctx, None, [None], lambda: None)  # type: ignore[list-item]
+    monkeypatch.setattr(parallel, "_work", _exhausted_while_sending)
+    with pytest.raises(WorkerLost, match="exited with status 1"):
+        parallel._run_workers(ctx, None, [None], lambda: None)  # type: ignore[list-item]
+
+
+def test_results_are_streamed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    big = [bytes([k]) * (3 * parallel._PIPE_BUFFER + k) for k in range(3)]
+    monkeypatch.setattr(parallel, "_work", lambda args: big[args])
+    ctx = multiprocessing.get_context("fork")
+    assert parallel._run_workers(ctx, None, [0, 1, 2], lambda: None) == big  # type: ignore[list-item]
+
+
 def _shared_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     dicts = []
     for i in range(300):

@@ -31,6 +31,7 @@ import hashlib
 import itertools
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -69,6 +70,7 @@ MIN_SIZE = 16 << 20
 HEAD_LINES = 200_000
 # Text before its share a worker reads for the requests counted there (about 55k lines).
 OVERLAP = 64 << 20
+_PIPE_BUFFER = 1 << 16  # results are pickled into and out of the pipe this much at a time
 
 
 @dataclass(frozen=True)
@@ -540,10 +542,34 @@ def _child(conn: Connection, counter: Any, args: _Args) -> None:
     except BaseException as err:  # noqa: BLE001 - re-raised in the parent
         out = (False, err)
     try:
-        conn.send(out)
+        _send(conn, out)
     except MemoryError:
-        conn.send((False, MemoryError("sending the result of a share")))
+        # Part of the result may be written: end without one (the parent says so).
+        os._exit(1)
     conn.close()
+
+
+def _send(conn: Connection, obj: object) -> None:
+    """Pickle ``obj`` into the pipe as it is made: no copy of the whole result in memory.
+
+    A result holds hundreds of thousands of uses; ``Connection.send`` would pickle it into
+    one buffer first (and the parent would read it into another).
+    """
+    with open(conn.fileno(), "wb", buffering=_PIPE_BUFFER, closefd=False) as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _receive(conn: Connection) -> Any:
+    """What :func:`_send` wrote, read as it comes.
+
+    Raises:
+        EOFError: the pipe ended before a whole result (the worker ended without one).
+    """
+    with open(conn.fileno(), "rb", buffering=_PIPE_BUFFER, closefd=False) as f:
+        try:
+            return pickle.load(f)
+        except pickle.UnpicklingError as err:  # truncated
+            raise EOFError(str(err)) from None
 
 
 def _run_workers(
@@ -573,7 +599,7 @@ def _run_workers(
                 if not conns[i].poll():
                     continue
                 try:
-                    ok, value = conns[i].recv()
+                    ok, value = _receive(conns[i])
                 except EOFError:
                     procs[i].join()
                     raise WorkerLost(procs[i].exitcode) from None
