@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import reprlib
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from operator import lt
 from typing import Any, NoReturn
@@ -25,7 +25,19 @@ FORMAT = "rbac-advisor/usage"
 VERSION = 1
 
 
+# Rows of a table encoded per orjson call when a model is written in pieces: a few MB each.
+ROWS = 4096
+
+_SORT = orjson.OPT_SORT_KEYS
+
+
+def _json(value: Any) -> str:
+    """``value`` as compact JSON with sorted keys, as the whole document is written."""
+    return orjson.dumps(value, option=_SORT).decode()
+
+
 def _access(a: Access) -> list[Any]:
+    """An access table row."""
     return [
         a.verb,
         a.api_group,
@@ -39,6 +51,7 @@ def _access(a: Access) -> list[Any]:
 
 
 def _reason(r: ReasonRef) -> list[Any]:
+    """A reason table row: binding, role and subject."""
     b, ro, s = r.binding, r.role, r.subject
     return [
         [str(b.kind), b.name, b.namespace],
@@ -47,15 +60,84 @@ def _reason(r: ReasonRef) -> list[Any]:
     ]
 
 
-def dumps(usage: Usage) -> str:
-    """Serialise a Usage; equal models give identical text."""
-    idents = sorted({k.identity for k in usage.entries})
-    accesses = sorted({k.access for k in usage.entries})
-    reasons = sorted({k.via for k in usage.entries if k.via is not None})
-    ii = {x: i for i, x in enumerate(idents)}
-    ai = {x: i for i, x in enumerate(accesses)}
-    ri = {x: i for i, x in enumerate(reasons)}
-    doc = {
+def _source_row(s: SourceInfo) -> dict[str, Any]:
+    """A ``sources[]`` object."""
+    return {
+        "path": s.path,
+        "format": s.format,
+        "lines": s.lines,
+        "requests": s.requests,
+        "skipped": s.skipped,
+        "ignored": s.ignored,
+        "sha256": s.sha256,
+        "missing_fields": list(s.missing_fields),
+        "first_error": s.first_error,
+    }
+
+
+def _session_row(s: Session) -> list[Any]:
+    """A ``sessions`` row."""
+    return [
+        s.time,
+        s.user,
+        s.verb,
+        s.resource,
+        s.namespace,
+        s.name,
+        s.uri,
+        s.source_ip,
+        s.tool,
+        str(s.decision),
+    ]
+
+
+def _numbered(items: Iterable[Any]) -> dict[Any, int]:
+    """Each distinct item mapped to its index in sorted order (iteration gives that order)."""
+    return {x: i for i, x in enumerate(sorted(items))}
+
+
+def _entry_rows(
+    entries: Mapping[UsageKey, Stats],
+    ii: dict[Identity, int],
+    ai: dict[Access, int],
+    ri: dict[ReasonRef, int],
+) -> Iterator[list[Any]]:
+    """The ``entries`` rows, made one at a time: indices into the tables, then statistics."""
+    for k, s in entries.items():
+        yield [
+            ii[k.identity],
+            ai[k.access],
+            str(k.decision),
+            -1 if k.via is None else ri[k.via],
+            k.tool,
+            s.count,
+            s.first,
+            s.last,
+            sorted(s.days),
+        ]
+
+
+def _tables(usage: Usage) -> dict[str, Iterable[Any]]:
+    """The document's arrays by name, as iterables of rows made when read."""
+    entries = usage.entries
+    ii = _numbered({k.identity for k in entries})
+    ai = _numbered({k.access for k in entries})
+    ri = _numbered({k.via for k in entries if k.via is not None})
+    return {
+        "sources": map(_source_row, usage.sources),
+        "identities": ([i.user, list(i.groups)] for i in ii),
+        "accesses": map(_access, ai),
+        "reasons": map(_reason, ri),
+        "entries": _entry_rows(entries, ii, ai, ri),
+        "activity": ([u, t, d, n] for (u, t, d), n in usage.activity.items()),
+        "client_ips": ([u, t, sorted(v)] for (u, t), v in usage.client_ips.items()),
+        "sessions": map(_session_row, usage.sessions),
+    }
+
+
+def _scalars(usage: Usage) -> dict[str, Any]:
+    """The document's single values by name."""
+    return {
         "format": FORMAT,
         "version": VERSION,
         "requests": usage.requests,
@@ -63,56 +145,58 @@ def dumps(usage: Usage) -> str:
         "filtered": usage.filtered,
         "start": usage.start,
         "end": usage.end,
-        "sources": [
-            {
-                "path": s.path,
-                "format": s.format,
-                "lines": s.lines,
-                "requests": s.requests,
-                "skipped": s.skipped,
-                "ignored": s.ignored,
-                "sha256": s.sha256,
-                "missing_fields": list(s.missing_fields),
-                "first_error": s.first_error,
-            }
-            for s in usage.sources
-        ],
-        "identities": [[i.user, list(i.groups)] for i in idents],
-        "accesses": [_access(a) for a in accesses],
-        "reasons": [_reason(r) for r in reasons],
-        "entries": [
-            [
-                ii[k.identity],
-                ai[k.access],
-                str(k.decision),
-                -1 if k.via is None else ri[k.via],
-                k.tool,
-                s.count,
-                s.first,
-                s.last,
-                sorted(s.days),
-            ]
-            for k, s in usage.entries.items()
-        ],
-        "activity": [[u, t, d, n] for (u, t, d), n in usage.activity.items()],
-        "client_ips": [[u, t, sorted(v)] for (u, t), v in usage.client_ips.items()],
-        "sessions": [
-            [
-                s.time,
-                s.user,
-                s.verb,
-                s.resource,
-                s.namespace,
-                s.name,
-                s.uri,
-                s.source_ip,
-                s.tool,
-                str(s.decision),
-            ]
-            for s in usage.sessions
-        ],
     }
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+def _key_order(names: Iterable[str]) -> list[str]:
+    """``names`` in the order ``OPT_SORT_KEYS`` writes them, as orjson itself sorts them."""
+    return list(orjson.loads(orjson.dumps(dict.fromkeys(names, 0), option=_SORT)))
+
+
+def _array(rows: Iterable[Any], size: int) -> Iterator[str]:
+    """A JSON array of ``rows`` in pieces of ``size`` rows, each encoded by one orjson call."""
+    it = iter(rows)
+    opening = "["
+    while batch := list(islice(it, size)):
+        yield opening + _json(batch)[1:-1]
+        opening = ","
+    yield "[]" if opening == "[" else "]"
+
+
+def dump_chunks(usage: Usage, rows: int | None = None) -> Iterator[str]:
+    """Serialise a Usage in pieces, for writing without holding the whole text.
+
+    The pieces joined are :func:`dumps`. Arrays are encoded ``rows`` rows at a time, so
+    memory is bounded by one piece, not by the model.
+
+    Args:
+        usage: The model.
+        rows: Rows per piece of an array (at least 1); ``ROWS`` when None.
+
+    Yields:
+        Consecutive pieces of the document, the last ending with a newline.
+
+    Raises:
+        ValueError: ``rows`` is less than 1.
+    """
+    size = ROWS if rows is None else rows
+    if size < 1:
+        raise ValueError(f"rows must be at least 1, not {size}")
+    scalars, tables = _scalars(usage), _tables(usage)
+    separator = "{"
+    for name in _key_order([*scalars, *tables]):
+        yield f"{separator}{_json(name)}:"
+        if name in tables:
+            yield from _array(tables[name], size)
+        else:
+            yield _json(scalars[name])
+        separator = ","
+    yield "}\n"
+
+
+def dumps(usage: Usage) -> str:
+    """Serialise a Usage; equal models give identical text."""
+    return "".join(dump_chunks(usage))
 
 
 class _Bad(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -217,3 +218,43 @@ def test_write_all_follows_links_and_keeps_modes(tmp_path: Path, umask_027: None
     assert stat.S_IMODE(kept.stat().st_mode) == 0o644
     assert stat.S_IMODE((out / "b.yaml").stat().st_mode) == 0o640
     assert leftovers(out) == []
+
+
+def test_a_save_failing_midway_is_one_line_and_leaves_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rbac_advisor import usage_codec
+
+    p = log(tmp_path)
+    target = tmp_path / "s.json"
+    target.write_text("previous")
+    real = usage_codec.dump_chunks
+    written: list[str] = []
+
+    def disk_full_after_two(u: model.Usage, rows: int | None = None) -> Iterator[str]:
+        pieces = real(u, 1)
+        for _ in range(2):
+            written.append(next(pieces))
+            yield written[-1]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(usage_codec, "dump_chunks", disk_full_after_two)
+    r = runner.invoke(app, ["usage", str(p), "--save", str(target)])
+    assert r.exit_code == 3
+    assert one_error(r.stderr) == f"{target}: cannot write: No space left on device"
+    assert len(written) == 2 and r.stdout == ""
+    assert target.read_text() == "previous" and leftovers(tmp_path) == []
+
+
+def test_write_pieces_writes_them_in_order_or_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    assert outputs.write_pieces(target, iter(["a", "", "bé", "c\n"])) == target
+    assert target.read_bytes() == "abéc\n".encode()
+
+    def failing() -> Iterator[str]:
+        yield "new"
+        raise RuntimeError("encoder failed")
+
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        outputs.write_pieces(target, failing())
+    assert target.read_bytes() == "abéc\n".encode() and leftovers(tmp_path) == []

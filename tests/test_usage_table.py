@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rbac_advisor import usage, usage_entries, usage_merge, usage_table
+from rbac_advisor import usage, usage_entries, usage_table
 from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject

@@ -1,4 +1,4 @@
-"""Write output files all-or-nothing: everything is rendered first, then moved in place.
+"""Write output files all-or-nothing: written under a temporary name, then moved in place.
 
 Every target is checked before anything is written. It must not be one of the run's
 inputs, and when it exists it must be a regular file: a symlink is followed and the file
@@ -134,12 +134,16 @@ def check_target(path: Path, inputs: Iterable[str] = ()) -> Target:
     return Target(path, real, stat.S_IMODE(st.st_mode))
 
 
-def _stage(target: Target, text: str) -> str:
-    """Write ``text`` to a temporary file next to the target; return its name."""
+def _stage(target: Target, pieces: Iterable[str]) -> str:
+    """Write ``pieces`` in order to a temporary file next to the target; return its name.
+
+    The pieces are read as they are written, so a text made in pieces is never held
+    whole. Whatever fails, making a piece included, the temporary file is removed.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{target.real.name}.", dir=target.real.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.writelines(pieces)
             os.fchmod(fh.fileno(), target.mode)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -153,10 +157,22 @@ def write_file(path: Path, text: str, inputs: Iterable[str] = ()) -> Path:
     Raises:
         InputError: the checks of ``check_target``, or the file cannot be written.
     """
+    return write_pieces(path, (text,), inputs)
+
+
+def write_pieces(path: Path, pieces: Iterable[str], inputs: Iterable[str] = ()) -> Path:
+    """Write one file from consecutive pieces of its text, as :func:`write_file` does.
+
+    The file appears whole or not at all: an error while the pieces are made or written
+    leaves the target as it was and no temporary file behind.
+
+    Raises:
+        InputError: the checks of ``check_target``, or the file cannot be written.
+    """
     target = check_target(path, inputs)
     tmp = ""
     try:
-        tmp = _stage(target, text)
+        tmp = _stage(target, pieces)
         os.replace(tmp, target.real)
     except OSError as err:
         if tmp:
@@ -181,7 +197,7 @@ def write_all(out_dir: Path, files: dict[str, str], inputs: Iterable[str] = ()) 
     staged: list[tuple[str, Target]] = []
     try:
         for target, text in targets:
-            staged.append((_stage(target, text), target))
+            staged.append((_stage(target, (text,)), target))
         while staged:
             tmp, target = staged[0]
             os.replace(tmp, target.real)

@@ -15,7 +15,7 @@ from rbac_advisor.cli.errors import handle_errors, warning
 from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.cli.ingest import NOT_A_MODEL, load_usage, parse_window
 from rbac_advisor.cli.options import Jobs
-from rbac_advisor.cli.outputs import check_target, input_files, write_file
+from rbac_advisor.cli.outputs import check_target, input_files, write_pieces
 from rbac_advisor.errors import InputError, ResourceError, UsageError
 
 __all__ = ["load_usage", "register", "usage"]
@@ -129,10 +129,10 @@ def usage(
         except UnicodeDecodeError:
             raise InputError(f"{p}: {NOT_A_MODEL}") from None
         result = result.merge(model.loads(text, str(p)))
-    from rbac_advisor import usage_report
+    from rbac_advisor import usage_codec, usage_report
 
-    if save is not None:
-        write_file(save, model.dumps(result), inputs)
+    if save is not None:  # written as it is encoded: the model's text is never held whole
+        write_pieces(save, usage_codec.dump_chunks(result), inputs)
     if result.skipped:
         warning(usage_report.skipped_summary(result.sources))
     for text in usage_report.read_twice(result.sources):
