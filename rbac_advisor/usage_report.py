@@ -280,50 +280,39 @@ def malformed(n: int) -> str:
     return f"{n} malformed record{'' if n == 1 else 's'}"
 
 
+_HEADER = (
+    "KIND",
+    "NAME",
+    "NAMESPACE",
+    "REQUESTS",
+    "ALLOWED",
+    "DENIED",
+    "UNKNOWN",
+    "PERMS",
+    "TOOLS",
+    "LAST SEEN",
+)
+_NUMERIC = frozenset({3, 4, 5, 6, 7})
+_SEP = "\x1f"  # between a row's cells while the rows wait for the column widths
+
+
 def to_table(usage: Usage) -> str:
     """A plain-text table, one row per subject, with a summary line above it."""
-    rows = [
-        (
-            "KIND",
-            "NAME",
-            "NAMESPACE",
-            "REQUESTS",
-            "ALLOWED",
-            "DENIED",
-            "UNKNOWN",
-            "PERMS",
-            "TOOLS",
-            "LAST SEEN",
-        )
-    ]
+    return "".join(iter_table(usage))
+
+
+def iter_table(usage: Usage) -> Iterator[str]:
+    """The text of :func:`to_table` in pieces, a line at a time.
+
+    Each subject's row is kept as one string until every width is known: a log with as
+    many subjects as uses holds one short string per subject, not its summary.
+    """
+    widths = [len(h) for h in _HEADER]
+    rows: list[str] = []
     for s in iter_summaries(usage):
-        by_name: Counter[str] = Counter()
-        for label, n in s.tools.items():
-            by_name[name_of(label)] += n  # versions are in --json
-        tools = ",".join(t for t, _ in sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-        rows.append(
-            (
-                s.kind,
-                _cell(s.name, 48),
-                _cell(s.namespace, 64) or "-",
-                str(s.requests),
-                str(s.allowed),
-                str(s.denied),
-                str(s.unknown),
-                str(len({k[0] for k in s.accesses})),
-                _cell(tools or "-", 30),
-                iso(s.last) or "-",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    numeric = {3, 4, 5, 6, 7}
-    lines = []
-    for r in rows:
-        cells = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
+        cells = _row(s)
+        widths = list(map(max, widths, map(len, cells)))
+        rows.append(_SEP.join(cells))
     head = (
         f"{usage.requests} requests ({usage.unauthenticated} unauthenticated"
         + (f", {usage.filtered} filtered out" if usage.filtered else "")
@@ -331,11 +320,42 @@ def to_table(usage: Usage) -> str:
         + ")"
         + (f" from {iso(usage.start)} to {iso(usage.end)}" if usage.start is not None else "")
     )
+    yield head + "\n"
     missing = sorted({f for src in usage.sources for f in src.missing_fields})
-    out = [head]
     if missing:
-        out.append("missing in some records: " + ", ".join(missing))
-    return "\n".join(out + [""] + lines) + "\n"
+        yield "missing in some records: " + ", ".join(missing) + "\n"
+    yield "\n"
+    yield _line(_HEADER, widths)
+    for k, row in enumerate(rows):
+        yield _line(row.split(_SEP), widths)
+        rows[k] = ""  # let each row go once written
+
+
+def _row(s: SubjectSummary) -> tuple[str, ...]:
+    by_name: Counter[str] = Counter()
+    for label, n in s.tools.items():
+        by_name[name_of(label)] += n  # versions are in --json
+    tools = ",".join(t for t, _ in sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    return (
+        s.kind,
+        _cell(s.name, 48),
+        _cell(s.namespace, 64) or "-",
+        str(s.requests),
+        str(s.allowed),
+        str(s.denied),
+        str(s.unknown),
+        str(len({k[0] for k in s.accesses})),
+        _cell(tools or "-", 30),
+        iso(s.last) or "-",
+    )
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    padded = [
+        c.rjust(w) if i in _NUMERIC else c.ljust(w)
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    ]
+    return "  ".join(padded).rstrip() + "\n"
 
 
 def skipped_summary(sources: Sequence[SourceInfo]) -> str:

@@ -52,7 +52,9 @@ _IMPERSONATE_DENIED = re.compile(
 _identities: dict[tuple[str, ...], Identity] = {}
 _resource_accesses: dict[tuple[str, str, str, str, str, str, str], Access] = {}
 _LIST_VERBS = frozenset({"list", "watch"})
-_accesses: dict[tuple[str, str, str, str, str, str, str, bool], Access] = {}
+# Keyed by the Access itself: a tuple of its fields as the key would double what each
+# distinct access costs while reading (hundreds of thousands on a long log).
+_accesses: dict[Access, Access] = {}
 
 
 def forget() -> None:
@@ -89,14 +91,13 @@ def access(
     resource_request: bool = True,
 ) -> Access:
     """An interned Access."""
-    key = (verb, api_group, resource, subresource, namespace, name, path, resource_request)
-    acc = _accesses.get(key)
-    if acc is None:
+    acc = Access(verb, api_group, resource, subresource, namespace, name, path, resource_request)
+    shared = _accesses.get(acc)
+    if shared is None:
         if len(_accesses) >= _CACHE_MAX:
             _accesses.clear()
-        acc = Access(*key)
-        _accesses[key] = acc
-    return acc
+        shared = _accesses[acc] = acc
+    return shared
 
 
 def service_account(user: str) -> tuple[str, str] | None:

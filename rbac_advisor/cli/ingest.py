@@ -17,6 +17,7 @@ from collections.abc import Callable
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, normalise, parse_blocks
 from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.cli.memory import give_back_large_blocks
 from rbac_advisor.cli.options import default_workers
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, InputError, UsageError
@@ -303,6 +304,10 @@ def load_usage(
     meter = Progress(progress, 0 if logfiles.STDIN in files else sum(sizes))
     try:
         n_workers = workers if workers is not None else default_workers()
+        if n_workers <= 1:
+            # One process holds everything: about 20 MB less on a long log, for about 5 %
+            # more time (workers of a shared read stay well under the bound without it).
+            give_back_large_blocks()
         reader = _Reader(files, sizes, builder, fast, stats, options, skip_malformed, meter)
         reader.named.update(paths)
         digests = reader.read_all(n_workers)

@@ -147,7 +147,8 @@ def usage(
             for piece in usage_report.iter_json(result):  # a subject at a time: bounded memory
                 sys.stdout.write(piece)
         else:
-            sys.stdout.write(usage_report.to_table(result))
+            for piece in usage_report.iter_table(result):
+                sys.stdout.write(piece)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other commands do.
