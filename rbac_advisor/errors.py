@@ -47,13 +47,18 @@ class InputError(AdvisorError):
 class AuditParseError(InputError):
     """An audit log line could not be read as an audit event."""
 
-    def __init__(self, path: str, line: int, reason: str) -> None:
-        """Name the file ("-": stdin), line (0: the input as a whole) and problem."""
+    def __init__(self, path: str, line: int, reason: str, *, skippable: bool = True) -> None:
+        """Name the file ("-": stdin), line (0: the input as a whole) and problem.
+
+        ``skippable`` False: ``--skip-malformed`` does not get past it (text that is not
+        UTF-8, or invalid JSON in a file of JSON documents, ends what can be read).
+        """
         shown = "<stdin>" if path == "-" else path
         super().__init__(f"{shown}:{line}: {reason}" if line else f"{shown}: {reason}")
         self.path = path
         self.line = line
         self.reason = reason
+        self.skippable = skippable
 
 
 class ManifestError(InputError):

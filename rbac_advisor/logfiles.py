@@ -502,7 +502,9 @@ def _take_documents(
         s = str(memoryview(data)[:cut], "utf-8")
     except UnicodeDecodeError as err:
         where = line + data.count(b"\n", 0, err.start)
-        raise AuditParseError(path, where, f"not UTF-8 text ({err.reason})") from None
+        raise AuditParseError(
+            path, where, f"not UTF-8 text ({err.reason})", skippable=False
+        ) from None
     dec = json.JSONDecoder()
     i, n = 0, len(s)
     while True:
@@ -517,7 +519,9 @@ def _take_documents(
             if err.pos >= n and not final:
                 break  # cut short: the rest of it is yet to be read
             where = line + s.count("\n", i, err.pos)
-            raise AuditParseError(path, where, f"invalid JSON ({err.msg})") from None
+            raise AuditParseError(
+                path, where, f"invalid JSON ({err.msg})", skippable=False
+            ) from None
         except RecursionError:
             end = _end_of_nesting(s, i)
             if end < 0 and not final:

@@ -203,6 +203,22 @@ def test_a_malformed_record_error_says_how_to_go_on(tmp_path) -> None:
     assert r.stderr.rstrip().endswith("--skip-malformed skips such records and counts them")
 
 
+def test_an_error_skipping_cannot_get_past_offers_no_skipping(tmp_path) -> None:
+    """Invalid JSON in a file of JSON documents ends what can be read, skipping or not."""
+    p = tmp_path / "a.json"
+    doc = json.dumps(json.loads(line(event())), indent=2)
+    p.write_text(doc + "\n" + doc.replace('"verb"', '"verb" "x"', 1) + "\n")
+    for extra in ([], ["--skip-malformed"]):
+        r = runner.invoke(app, ["usage", *extra, str(p)])
+        assert r.exit_code == 3 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith(f"error: {p}:") and "invalid JSON" in r.stderr
+        assert "--skip-malformed" not in r.stderr
+    q = tmp_path / "b.json"
+    q.write_bytes(doc.encode() + b"\n" + doc.encode().replace(b"get", b"g\xffe", 1) + b"\n")
+    r = runner.invoke(app, ["usage", str(q)])
+    assert r.exit_code == 3 and "not UTF-8" in r.stderr and "--skip-malformed" not in r.stderr
+
+
 def test_jobs_chooses_how_many_processes_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rbac_advisor.cli import parallel
 

@@ -182,7 +182,7 @@ class _Reader:
                         self._one(i)
                 index = end
         except AuditParseError as err:
-            if self.skip or not err.line:
+            if self.skip or not err.line or not err.skippable:
                 raise
             # Say how to go on: the record's file and line stay first on the line.
             hint = "; --skip-malformed skips such records and counts them"

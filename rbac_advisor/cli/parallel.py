@@ -378,7 +378,8 @@ class _Result:
     # written): their early stage is in that share's tail.
     long: set[int] = field(default_factory=set)
     stats: dict[str, SourceStats] = field(default_factory=dict)
-    error: tuple[str, int, str] | None = None  # path, line within the piece, reason
+    # path, line within the piece, reason, whether --skip-malformed gets past it
+    error: tuple[str, int, str, bool] | None = None
     damaged: bool = False  # gzip damage: the parent reads the files sequentially instead
 
 
@@ -511,7 +512,7 @@ def _work(args: _Args) -> _Result:
             st = stats.get(part.path)
             read += st.lines if st is not None else 0
     except AuditParseError as err:
-        return _Result((), [], set(), error=(err.path, err.line, err.reason))
+        return _Result((), [], set(), error=(err.path, err.line, err.reason, err.skippable))
     except logfiles.INFLATE_ERRORS:
         return _Result((), [], set(), damaged=True)
     finally:
@@ -700,8 +701,8 @@ def read_files(
             before[path] = before.get(path, 0) + st.lines
     for k, r in enumerate(results):  # shares in order: the first error is the first line
         if r.error is not None:
-            path, line, reason = r.error
-            raise AuditParseError(path, offsets[k].get(path, 0) + line, reason)
+            path, line, reason, skippable = r.error
+            raise AuditParseError(path, offsets[k].get(path, 0) + line, reason, skippable=skippable)
     meter.phase(f"merging what {len(results)} processes counted")
     heads = [r.head for r in results]
     longs = [r.long for r in results]
