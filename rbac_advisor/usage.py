@@ -213,11 +213,13 @@ class Usage:
     filtered: int = 0
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle with plain dicts (MappingProxyType cannot be pickled)."""
+        """Pickle with entries as columns and plain dicts (MappingProxyType cannot be pickled)."""
+        from rbac_advisor.usage_entries import Entries
+
         return (
             _unpickle,
             (
-                self.entries,
+                Entries.of(self.entries),
                 self.requests,
                 self.unauthenticated,
                 self.start,
@@ -237,7 +239,7 @@ class Usage:
 
     def merge(self, other: Usage) -> Usage:
         """Combine two models of disjoint request sets (associative and commutative)."""
-        entries = dict(self.entries)
+        entries = dict(self.entries.items())  # by rows: a lookup per key costs a search
         for k, s in other.entries.items():
             cur = entries.get(k)
             entries[k] = s if cur is None else cur.merge(s)

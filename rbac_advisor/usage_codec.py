@@ -19,6 +19,7 @@ from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
 from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey, freeze
+from rbac_advisor.usage_entries import Entries
 from rbac_advisor.usage_merge import keys_of, new_stats
 
 FORMAT = "rbac-advisor/usage"
@@ -119,10 +120,10 @@ def _entry_rows(
 
 def _tables(usage: Usage) -> dict[str, Iterable[Any]]:
     """The document's arrays by name, as iterables of rows made when read."""
-    entries = usage.entries
-    ii = _numbered({k.identity for k in entries})
-    ai = _numbered({k.access for k in entries})
-    ri = _numbered({k.via for k in entries if k.via is not None})
+    entries = Entries.of(usage.entries)
+    ii = _numbered(entries.identities)
+    ai = _numbered(entries.accesses)
+    ri = _numbered(entries.reasons)
     return {
         "sources": map(_source_row, usage.sources),
         "identities": ([i.user, list(i.groups)] for i in ii),

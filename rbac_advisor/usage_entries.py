@@ -10,16 +10,26 @@ the rows' mixed-radix codes, which rise with the canonical order.
 
 from __future__ import annotations
 
+import gc
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
+from contextlib import contextmanager
 from itertools import chain, starmap
 from operator import attrgetter
 from typing import Any
 
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, Identity
-from rbac_advisor.usage import Stats, UsageKey, access_order, identity_order, via_order
+from rbac_advisor.usage import (
+    Stats,
+    UsageKey,
+    access_order,
+    identity_order,
+    key_hash,
+    new_key,
+    via_order,
+)
 from rbac_advisor.usage_merge import (
     Merged,
     Rows,
@@ -31,6 +41,7 @@ from rbac_advisor.usage_merge import (
 )
 
 _CHUNK = 1 << 14
+_FEW = 32  # rows read one by one rather than as a block
 # A key's parts, in key order, with their part of ``usage.key_order`` (None: themselves).
 _PARTS: tuple[tuple[str, Callable[[Any], Any] | None], ...] = (
     ("identity", identity_order),
@@ -114,6 +125,21 @@ class Entries(Mapping[UsageKey, Stats]):
             _shared(map(attrgetter("days"), pick)),
         )
 
+    @property
+    def identities(self) -> Sequence[Identity]:
+        """The distinct identities of the uses, in key order."""
+        return self._idents
+
+    @property
+    def accesses(self) -> Sequence[Access]:
+        """The distinct accesses of the uses, in key order."""
+        return self._accs
+
+    @property
+    def reasons(self) -> Sequence[ReasonRef]:
+        """The distinct reasons of the uses (None left out), in key order."""
+        return [v for v in self._vias if v is not None]
+
     def __len__(self) -> int:
         """The number of distinct uses."""
         return len(self._counts)
@@ -129,23 +155,25 @@ class Entries(Mapping[UsageKey, Stats]):
 
     def _keys(self, start: int, stop: int) -> list[UsageKey]:
         ii, ai, di, vi, ti = (c[start:stop] for c in self._cols)
-        return keys_of(
-            (self._idents, self._accs, self._vias),
-            self._part_hashes(),
-            ii,
-            ai,
-            list(map(self._decs.__getitem__, di)),
-            vi,
-            list(map(self._tools.__getitem__, ti)),
-        )
+        with _gc_paused():
+            return keys_of(
+                (self._idents, self._accs, self._vias),
+                self._part_hashes(),
+                ii,
+                ai,
+                list(map(self._decs.__getitem__, di)),
+                vi,
+                list(map(self._tools.__getitem__, ti)),
+            )
 
     def _stats(self, start: int, stop: int) -> list[Stats]:
-        return new_stats(
-            self._counts[start:stop],
-            self._firsts[start:stop],
-            self._lasts[start:stop],
-            self._days[start:stop],
-        )
+        with _gc_paused():
+            return new_stats(
+                self._counts[start:stop],
+                self._firsts[start:stop],
+                self._lasts[start:stop],
+                self._days[start:stop],
+            )
 
     def __iter__(self) -> Iterator[UsageKey]:
         """The keys in canonical order, built a block at a time."""
@@ -154,9 +182,21 @@ class Entries(Mapping[UsageKey, Stats]):
 
     def items_between(self, start: int, stop: int) -> Iterator[tuple[UsageKey, Stats]]:
         """(key, statistics) of rows ``start`` to ``stop``, built a block at a time."""
+        if stop - start <= _FEW:  # one subject's uses: a block's set-up would cost more
+            yield from map(self._item, range(start, stop))
+            return
         for at in range(start, stop, _CHUNK):
             end = min(at + _CHUNK, stop)
             yield from zip(self._keys(at, end), self._stats(at, end), strict=True)
+
+    def _item(self, row: int) -> tuple[UsageKey, Stats]:
+        """(key, statistics) of one row."""
+        i, a, d, v, t = (c[row] for c in self._cols)
+        hi, ha, hv = self._part_hashes()
+        dec, tool = self._decs[d], self._tools[t]
+        h = key_hash(hi[i], ha[a], dec, hv[v], tool)
+        key = new_key(self._idents[i], self._accs[a], dec, self._vias[v], tool, h)
+        return key, Stats(self._counts[row], self._firsts[row], self._lasts[row], self._days[row])
 
     def items(self) -> ItemsView[UsageKey, Stats]:
         """(key, statistics) pairs in canonical order, built a block at a time."""
@@ -254,6 +294,22 @@ class _Values(ValuesView[Stats]):
     def __iter__(self) -> Iterator[Stats]:
         m = self._mapping
         return chain.from_iterable(m._stats(at, at + _CHUNK) for at in range(0, len(m), _CHUNK))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic GC while a block of keys or statistics is made.
+
+    They hold no cycles, and a collection in the middle of a block would walk every
+    object alive (the model's readers keep many).
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _table(col: list[Any], order: Callable[[Any], Any] | None) -> tuple[list[Any], list[int]]:

@@ -73,9 +73,44 @@ def test_entries_read_in_small_blocks_equal_whole(all_uses: list[Use]) -> None:
         assert list(e.values()) == list(plain.values())
         runs = list(e.user_runs())
         assert [kv for _, a, b in runs for kv in e.items_between(a, b)] == list(plain.items())
+        for few in (0, len(plain)):  # every range made as blocks, then row by row
+            mp.setattr(usage_entries, "_FEW", few)
+            got = list(e.items_between(0, len(e)))
+            assert got == list(plain.items())
+            assert [hash(k) for k, _ in got] == [hash(k) for k in plain]
 
 
 def test_an_empty_model_has_no_rows() -> None:
     e = usage.empty().entries
     assert isinstance(e, Entries) and len(e) == 0 and list(e.items()) == []
     assert list(e.user_runs()) == [] and e == {}
+
+
+@SETTINGS
+@given(st.lists(uses, max_size=30), st.lists(uses, max_size=30))
+def test_merging_and_saving_read_rows_not_lookups(a: list[Use], b: list[Use]) -> None:
+    """A lookup is a binary search: merge and save go through the rows, a block at a time."""
+    kw = {"requests": 0, "unauthenticated": 0, "start": None, "end": None}
+    ua, ub = usage.freeze(_model(a), **kw), usage.freeze(_model(b), **kw)  # type: ignore[arg-type]
+    expected = _model(a + b)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Entries, "__getitem__", _no_lookup)
+        merged = ua.merge(ub)
+        text = usage.dumps(merged)
+    assert list(merged.entries.items()) == list(expected.items())
+    assert usage.loads(text) == merged
+
+
+def _no_lookup(self: Entries, key: UsageKey) -> Stats:
+    raise AssertionError(f"looked up {key}")
+
+
+@SETTINGS
+@given(st.lists(uses, min_size=1, max_size=10))
+def test_a_usage_built_by_hand_pickles(some: list[Use]) -> None:
+    from types import MappingProxyType
+
+    plain = _model(some)
+    u = usage.Usage(MappingProxyType(plain), 0, 0, None, None)
+    back = pickle.loads(pickle.dumps(u))
+    assert isinstance(back.entries, Entries) and back == u
