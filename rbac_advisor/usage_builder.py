@@ -8,10 +8,8 @@ are kept as they come and merged with the rest at the end.
 
 from __future__ import annotations
 
-import gc
 import heapq
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from rbac_advisor.audit import useragent
@@ -30,7 +28,7 @@ from rbac_advisor.usage import (
     cap_ips,
     freeze,
 )
-from rbac_advisor.usage_entries import from_rows
+from rbac_advisor.usage_entries import from_rows, gc_paused
 from rbac_advisor.usage_merge import Rows, merge
 from rbac_advisor.usage_table import UseTable
 
@@ -48,18 +46,6 @@ class Export(NamedTuple):
     client_ips: dict[tuple[str, str], set[str]]
     sessions: list[Session]
     by_source: dict[int, int]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold generational GC while the model's many small acyclic objects are allocated."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class UsageBuilder:
@@ -265,7 +251,7 @@ class UsageBuilder:
     def finish(self, sources: Iterable[SourceInfo] = ()) -> Usage:
         """Flush and freeze into a Usage (the counted uses move into it)."""
         self.flush()
-        with _gc_paused():
+        with gc_paused():
             parts = [*self._parts, self._uses.rows(ordered=False)]
             self._parts = []
             entries = from_rows(parts)

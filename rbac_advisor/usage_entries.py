@@ -155,7 +155,7 @@ class Entries(Mapping[UsageKey, Stats]):
 
     def _keys(self, start: int, stop: int) -> list[UsageKey]:
         ii, ai, di, vi, ti = (c[start:stop] for c in self._cols)
-        with _gc_paused():
+        with gc_paused():
             return keys_of(
                 (self._idents, self._accs, self._vias),
                 self._part_hashes(),
@@ -167,7 +167,7 @@ class Entries(Mapping[UsageKey, Stats]):
             )
 
     def _stats(self, start: int, stop: int) -> list[Stats]:
-        with _gc_paused():
+        with gc_paused():
             return new_stats(
                 self._counts[start:stop],
                 self._firsts[start:stop],
@@ -297,11 +297,10 @@ class _Values(ValuesView[Stats]):
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold the cyclic GC while a block of keys or statistics is made.
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic GC while many small acyclic objects are made (keys, statistics).
 
-    They hold no cycles, and a collection in the middle of a block would walk every
-    object alive (the model's readers keep many).
+    A collection in their midst would walk every object alive, for nothing to free.
     """
     was = gc.isenabled()
     gc.disable()
