@@ -239,10 +239,10 @@ class Usage:
 
     def merge(self, other: Usage) -> Usage:
         """Combine two models of disjoint request sets (associative and commutative)."""
-        entries = dict(self.entries.items())  # by rows: a lookup per key costs a search
-        for k, s in other.entries.items():
-            cur = entries.get(k)
-            entries[k] = s if cur is None else cur.merge(s)
+        from rbac_advisor.usage_entries import Entries, from_rows
+
+        # Column by column: no key is built, and a use in both adds up (Stats.merge).
+        entries = from_rows([Entries.of(self.entries).rows(), Entries.of(other.entries).rows()])
         activity = dict(self.activity)
         for ak, n in other.activity.items():
             activity[ak] = activity.get(ak, 0) + n

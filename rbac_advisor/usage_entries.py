@@ -140,6 +140,26 @@ class Entries(Mapping[UsageKey, Stats]):
         """The distinct reasons of the uses (None left out), in key order."""
         return [v for v in self._vias if v is not None]
 
+    def rows(self) -> Rows:
+        """The uses as ``usage_merge.Rows`` (to be merged by value, see :func:`from_rows`)."""
+        ii, ai, di, vi, ti = self._cols
+        return Rows(
+            list(map(identity_order, self._idents)),
+            list(map(access_order, self._accs)),
+            list(map(via_order, self._vias)),
+            list(self._decs),
+            list(self._tools),
+            ii,
+            ai,
+            di,
+            vi,
+            ti,
+            self._counts,
+            self._firsts,
+            self._lasts,
+            self._days,
+        )
+
     def __len__(self) -> int:
         """The number of distinct uses."""
         return len(self._counts)
