@@ -20,7 +20,7 @@ from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
 from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey, freeze
 from rbac_advisor.usage_entries import Entries
-from rbac_advisor.usage_merge import keys_of, new_stats
+from rbac_advisor.usage_merge import keys_of
 
 FORMAT = "rbac-advisor/usage"
 VERSION = 1
@@ -490,24 +490,56 @@ def _check_days(rows: list[Any], days: Iterable[list[Any]], sizes: tuple[int, in
 
 def _entries(
     rows: Any, idents: list[Identity], accesses: list[Access], reasons: list[ReasonRef]
-) -> dict[UsageKey, Stats]:
-    """The entries, checked, with keys and statistics built column by column."""
+) -> Entries:
+    """The entries, checked, held as columns (no key or statistics object is built)."""
     rows = _list(rows, "entries")
     sizes = (len(idents), len(accesses), len(reasons))
     _check_entries(rows, sizes)
     if not rows:
-        return {}
+        return Entries.of({})
     ii, ai, decs, ri, tools, counts, firsts, lasts, days = zip(*rows, strict=True)
     _check_days(rows, days, sizes)
-    vias: list[ReasonRef | None] = [*reasons, None]  # -1: no reason
-    ih, ah, vh = list(map(hash, idents)), list(map(hash, accesses)), list(map(hash, vias))
-    decisions = list(map(_DECISIONS.__getitem__, decs))
-    keys = keys_of((idents, accesses, vias), (ih, ah, vh), ii, ai, decisions, ri, tools)
-    stats = new_stats(counts, map(float, firsts), map(float, lasts), map(frozenset, days))
-    entries = dict(zip(keys, stats, strict=True))
-    if len(entries) != len(keys):
+    # A value repeated in a table is one value: its rows name the first copy.
+    ci, ca, cr = _first_copies(idents), _first_copies(accesses), _first_copies(reasons)
+    ii = tuple(map(ci.__getitem__, ii))
+    ai = tuple(map(ca.__getitem__, ai))
+    ri = tuple(r if r < 0 else cr[r] for r in ri)
+    if len(set(zip(ii, ai, decs, ri, tools, strict=True))) != len(rows):
+        vias: list[ReasonRef | None] = [*reasons, None]  # -1: no reason
+        ih, ah, vh = list(map(hash, idents)), list(map(hash, accesses)), list(map(hash, vias))
+        decisions = list(map(_DECISIONS.__getitem__, decs))
+        keys = keys_of((idents, accesses, vias), (ih, ah, vh), ii, ai, decisions, ri, tools)
         _repeated(keys, "entries", "identity, access, decision, reason and tool")
-    return entries
+    dec_table = sorted(set(decs))
+    dec_at = dict(zip(dec_table, range(len(dec_table)), strict=True))
+    tool_table = sorted(set(tools))
+    tool_at = dict(zip(tool_table, range(len(tool_table)), strict=True))
+    return Entries.from_columns(
+        (
+            idents,
+            accesses,
+            [_DECISIONS[d] for d in dec_table],
+            [*reasons, None],  # -1: no reason, the last
+            tool_table,
+        ),
+        (
+            ii,
+            ai,
+            list(map(dec_at.__getitem__, decs)),
+            [len(reasons) if r < 0 else r for r in ri],
+            list(map(tool_at.__getitem__, tools)),
+        ),
+        counts,
+        list(map(float, firsts)),
+        list(map(float, lasts)),
+        list(map(frozenset, days)),
+    )
+
+
+def _first_copies(table: Sequence[Hashable]) -> list[int]:
+    """For each position of ``table``, the first position holding an equal value."""
+    first: dict[Hashable, int] = {}
+    return [first.setdefault(v, i) for i, v in enumerate(table)]
 
 
 def _source(s: Any, n: int) -> SourceInfo:

@@ -97,6 +97,43 @@ class Entries(Mapping[UsageKey, Stats]):
         self._sizes = [len(t) for t in tables]
 
     @classmethod
+    def from_columns(
+        cls,
+        tables: Sequence[Sequence[Any]],
+        index: Sequence[Sequence[int]],
+        counts: Sequence[int],
+        firsts: Sequence[float],
+        lasts: Sequence[float],
+        days: Sequence[frozenset[int]],
+    ) -> Entries:
+        """Distinct rows given as indices into tables of distinct values, in any order.
+
+        ``tables``: identities, accesses, decisions, reasons and tools; values no row uses
+        are left out, as a model built from keys holds none.
+        """
+        ranked: list[list[Any]] = []
+        at: list[list[int]] = []
+        for (_, part_order), table, idx in zip(_PARTS, tables, index, strict=True):
+            used = sorted(set(idx))
+            key = table.__getitem__ if part_order is None else lambda i: part_order(table[i])  # noqa: B023
+            used.sort(key=key)
+            rank = dict(zip(used, range(len(used)), strict=True))
+            ranked.append([table[i] for i in used])
+            at.append(list(map(rank.__getitem__, idx)))
+        codes = mixed_radix(at, [len(t) for t in ranked])
+        order = sorted(range(len(codes)), key=codes.__getitem__)
+        del codes
+        t = ranked
+        return cls(
+            (t[0], t[1], t[2], t[3], t[4]),
+            [array("i", map(c.__getitem__, order)) for c in at],
+            array("q", map(counts.__getitem__, order)),
+            array("d", map(firsts.__getitem__, order)),
+            array("d", map(lasts.__getitem__, order)),
+            _shared(map(days.__getitem__, order)),
+        )
+
+    @classmethod
     def of(cls, entries: Mapping[UsageKey, Stats]) -> Entries:
         """The columns of any mapping of keys to statistics, put in canonical order."""
         if isinstance(entries, Entries):

@@ -398,3 +398,37 @@ def test_edited_values_at_the_limits_load(saved: str) -> None:
     assert type(stats.last) is float
     assert stats.days == {usage_codec.DAY_MIN, usage_codec.DAY_MAX}
     assert (model.start, model.end) == (None, None)
+
+
+def test_a_value_repeated_in_a_table_is_one_value(saved: str) -> None:
+    """Rows naming two copies of one identity are one use: repeated if alike, else kept."""
+    model = usage.loads(saved)
+    doc = json.loads(saved)
+    doc["identities"].append(copy.deepcopy(doc["identities"][0]))
+    copy_at = len(doc["identities"]) - 1
+    first = next(n for n, e in enumerate(doc["entries"]) if e[0] == 0)
+    moved = copy.deepcopy(doc)
+    moved["entries"][first][0] = copy_at  # the same use, through the copy
+    assert usage.loads(json.dumps(moved)) == model
+    assert usage.dumps(usage.loads(json.dumps(moved))) == saved  # the copy is not written
+    twice = copy.deepcopy(doc)
+    twice["entries"].append([copy_at, *doc["entries"][first][1:]])
+    with pytest.raises(InputError, match=rf"repeats entries\[{first}\]"):
+        usage.loads(json.dumps(twice))
+
+
+def test_tables_in_any_order_load_as_the_same_model(saved: str) -> None:
+    model = usage.loads(saved)
+    doc = json.loads(saved)
+    for table in ("identities", "accesses", "reasons"):
+        n = len(doc[table])
+        perm = list(reversed(range(n)))  # new position of each old one
+        doc[table] = [doc[table][n - 1 - k] for k in range(n)]
+        col = {"identities": 0, "accesses": 1, "reasons": 3}[table]
+        for e in doc["entries"]:
+            if e[col] >= 0:
+                e[col] = perm[e[col]]
+    doc["entries"].reverse()
+    doc["identities"].append(["nobody", []])  # used by no entry: not kept
+    loaded = usage.loads(json.dumps(doc))
+    assert loaded == model and usage.dumps(loaded) == saved
