@@ -114,9 +114,7 @@ class Entries(Mapping[UsageKey, Stats]):
         ranked: list[list[Any]] = []
         at: list[list[int]] = []
         for (_, part_order), table, idx in zip(_PARTS, tables, index, strict=True):
-            used = sorted(set(idx))
-            key = table.__getitem__ if part_order is None else lambda i: part_order(table[i])  # noqa: B023
-            used.sort(key=key)
+            used = sorted(set(idx), key=_by_value(table, part_order))
             rank = dict(zip(used, range(len(used)), strict=True))
             ranked.append([table[i] for i in used])
             at.append(list(map(rank.__getitem__, idx)))
@@ -145,21 +143,15 @@ class Entries(Mapping[UsageKey, Stats]):
             table, idx = _table(list(map(attrgetter(name), keys)), part_order)
             tables.append(table)
             index.append(idx)
-        codes = mixed_radix(index, [len(t) for t in tables])
-        order = sorted(range(len(keys)), key=codes.__getitem__)
-        del codes
         stats = list(map(entries.__getitem__, keys))
         del keys
-        cols = [array("i", map(c.__getitem__, order)) for c in index]
-        pick = [stats[i] for i in order]
-        t = tables
-        return cls(
-            (t[0], t[1], t[2], t[3], t[4]),
-            cols,
-            array("q", map(attrgetter("count"), pick)),
-            array("d", map(attrgetter("first"), pick)),
-            array("d", map(attrgetter("last"), pick)),
-            _shared(map(attrgetter("days"), pick)),
+        return cls.from_columns(
+            tables,
+            index,
+            list(map(attrgetter("count"), stats)),
+            list(map(attrgetter("first"), stats)),
+            list(map(attrgetter("last"), stats)),
+            list(map(attrgetter("days"), stats)),
         )
 
     @property
@@ -351,6 +343,13 @@ class _Values(ValuesView[Stats]):
     def __iter__(self) -> Iterator[Stats]:
         m = self._mapping
         return chain.from_iterable(m._stats(at, at + _CHUNK) for at in range(0, len(m), _CHUNK))
+
+
+def _by_value(table: Sequence[Any], order: Callable[[Any], Any] | None) -> Callable[[int], Any]:
+    """A sort key for positions of ``table``: the value's part of the key order."""
+    if order is None:
+        return table.__getitem__
+    return lambda i: order(table[i])
 
 
 @contextmanager
