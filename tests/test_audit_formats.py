@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from audit_samples import corpus, event, line, lines
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rbac_advisor.audit import Malformed, parse_lines, parse_record
 from rbac_advisor.errors import AuditParseError
@@ -593,6 +595,40 @@ def test_format_time_is_rfc3339_with_four_digit_years(text: str, shown: str) -> 
 
     assert format_time(parse_time(text)) == shown
     assert parse_time(shown) == parse_time(text)
+
+
+@given(
+    st.integers(-62135596800 + 86400, 253402300800 - 86400 - 1),
+    st.integers(0, 999_999),
+    st.integers(-23 * 60 - 59, 23 * 60 + 59),
+    st.sampled_from(["T", "t", " "]),
+    st.integers(0, 3),  # trailing zeros beyond the microseconds
+)
+def test_canonical_stamp_gives_one_text_per_instant(
+    seconds: int, micros: int, offset_min: int, sep: str, zeros: int
+) -> None:
+    import datetime
+
+    from rbac_advisor.audit.timestamps import canonical_stamp, format_time, parse_time
+
+    shown = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=seconds + offset_min * 60)
+    sign = "+" if offset_min >= 0 else "-"
+    zone = f"{sign}{abs(offset_min) // 60:02d}:{abs(offset_min) % 60:02d}"
+    text = shown.strftime(f"%Y-%m-%d{sep}%H:%M:%S").zfill(19) + f".{micros:06d}" + "0" * zeros
+    text += zone
+    fixed = canonical_stamp(text)
+    assert fixed == format_time(seconds)[:20] + f"{micros:06d}Z"
+    assert canonical_stamp(fixed) == fixed
+    assert parse_time(fixed) == parse_time(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "yesterday", "2026-11-20T24:00:00Z", "2026-11-20T10:00:00.Z", "2026-11-20T10:00"]
+)
+def test_canonical_stamp_keeps_a_text_that_is_not_a_time(text: str) -> None:
+    from rbac_advisor.audit.timestamps import canonical_stamp
+
+    assert canonical_stamp(text) == text
 
 
 def test_nanosecond_times_do_not_round_across_a_window_boundary(tmp_path) -> None:

@@ -185,3 +185,31 @@ def test_generated_log_in_pieces_and_gzip(tmp_path) -> None:
     b.write_bytes(gzip.compress(b"\n".join(texts[3001:]) + b"\n"))
     fast = load_usage([str(a), str(b)], kubectl_only=False, workers=1, **_KW)
     assert _strip(fast) == _strip(_general_path(texts))
+
+
+# One instant (2026-11-20T10:00:00.5Z) in the forms logs carry it in.
+_FORMS = (
+    "2026-11-20T10:00:00.500000Z",  # the apiserver's
+    "2026-11-20T10:00:00.5Z",
+    "2026-11-20T10:00:00.500000000Z",
+    "2026-11-20 10:00:00.5",
+    "2026-11-20t10:00:00.5z",
+    "2026-11-20T11:00:00.5+01:00",
+)
+
+
+@pytest.mark.parametrize("early", _FORMS)
+@pytest.mark.parametrize("final", _FORMS)
+def test_stages_written_in_two_time_forms_count_once(tmp_path, early: str, final: str) -> None:
+    texts = [
+        line(event(audit_id="a", stage="RequestReceived", time=early)),
+        line(event(audit_id="a", stage="ResponseComplete", time=final)),
+        # The same audit ID and call a microsecond later: another request.
+        line(event(audit_id="a", stage="ResponseComplete", time="2026-11-20T10:00:00.500001Z")),
+    ]
+    p = tmp_path / "a.log"
+    p.write_bytes(b"\n".join(texts) + b"\n")
+    fast = load_usage([str(p)], kubectl_only=False, workers=1, **_KW)
+    assert fast.requests == 2
+    assert [s.count for s in fast.entries.values()] == [2]
+    assert _strip(fast) == _strip(_general_path(texts))

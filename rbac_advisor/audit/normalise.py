@@ -14,6 +14,7 @@ from dataclasses import replace
 from rbac_advisor.audit.reason import go_unquote, parse_reason
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.requestinfo import field_selector_name, resource_info, split_uri
+from rbac_advisor.audit.timestamps import canonical_stamp
 from rbac_advisor.events import Decision, Event, ReasonRef
 from rbac_advisor.rbac import (
     ALL_AUTHENTICATED,
@@ -451,5 +452,5 @@ def make_event(
         stage=stage,
         impersonation=checks,
         implied=implied_checks(request, code, dec, message),
-        received=received,
+        received=canonical_stamp(received),
     )

@@ -20,6 +20,7 @@ from rbac_advisor.audit.dedupe import Key, request_key
 from rbac_advisor.audit.normalise import Malformed
 from rbac_advisor.audit.records import Parsed, parse_record
 from rbac_advisor.audit.redact import redact_uri
+from rbac_advisor.audit.timestamps import canonical_stamp
 from rbac_advisor.errors import AuditParseError
 from rbac_advisor.events import Event
 
@@ -155,6 +156,7 @@ def parse_blocks(
     light = native.light_decoder().decode
     early_rank = native.EARLY_RANK
     redact = redact_uri
+    canonical = canonical_stamp
 
     def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
         try:
@@ -225,7 +227,7 @@ def parse_blocks(
                                 le.user.username,
                                 le.verb,
                                 redact(uri) if "command=" in uri or "%" in uri else uri,
-                                le.requestReceivedTimestamp,
+                                canonical(le.requestReceivedTimestamp),
                             )
                             n_fast += 1
                             old = deferred.get(key)

@@ -18,6 +18,7 @@ _SECOND_CACHE: dict[str, int] = {}
 _FIRST, _AFTER_LAST = -62135596800, 253402300800
 _LAST = math.nextafter(_AFTER_LAST, 0)  # a float this large has no microseconds left
 _CACHE_MAX = 50_000
+_EPOCH = datetime.datetime(1970, 1, 1)
 
 
 def parse_time(text: str) -> float:
@@ -46,17 +47,57 @@ def parse_time(text: str) -> float:
     if rest[0] == "." and rest[-1] == "Z" and _digits(rest[1:-1]):  # the apiserver's form
         digits = rest[1:-1][:6]
         return min(base + int(digits) / float(10 ** len(digits)), _LAST)
-    frac = 0.0
+    seconds, micros = _general(text, base, rest)
+    return min(seconds + micros / 1e6, _LAST)
+
+
+def canonical_stamp(text: str) -> str:
+    """``text`` in the apiserver's fixed form when it is a timestamp, else ``text`` itself.
+
+    Two forms of one instant (``...T10:00:00.5Z``, ``... 10:00:00.500000``,
+    ``...T11:00:00.5+01:00``) give one text, so the stages of a request written in
+    different forms share one key. Fractions are cut to microseconds, as :func:`parse_time`
+    cuts them. A text that is not a timestamp is kept: it is refused where its time is read.
+
+    >>> canonical_stamp("2026-11-20 11:00:00.5+01:00")
+    '2026-11-20T10:00:00.500000Z'
+    >>> canonical_stamp("2026-11-20T10:00:00.500000Z")
+    '2026-11-20T10:00:00.500000Z'
+    >>> canonical_stamp("yesterday")
+    'yesterday'
+    """
+    if len(text) == 27 and text[10] == "T" and text[19::7] == ".Z":
+        # The fixed form's shape: a time with it is already in the form (and one that is
+        # not a time stays as it is either way).
+        return text
+    try:
+        head = text[:19]
+        seconds, micros = _general(text, _parse_head(head), text[19:])
+    except ValueError:
+        return text
+    d = _EPOCH + datetime.timedelta(seconds=seconds)
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{micros:06d}Z"
+    )
+
+
+def _general(text: str, base: int, rest: str) -> tuple[int, int]:
+    """Whole UTC seconds and microseconds of ``text``, whose first 19 characters are ``base``.
+
+    Raises:
+        ValueError: a bad fraction or zone, or a time outside the years 1 to 9999.
+    """
+    micros = 0
     i = 0
-    if rest[0] == ".":
+    if rest[:1] == ".":
         i = 1
         while i < len(rest) and _digits(rest[i]):
             i += 1
         digits = rest[1:i]
         if not digits:
             raise ValueError(f"bad fraction in timestamp {text!r}")
-        digits = digits[:6]
-        frac = int(digits) / 10 ** len(digits)
+        micros = int(digits[:6].ljust(6, "0"))
     zone = rest[i:]
     offset = 0
     if zone in ("", "Z", "z", " UTC"):
@@ -76,7 +117,7 @@ def parse_time(text: str) -> float:
         raise ValueError(f"bad zone in timestamp {text!r}")
     if not _FIRST <= base + offset < _AFTER_LAST:  # an offset can cross the ends
         raise ValueError(f"timestamp {text!r} is not within the years 1 to 9999")
-    return min(base + offset + frac, _LAST)
+    return base + offset, micros
 
 
 def format_time(t: float) -> str:

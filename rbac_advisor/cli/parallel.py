@@ -54,7 +54,7 @@ from rbac_advisor.audit import (
 from rbac_advisor.audit.dedupe import rank
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.stream import parse_text
-from rbac_advisor.audit.timestamps import format_time, parse_time
+from rbac_advisor.audit.timestamps import canonical_stamp, format_time, parse_time
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, WorkerLost
 from rbac_advisor.events import Event
@@ -414,6 +414,7 @@ def _seed(
     stamped = native.stamped_decoder().decode
     prefix = native.GO_PREFIX
     go_stamp = GO_STAMP.fullmatch
+    canonical = canonical_stamp
     text_latest, latest = "", float("-inf")
     for part in parts:
         pieces = _part_pieces(part, one_pass if part is parts[-1] else None)
@@ -433,7 +434,13 @@ def _seed(
                             latest = max(latest, parse_time(stamp))
                     if e.user is not None and e.auditID and rank(e.stage) >= 2:
                         uri = redact_uri(e.requestURI)
-                        key = (e.auditID, e.user.username, e.verb, uri, e.requestReceivedTimestamp)
+                        key = (
+                            e.auditID,
+                            e.user.username,
+                            e.verb,
+                            uri,
+                            canonical(e.requestReceivedTimestamp),
+                        )
                         deduper.mark(key)
                     continue
                 try:
