@@ -2,12 +2,19 @@
 
 Identities, accesses and reasons are stored once in sorted tables and referenced by
 index from the entries, so a saved model stays small and byte-identical for equal models.
+
+Each row of a non-empty array is written on a line of its own: a saved model reads well in
+a diff, and a large one is read an array at a time and its entries a piece at a time, never
+as one parsed document (a JSON string holds no raw newline, so every newline lies between
+values). Any other layout of the same JSON (an older save, an edited or pretty-printed
+file) loads as one document, to the same model.
 """
 
 from __future__ import annotations
 
 import gc
 import reprlib
+from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from operator import lt
@@ -20,7 +27,7 @@ from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
 from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey, freeze
 from rbac_advisor.usage_entries import Entries
-from rbac_advisor.usage_merge import keys_of
+from rbac_advisor.usage_merge import keys_of, mixed_radix
 
 FORMAT = "rbac-advisor/usage"
 VERSION = 1
@@ -155,13 +162,13 @@ def _key_order(names: Iterable[str]) -> list[str]:
 
 
 def _array(rows: Iterable[Any], size: int) -> Iterator[str]:
-    """A JSON array of ``rows`` in pieces of ``size`` rows, each encoded by one orjson call."""
+    """A JSON array of ``rows``, a row per line, in pieces of ``size`` rows."""
     it = iter(rows)
-    opening = "["
+    opening = "[\n"
     while batch := list(islice(it, size)):
-        yield opening + _json(batch)[1:-1]
-        opening = ","
-    yield "[]" if opening == "[" else "]"
+        yield opening + ",\n".join(map(_json, batch))
+        opening = ",\n"
+    yield "[]" if opening == "[\n" else "\n]"
 
 
 def dump_chunks(usage: Usage, rows: int | None = None) -> Iterator[str]:
@@ -325,7 +332,9 @@ _SOURCE_DEFAULTS: dict[str, Any] = {"ignored": 0, "first_error": ""}
 
 
 def _list(v: Any, what: str) -> list[Any]:
-    """``v`` if it is a list."""
+    """``v`` if it is a list (a row-per-line array is parsed now)."""
+    if type(v) is _Lines:
+        return v.rows()
     if type(v) is not list:
         raise _Bad(f"{what} must be a list")
     return v
@@ -449,11 +458,14 @@ def _bad_entry(x: Any, n: int, sizes: tuple[int, int, int]) -> NoReturn:
     raise _Bad(f"{where} is invalid")
 
 
-def _check_entries(rows: list[Any], sizes: tuple[int, int, int]) -> None:
-    """Check every entry but its day numbers with plain comparisons (see ``_check_days``)."""
+def _check_entries(rows: list[Any], sizes: tuple[int, int, int], at: int = 0) -> None:
+    """Check every entry but its day numbers with plain comparisons (see ``_check_days``).
+
+    ``rows`` are the entries from number ``at`` on.
+    """
     ni, na, nr = sizes
     decisions, number, t_min, t_max, n_max = _DECISIONS, _NUMBER, TIME_MIN, TIME_MAX, INT_MAX
-    for n, x in enumerate(rows):
+    for n, x in enumerate(rows, at):
         if type(x) is not list or len(x) != 9:
             _bad_entry(x, n, sizes)
         i, a, dec, r, tool, count, first, last, days = x
@@ -477,62 +489,74 @@ def _check_entries(rows: list[Any], sizes: tuple[int, int, int]) -> None:
             _bad_entry(x, n, sizes)
 
 
-def _check_days(rows: list[Any], days: Iterable[list[Any]], sizes: tuple[int, int, int]) -> None:
-    """Check the day numbers of all entries (``days``: their lists) a chunk at a time."""
+def _check_days(
+    rows: list[Any], days: Iterable[list[Any]], sizes: tuple[int, int, int], at: int = 0
+) -> None:
+    """Check the day numbers of entries (``days``: their lists) a chunk at a time.
+
+    ``rows`` are the entries from number ``at`` on.
+    """
     flat = chain.from_iterable(days)
     while chunk := list(islice(flat, _CHUNK)):
         if set(map(type, chunk)) != {int} or min(chunk) < DAY_MIN or max(chunk) > DAY_MAX:
-            for n, x in enumerate(rows):
+            for n, x in enumerate(rows, at):
                 if not _is_days(x[8]):
                     _bad_entry(x, n, sizes)
             raise _Bad("entries hold an invalid day")
 
 
 def _entries(
-    rows: Any, idents: list[Identity], accesses: list[Access], reasons: list[ReasonRef]
+    value: Any, idents: list[Identity], accesses: list[Access], reasons: list[ReasonRef]
 ) -> Entries:
-    """The entries, checked, held as columns (no key or statistics object is built)."""
-    rows = _list(rows, "entries")
+    """The entries, checked, held as columns (no key or statistics object is built).
+
+    A row-per-line array is read a piece at a time, each piece put into the columns and let
+    go before the next is parsed.
+    """
+    pieces = value.pieces() if type(value) is _Lines else iter([_list(value, "entries")])
     sizes = (len(idents), len(accesses), len(reasons))
-    _check_entries(rows, sizes)
-    if not rows:
-        return Entries.of({})
-    ii, ai, decs, ri, tools, counts, firsts, lasts, days = zip(*rows, strict=True)
-    _check_days(rows, days, sizes)
     # A value repeated in a table is one value: its rows name the first copy.
     ci, ca, cr = _first_copies(idents), _first_copies(accesses), _first_copies(reasons)
-    ii = tuple(map(ci.__getitem__, ii))
-    ai = tuple(map(ca.__getitem__, ai))
-    ri = tuple(r if r < 0 else cr[r] for r in ri)
-    if len(set(zip(ii, ai, decs, ri, tools, strict=True))) != len(rows):
-        vias: list[ReasonRef | None] = [*reasons, None]  # -1: no reason
+    cr.append(len(reasons))  # -1: no reason, the last
+    cols: list[array[int]] = [array("i") for _ in range(5)]
+    counts, firsts, lasts = array("q"), array("d"), array("d")
+    days: list[frozenset[int]] = []
+    dec_at: dict[str, int] = {}
+    tool_at: dict[str, int] = {}
+    day_sets: dict[frozenset[int], frozenset[int]] = {}
+    n = 0
+    for rows in pieces:
+        _check_entries(rows, sizes, n)
+        if not rows:
+            continue
+        ii, ai, decs, ri, tools, cs, fs, ls, ds = zip(*rows, strict=True)
+        _check_days(rows, ds, sizes, n)
+        del rows
+        cols[0].extend(map(ci.__getitem__, ii))
+        cols[1].extend(map(ca.__getitem__, ai))
+        cols[2].extend([dec_at.setdefault(d, len(dec_at)) for d in decs])
+        cols[3].extend(map(cr.__getitem__, ri))
+        cols[4].extend([tool_at.setdefault(t, len(tool_at)) for t in tools])
+        counts.extend(cs)
+        firsts.extend(map(float, fs))
+        lasts.extend(map(float, ls))
+        days.extend([day_sets.setdefault(d, d) for d in map(frozenset, ds)])
+        n += len(ii)
+    if not n:
+        return Entries.of({})
+    dec_table = list(map(_DECISIONS.__getitem__, dec_at))
+    tool_table = list(tool_at)
+    vias: list[ReasonRef | None] = [*reasons, None]
+    sizes5 = [len(idents), len(accesses), len(dec_table), len(vias), len(tool_table)]
+    if len(set(mixed_radix(cols, sizes5))) != n:
         ih, ah, vh = list(map(hash, idents)), list(map(hash, accesses)), list(map(hash, vias))
-        decisions = list(map(_DECISIONS.__getitem__, decs))
-        keys = keys_of((idents, accesses, vias), (ih, ah, vh), ii, ai, decisions, ri, tools)
+        decisions = list(map(dec_table.__getitem__, cols[2]))
+        tools_of = list(map(tool_table.__getitem__, cols[4]))
+        parts = (idents, accesses, vias)
+        keys = keys_of(parts, (ih, ah, vh), cols[0], cols[1], decisions, cols[3], tools_of)
         _repeated(keys, "entries", "identity, access, decision, reason and tool")
-    dec_table = sorted(set(decs))
-    dec_at = dict(zip(dec_table, range(len(dec_table)), strict=True))
-    tool_table = sorted(set(tools))
-    tool_at = dict(zip(tool_table, range(len(tool_table)), strict=True))
     return Entries.from_columns(
-        (
-            idents,
-            accesses,
-            [_DECISIONS[d] for d in dec_table],
-            [*reasons, None],  # -1: no reason, the last
-            tool_table,
-        ),
-        (
-            ii,
-            ai,
-            list(map(dec_at.__getitem__, decs)),
-            [len(reasons) if r < 0 else r for r in ri],
-            list(map(tool_at.__getitem__, tools)),
-        ),
-        counts,
-        list(map(float, firsts)),
-        list(map(float, lasts)),
-        list(map(frozenset, days)),
+        (idents, accesses, dec_table, vias, tool_table), cols, counts, firsts, lasts, days
     )
 
 
@@ -629,6 +653,87 @@ def _window(doc: dict[str, Any]) -> tuple[float | None, float | None]:
     return float(start), float(end)
 
 
+# Bytes of a row-per-line array parsed at a time.
+PIECE = 1 << 20
+_PLACE = "\x00"  # the key of the stand-in for a row-per-line array in the document's outline
+
+
+class _Lines:
+    """A top-level array written a row per line, parsed when read, a piece at a time."""
+
+    __slots__ = ("_text", "_start", "_end", "read")
+
+    def __init__(self, text: bytes, start: int, end: int) -> None:
+        """The array's rows are ``text[start:end]``, between its ``[`` line and ``]`` line."""
+        self._text, self._start, self._end = text, start, end
+        self.read = False
+
+    def pieces(self) -> Iterator[list[Any]]:
+        """The rows, in lists of about PIECE bytes of text.
+
+        Pieces are cut only at a comma that ends a line; each is parsed as an array of
+        its own, and must hold a value unless it is the whole array. The rows are then
+        those of the array as one parse would read it.
+
+        Raises:
+            orjson.JSONDecodeError: a piece is not JSON values separated by commas.
+        """
+        self.read = True
+        text, start, end = self._text, self._start, self._end
+        at = start
+        while at < end:
+            cut = text.find(b",\n", min(at + PIECE, end), end)
+            if cut < 0:
+                cut = end
+            rows = orjson.loads(b"[" + text[at:cut] + b"]")
+            if not rows and (at > start or cut < end):
+                raise orjson.JSONDecodeError("an empty value between commas", "", 0)
+            yield rows
+            at = cut + 2
+
+    def rows(self) -> list[Any]:
+        """All the rows."""
+        return list(chain.from_iterable(self.pieces()))
+
+
+def _outline(text: bytes) -> tuple[dict[str, Any], list[_Lines]] | None:
+    """The document with its row-per-line arrays left unparsed; None for another layout.
+
+    Each ``[`` that ends a line opens such an array up to the next line starting with
+    ``]``. The text around them, with a stand-in for each, must parse as an object holding
+    every stand-in as one of its own values; the arrays then parse a piece at a time.
+    """
+    arrays: list[_Lines] = []
+    parts: list[bytes] = []
+    at = 0
+    while (i := text.find(b"[\n", at)) >= 0:
+        j = text.find(b"\n]", i + 1)
+        if j < 0:
+            return None
+        parts += (text[at:i], b'{"\\u0000":%d}' % len(arrays))
+        arrays.append(_Lines(text, i + 2, j))
+        at = j + 2
+    if not arrays:
+        return None
+    parts.append(text[at:])
+    try:
+        doc = orjson.loads(b"".join(parts))
+    except orjson.JSONDecodeError:
+        return None
+    if type(doc) is not dict:
+        return None
+    placed = {
+        k: v[_PLACE]
+        for k, v in doc.items()
+        if type(v) is dict and len(v) == 1 and type(v.get(_PLACE)) is int
+    }
+    if sorted(placed.values()) != list(range(len(arrays))):
+        return None  # a stand-in inside a value, or written in the file itself
+    for k, n in placed.items():
+        doc[k] = arrays[n]
+    return doc, arrays
+
+
 def _load(doc: Any) -> Usage:
     """The Usage a parsed document holds; _Bad naming the first damaged field."""
     if type(doc) is not dict or doc.get("format") != FORMAT:
@@ -680,6 +785,25 @@ def loads(text: str | bytes, path: str = "<usage>") -> Usage:
 
 def _decode(text: str | bytes, path: str) -> Usage:
     """:func:`loads` without the garbage collector's pause."""
+    data = text.encode() if isinstance(text, str) else text
+    outline = _outline(data)
+    if outline is not None:
+        doc, arrays = outline
+        try:
+            usage = _load(doc)
+            for a in arrays:
+                if not a.read:  # not a field of the model: still checked as JSON
+                    for _ in a.pieces():
+                        pass
+            return usage
+        except (_Bad, _Unsupported, KeyError, TypeError, ValueError, IndexError):
+            # Read again as one document, which names the damage as it always does.
+            del doc, arrays, outline
+    return _whole(data, path)
+
+
+def _whole(text: bytes, path: str) -> Usage:
+    """A saved model parsed as one document (any layout)."""
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError as err:

@@ -1,13 +1,16 @@
-"""Saving a usage model in pieces: the same bytes as one orjson call, read back unchanged.
+"""Saving a usage model in pieces: the reference bytes, read back unchanged.
 
-The reference is the document built whole and encoded by one ``orjson.dumps`` with sorted
-keys, as models were first written; every saved model must keep those exact bytes.
+The reference is the document built whole, its top-level keys sorted, each row of a
+non-empty array encoded by ``orjson.dumps`` (sorted keys) on a line of its own; every saved
+model must keep those exact bytes. Models saved before rows had lines of their own (the
+whole document in one ``orjson.dumps`` call) still load to the same model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from typer.testing import CliRunner
 from rbac_advisor import usage, usage_codec
 from rbac_advisor.audit import parse_record
 from rbac_advisor.cli import app
+from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
 from rbac_advisor.usage import Session, SourceInfo, Stats, Usage, UsageKey
@@ -36,7 +40,32 @@ runner = (
 
 
 def one_piece(u: Usage) -> str:
-    """The whole document as one dict, encoded by one orjson call (the reference)."""
+    """The reference bytes of ``u`` (see the module docstring)."""
+    return row_per_line(reference_doc(u))
+
+
+def _sorted_json(v: Any) -> str:
+    return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def row_per_line(doc: dict[str, Any], dump: Callable[[Any], str] = _sorted_json) -> str:
+    """``doc`` with each row of its non-empty top-level arrays on a line of its own."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, list) and v:
+            return "[\n" + ",\n".join(map(dump, v)) + "\n]"
+        return dump(v)
+
+    return "{" + ",".join(f"{json.dumps(k)}:{value(doc[k])}" for k in sorted(doc)) + "}\n"
+
+
+def compact(u: Usage) -> str:
+    """``u`` as models were first saved: the document in one orjson call."""
+    return orjson.dumps(reference_doc(u), option=orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+def reference_doc(u: Usage) -> dict[str, Any]:
+    """The whole document of ``u`` as one dict."""
     idents = sorted({k.identity for k in u.entries})
     accesses = sorted({k.access for k in u.entries})
     reasons = sorted({k.via for k in u.entries if k.via is not None})
@@ -117,7 +146,7 @@ def one_piece(u: Usage) -> str:
             for x in u.sessions
         ],  # fmt: skip
     }
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode() + "\n"
+    return doc
 
 
 def evs(*dicts: dict[str, Any]) -> list[Any]:
@@ -310,3 +339,95 @@ def test_any_model_in_any_piece_size_is_the_one_piece_bytes(u: Usage, rows: int)
     expected = one_piece(u)
     assert "".join(usage_codec.dump_chunks(u, rows)) == expected
     assert usage_codec.loads(expected) == u
+
+
+# ---- reading: a row-per-line model a piece at a time, any other layout whole ----------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_models_in_other_layouts_load_the_same(name: str) -> None:
+    u = MODELS[name]()
+    doc = reference_doc(u)
+    assert (usage_codec._outline(one_piece(u).encode()) is None) == (name == "empty")
+    for text in (compact(u), json.dumps(doc, indent=2), json.dumps(doc, indent=0)):
+        assert usage_codec._outline(text.encode()) is None or name == "empty"
+        assert usage_codec.loads(text) == u
+        assert usage_codec.dumps(usage_codec.loads(text)) == one_piece(u)
+
+
+def test_large_arrays_are_read_a_piece_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    u = many(200)
+    text = one_piece(u)
+    sizes: list[int] = []
+    real = usage_codec._Lines.pieces
+
+    def counted(self: Any) -> Any:
+        for rows in real(self):
+            sizes.append(len(rows))
+            yield rows
+
+    monkeypatch.setattr(usage_codec._Lines, "pieces", counted)
+    monkeypatch.setattr(usage_codec, "PIECE", 1)
+    assert usage_codec.loads(text) == u
+    # Every row of every non-empty array on its own: 600 entries, 200 identities, ...
+    assert set(sizes) == {1}
+    assert len(sizes) == sum(len(v) for v in json.loads(text).values() if isinstance(v, list))
+    sizes.clear()
+    monkeypatch.setattr(usage_codec, "PIECE", 2000)
+    assert usage_codec.loads(text) == u
+    assert 600 > max(sizes) > 1
+
+
+def _outcome(load: Any, text: bytes) -> Any:
+    try:
+        return load(text)
+    except InputError as err:
+        return str(err)
+
+
+_SAMPLE = one_piece(varied()).encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(_SAMPLE)),
+            st.integers(0, 3),
+            st.sampled_from([b"", b"\n", b",", b"[", b"]", b"{", b"}", b'"', b"\\", b"1", b" "]),
+        ),
+        max_size=3,
+    ),
+    st.sampled_from([1, 7, 1 << 20]),
+)
+def test_any_edit_of_a_saved_model_reads_as_one_document_would(edits: Any, piece: int) -> None:
+    """Whatever the text, the piecewise reader gives the model or error one parse gives."""
+    text = _SAMPLE
+    for at, cut, put in edits:
+        text = text[:at] + put + text[at + cut :]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(usage_codec, "PIECE", piece)
+        got = _outcome(lambda t: usage_codec.loads(t, "m.json"), text)
+    assert got == _outcome(lambda t: usage_codec._whole(t, "m.json"), text)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # An array no model field reads is still read as JSON.
+        (b'{"zzz":[\n1,\n2x\n],', "not a saved usage model: invalid JSON"),
+        # A stand-in for a row-per-line array written in the file itself.
+        (b'{"zzz":{"\\u0000":0},', None),
+        # Two rows on one line, and a row over two lines: the same JSON values.
+        (b'{"zzz":[\n1,2,\n[3,\n4]\n],', None),
+    ],
+)
+def test_edited_layouts_read_as_one_document_would(edit: bytes, expected: str | None) -> None:
+    u = varied()
+    text = edit + one_piece(u).encode()[1:]
+    got = _outcome(lambda t: usage_codec.loads(t, "m.json"), text)
+    assert got == _outcome(lambda t: usage_codec._whole(t, "m.json"), text)
+    if expected is None:
+        assert got == u
+    else:
+        assert isinstance(got, str) and got.startswith(f"m.json: {expected}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_usage_codec import row_per_line
 from typer.testing import CliRunner
 
 from rbac_advisor import usage, usage_codec
@@ -234,8 +235,16 @@ CASES: list[tuple[str, Callable[[Doc], None], str]] = [
 ]
 
 
-def damaged(saved: str, mutate: Callable[[Doc], None], expected: str) -> tuple[str, str]:
-    """The saved model with one mutation, and the expected message with its counts filled."""
+def damaged(
+    saved: str,
+    mutate: Callable[[Doc], None],
+    expected: str,
+    layout: Callable[[Doc], str] = json.dumps,
+) -> tuple[str, str]:
+    """The saved model with one mutation, and the expected message with its counts filled.
+
+    ``layout`` writes the document: one JSON text (read whole) by default.
+    """
     doc = json.loads(saved)
     facts = {
         "rows": len(doc["entries"]),
@@ -244,12 +253,20 @@ def damaged(saved: str, mutate: Callable[[Doc], None], expected: str) -> tuple[s
         "ips": len(doc["client_ips"]),
     }
     mutate(doc)
-    return json.dumps(doc), expected.format(**facts)
+    return layout(doc), expected.format(**facts)
 
 
+def _rows_on_lines(doc: Doc) -> str:
+    """``doc`` laid out as models are saved (values orjson refuses, such as 10**30, too)."""
+    return row_per_line(doc, lambda v: json.dumps(v, separators=(",", ":"), sort_keys=True))
+
+
+@pytest.mark.parametrize("layout", [json.dumps, _rows_on_lines], ids=["whole", "row-per-line"])
 @pytest.mark.parametrize(("mutate", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_damage_is_named(saved: str, mutate: Callable[[Doc], None], expected: str) -> None:
-    text, message = damaged(saved, mutate, expected)
+def test_damage_is_named(
+    saved: str, mutate: Callable[[Doc], None], expected: str, layout: Callable[[Doc], str]
+) -> None:
+    text, message = damaged(saved, mutate, expected, layout)
     with pytest.raises(InputError) as err:
         usage.loads(text, "m.json")
     assert str(err.value).startswith(f"m.json: damaged usage model: {message}")
