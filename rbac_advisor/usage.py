@@ -373,7 +373,7 @@ def dumps(usage: Usage) -> str:
     return usage_codec.dumps(usage)
 
 
-def loads(text: str, path: str = "<usage>") -> Usage:
+def loads(text: str | bytes, path: str = "<usage>") -> Usage:
     """Read what :func:`dumps` wrote; InputError naming ``path`` on anything else."""
     from rbac_advisor import usage_codec
 

@@ -26,6 +26,19 @@ from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
 NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
+
+
+def utf8_bytes(data: bytes) -> bytes:
+    """``data`` if it is UTF-8 text, checked without keeping a decoded copy.
+
+    Raises:
+        UnicodeDecodeError: it is not.
+    """
+    if not data.isascii():
+        data.decode("utf-8")
+    return data
+
+
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _SUB_MICROSECOND = re.compile(r"\.(\d{6})(\d+)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from rbac_advisor import __version__, usage_report
-from rbac_advisor.cli.ingest import NOT_A_MODEL
+from rbac_advisor.cli.ingest import NOT_A_MODEL, utf8_bytes
 from rbac_advisor.errors import ExitCode, InputError, UsageError
 from rbac_advisor.rbac import Snapshot
 
@@ -92,7 +92,7 @@ def load_usage_inputs(inputs: Inputs) -> Any:
         )
     if inputs.usage_file is not None:
         try:
-            text = inputs.usage_file.read_text(encoding="utf-8")
+            text = utf8_bytes(inputs.usage_file.read_bytes())
         except OSError as err:
             raise InputError(f"{inputs.usage_file}: cannot read: {err.strerror}") from err
         except UnicodeDecodeError:
