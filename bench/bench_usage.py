@@ -79,18 +79,28 @@ def rotated(path: str, size: int = 100_000_000) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     print(f"writing {out}/ (rotated, gzip -6) ...", file=sys.stderr)
+    # Streamed, a line at a time: this process stays small, and so do the runs it starts
+    # (a child's ru_maxrss counts what it shared with this process before its exec).
+    names: list[str] = []
     with open(path, "rb") as src:
-        k, chunk = 0, src.readlines(size)
-        while chunk:
-            nxt = src.readlines(size)
-            name = f"audit-2026-11-01T{k // 60:02d}-{k % 60:02d}-00.000.log"
-            if nxt:
-                with gzip.open(os.path.join(tmp, name + ".gz"), "wb", compresslevel=6) as f:
-                    f.writelines(chunk)
-            else:
-                with open(os.path.join(tmp, "audit.log"), "wb") as f:
-                    f.writelines(chunk)
-            k, chunk = k + 1, nxt
+        dst = None
+        for line in src:
+            if dst is None or dst.tell() >= size:
+                if dst is not None:
+                    dst.close()
+                k = len(names)
+                names.append(f"audit-2026-11-01T{k // 60:02d}-{k % 60:02d}-00.000.log")
+                dst = open(os.path.join(tmp, names[-1]), "wb")  # noqa: SIM115
+            dst.write(line)
+        if dst is not None:
+            dst.close()
+    for name in names[:-1]:
+        plain = os.path.join(tmp, name)
+        with open(plain, "rb") as f, gzip.open(plain + ".gz", "wb", compresslevel=6) as g:
+            shutil.copyfileobj(f, g, 1 << 20)
+        os.remove(plain)
+    if names:
+        os.rename(os.path.join(tmp, names[-1]), os.path.join(tmp, "audit.log"))
     os.rename(tmp, out)
     return out
 
