@@ -381,8 +381,15 @@ def _count(v: Any, what: str) -> int:
     return int(v)
 
 
-def _identities(rows: Any) -> list[Identity]:
+# Each string read mapped to the first equal one (``seen.setdefault(s, s)``): values repeat
+# across a model's tables, and are then held once.
+_Seen = dict[str, str]
+
+
+def _identities(rows: Any, seen: _Seen) -> list[Identity]:
     """The identity table: ``[user, [group, ...]]`` rows, groups sorted and distinct."""
+    one = seen.setdefault
+    groups: dict[tuple[str, ...], tuple[str, ...]] = {}
     out = []
     for n, x in enumerate(_list(rows, "identities")):
         if not (type(x) is list and len(x) == 2 and type(x[0]) is str and _is_groups(x[1])):
@@ -390,12 +397,14 @@ def _identities(rows: Any) -> list[Identity]:
                 f"identities[{n}] must be [user, groups]: a string and a sorted list of "
                 "distinct strings"
             )
-        out.append(Identity(x[0], tuple(x[1])))
+        g = tuple([one(s, s) for s in x[1]])
+        out.append(Identity(one(x[0], x[0]), groups.setdefault(g, g)))
     return out
 
 
-def _accesses(rows: Any) -> list[Access]:
+def _accesses(rows: Any, seen: _Seen) -> list[Access]:
     """The access table: seven strings and the resource-request flag per row."""
+    one = seen.setdefault
     out = []
     for n, x in enumerate(_list(rows, "accesses")):
         if not (
@@ -408,11 +417,23 @@ def _accesses(rows: Any) -> list[Access]:
                 f"accesses[{n}] must be a list of 7 strings (verb, apiGroup, resource, "
                 "subresource, namespace, name, path) and a boolean (resource request)"
             )
-        out.append(Access(*x))
+        verb, group, res, sub, ns, name, path, resource_request = x
+        out.append(
+            Access(
+                one(verb, verb),
+                one(group, group),
+                one(res, res),
+                one(sub, sub),
+                one(ns, ns),
+                name,
+                path,
+                resource_request,
+            )
+        )
     return out
 
 
-def _read_reason(x: Any, n: int) -> ReasonRef:
+def _read_reason(x: Any, n: int, seen: _Seen) -> ReasonRef:
     """One row of the reason table: binding, role and subject."""
     where = f"reasons[{n}]"
     if type(x) is not list or len(x) != 3:
@@ -427,10 +448,11 @@ def _read_reason(x: Any, n: int) -> ReasonRef:
         raise _Bad(f"{where}.role must be [kind, name, namespace] with kind Role or ClusterRole")
     if not (_is_strs(s) and len(s) == 4):
         raise _Bad(f"{where}.subject must be a list of 4 strings (kind, name, namespace, apiGroup)")
+    one = seen.setdefault
     return ReasonRef(
-        BindingKey(_BINDING_KINDS[b[0]], b[1], b[2]),
-        RoleKey(_ROLE_KINDS[r[0]], r[1], r[2]),
-        Subject(s[0], s[1], s[2], s[3]),
+        BindingKey(_BINDING_KINDS[b[0]], b[1], one(b[2], b[2])),
+        RoleKey(_ROLE_KINDS[r[0]], one(r[1], r[1]), one(r[2], r[2])),
+        Subject(*[one(v, v) for v in s]),
     )
 
 
@@ -597,9 +619,10 @@ def _sessions(rows: Any) -> list[Session]:
     return out
 
 
-def _activity(rows: Any) -> dict[tuple[str, str, int], int]:
+def _activity(rows: Any, seen: _Seen) -> dict[tuple[str, str, int], int]:
     """Requests per (user, tool, day)."""
     rows = _list(rows, "activity")
+    one = seen.setdefault
     is_day, is_positive = _is_day, _is_positive
     out = {}
     for n, x in enumerate(rows):
@@ -612,15 +635,16 @@ def _activity(rows: Any) -> dict[tuple[str, str, int], int]:
             and is_positive(x[3])
         ):
             _bad_row(x, f"activity[{n}]", _ACTIVITY)
-        out[(x[0], x[1], x[2])] = x[3]
+        out[(one(x[0], x[0]), one(x[1], x[1]), x[2])] = x[3]
     if len(out) != len(rows):
         _repeated([tuple(x[:3]) for x in rows], "activity", "user, tool and day")
     return out
 
 
-def _client_ips(rows: Any) -> dict[tuple[str, str], frozenset[str]]:
+def _client_ips(rows: Any, seen: _Seen) -> dict[tuple[str, str], frozenset[str]]:
     """Client addresses per (user, tool)."""
     rows = _list(rows, "client_ips")
+    one = seen.setdefault
     is_strs = _is_strs
     out = {}
     for n, x in enumerate(rows):
@@ -632,7 +656,7 @@ def _client_ips(rows: Any) -> dict[tuple[str, str], frozenset[str]]:
             and is_strs(x[2])
         ):
             _bad_row(x, f"client_ips[{n}]", _CLIENT_IPS)
-        out[(x[0], x[1])] = frozenset(x[2])
+        out[(one(x[0], x[0]), one(x[1], x[1]))] = frozenset(x[2])
     if len(out) != len(rows):
         _repeated([tuple(x[:2]) for x in rows], "client_ips", "user and tool")
     return out
@@ -743,9 +767,12 @@ def _load(doc: Any) -> Usage:
         raise _Unsupported(
             f"usage format version {reprlib.repr(version)} is not supported (reads {VERSION})"
         )
-    idents = _identities(_field(doc, "identities"))
-    accesses = _accesses(_field(doc, "accesses"))
-    reasons = [_read_reason(x, n) for n, x in enumerate(_list(_field(doc, "reasons"), "reasons"))]
+    seen: _Seen = {}
+    idents = _identities(_field(doc, "identities"), seen)
+    accesses = _accesses(_field(doc, "accesses"), seen)
+    reasons = [
+        _read_reason(x, n, seen) for n, x in enumerate(_list(_field(doc, "reasons"), "reasons"))
+    ]
     entries = _entries(_field(doc, "entries"), idents, accesses, reasons)
     requests = _count(_field(doc, "requests"), "requests")
     unauthenticated = _count(_field(doc, "unauthenticated"), "unauthenticated")
@@ -760,8 +787,8 @@ def _load(doc: Any) -> Usage:
         start=start,
         end=end,
         sources=sources,
-        activity=_activity(_field(doc, "activity")),
-        client_ips=_client_ips(_field(doc, "client_ips")),
+        activity=_activity(_field(doc, "activity"), seen),
+        client_ips=_client_ips(_field(doc, "client_ips"), seen),
         sessions=_sessions(_field(doc, "sessions")),
         filtered=_count(doc.get("filtered", 0), "filtered"),
     )
