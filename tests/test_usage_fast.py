@@ -213,3 +213,19 @@ def test_stages_written_in_two_time_forms_count_once(tmp_path, early: str, final
     assert fast.requests == 2
     assert [s.count for s in fast.entries.values()] == [2]
     assert _strip(fast) == _strip(_general_path(texts))
+
+
+def test_a_reason_read_again_after_many_others_is_the_same_object() -> None:
+    """Tables of uses index reasons by identity: a reason must stay one object however many
+    others were read in between (more than the parser's cache holds)."""
+    from rbac_advisor.audit.normalise import forget, reason_ref
+
+    texts = [
+        f'RBAC: allowed by ClusterRoleBinding "b-{i}" of ClusterRole "r" to User "u-{i}"'
+        for i in range(10_000)
+    ]
+    first = [reason_ref(t) for t in texts]
+    again = [reason_ref(t) for t in texts]
+    assert all(a is not None and a is b for a, b in zip(first, again, strict=True))
+    forget()
+    assert reason_ref(texts[0]) == first[0]

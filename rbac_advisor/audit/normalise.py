@@ -56,13 +56,18 @@ _LIST_VERBS = frozenset({"list", "watch"})
 # Keyed by the Access itself: a tuple of its fields as the key would double what each
 # distinct access costs while reading (hundreds of thousands on a long log).
 _accesses: dict[Access, Access] = {}
+# Reasons interned by value: parse_reason's cache holds only the latest few thousand texts,
+# and a reason parsed again must still be the same object (tables of uses index parts by
+# identity, so a second object would be a second part, and its uses second rows).
+_reasons: dict[ReasonRef, ReasonRef] = {}
 
 
 def forget() -> None:
-    """Let go of the interned identities and accesses once reading is over."""
+    """Let go of the interned identities, accesses and reasons once reading is over."""
     _identities.clear()
     _resource_accesses.clear()
     _accesses.clear()
+    _reasons.clear()
 
 
 class Malformed(ValueError):
@@ -352,8 +357,16 @@ def impersonation_checks(
 
 
 def reason_ref(reason: str | None) -> ReasonRef | None:
-    """The binding an allow reason names, if it is an RBAC reason."""
-    return parse_reason(reason) if reason else None
+    """The binding an allow reason names, if it is an RBAC reason (interned)."""
+    ref = parse_reason(reason) if reason else None
+    if ref is None:
+        return None
+    shared = _reasons.get(ref)
+    if shared is None:
+        if len(_reasons) >= _CACHE_MAX:
+            _reasons.clear()
+        shared = _reasons[ref] = ref
+    return shared
 
 
 # Subresources whose WebSocket (GET) upgrade is also authorized as create since 1.35
