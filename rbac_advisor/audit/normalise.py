@@ -60,6 +60,19 @@ _accesses: dict[Access, Access] = {}
 # and a reason parsed again must still be the same object (tables of uses index parts by
 # identity, so a second object would be a second part, and its uses second rows).
 _reasons: dict[ReasonRef, ReasonRef] = {}
+# Strings that repeat across identities and accesses (groups, verbs, API groups, resources,
+# namespaces), one object per value: each decoded record brings its own copies.
+_strings: dict[str, str] = {}
+
+
+def _one(s: str) -> str:
+    """The interned string equal to ``s``."""
+    shared = _strings.get(s)
+    if shared is None:
+        if len(_strings) >= _CACHE_MAX:
+            _strings.clear()
+        shared = _strings[s] = s
+    return shared
 
 
 def forget() -> None:
@@ -68,6 +81,7 @@ def forget() -> None:
     _resource_accesses.clear()
     _accesses.clear()
     _reasons.clear()
+    _strings.clear()
 
 
 class Malformed(ValueError):
@@ -76,12 +90,12 @@ class Malformed(ValueError):
 
 def identity(user: str, groups: Sequence[str]) -> Identity:
     """An interned Identity with sorted, de-duplicated groups."""
-    key = (user, *groups)
+    key = (user, *map(_one, groups))
     ident = _identities.get(key)
     if ident is None:
         if len(_identities) >= _CACHE_MAX:
             _identities.clear()
-        ident = Identity(user, tuple(sorted(set(groups))))
+        ident = Identity(user, tuple(sorted(set(key[1:]))))
         _identities[key] = ident
     return ident
 
@@ -102,7 +116,18 @@ def access(
     if shared is None:
         if len(_accesses) >= _CACHE_MAX:
             _accesses.clear()
-        shared = _accesses[acc] = acc
+        one = _one
+        shared = Access(
+            one(verb),
+            one(api_group),
+            one(resource),
+            one(subresource),
+            one(namespace),
+            name,
+            path,
+            resource_request,
+        )
+        _accesses[shared] = shared
     return shared
 
 
@@ -143,7 +168,8 @@ def resource_access(
         u = uri
         if name_from_body(verb, sub):
             name = ""  # the URI's name or none: a name from the body never counts (memo key)
-    memo = (verb, u, group, resource, sub, namespace, name)
+    one = _one
+    memo = (one(verb), u, one(group), one(resource), one(sub), one(namespace), name)
     acc = _resource_accesses.get(memo)
     if acc is None:
         acc = _resource_access(verb, uri, group, resource, sub, namespace, name)
