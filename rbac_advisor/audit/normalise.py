@@ -8,8 +8,9 @@ that millions of events share a few thousand Identity and Access objects.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from rbac_advisor.audit.reason import go_unquote, parse_reason
 from rbac_advisor.audit.redact import redact_uri
@@ -33,6 +34,7 @@ FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
 STAGE_RANK = {"RequestReceived": 0, "ResponseStarted": 1, "ResponseComplete": 2, "Panic": 2}
 MAX_UA = 512
 _CACHE_MAX = 500_000
+_H = TypeVar("_H", bound=Hashable)
 
 # 403 text of a refused impersonation check (responsewriters.ForbiddenStatusError wrapped
 # in apierrors.NewForbidden): ``<resource[.group]> ["<name>"] is forbidden: User "<u>"
@@ -65,14 +67,19 @@ _reasons: dict[ReasonRef, ReasonRef] = {}
 _strings: dict[str, str] = {}
 
 
+def _interned(table: dict[_H, _H], value: _H) -> _H:
+    """The value in ``table`` equal to ``value``, which it becomes if there is none."""
+    shared = table.get(value)
+    if shared is None:
+        if len(table) >= _CACHE_MAX:
+            table.clear()
+        shared = table[value] = value
+    return shared
+
+
 def _one(s: str) -> str:
     """The interned string equal to ``s``."""
-    shared = _strings.get(s)
-    if shared is None:
-        if len(_strings) >= _CACHE_MAX:
-            _strings.clear()
-        shared = _strings[s] = s
-    return shared
+    return _interned(_strings, s)
 
 
 def forget() -> None:
@@ -387,12 +394,7 @@ def reason_ref(reason: str | None) -> ReasonRef | None:
     ref = parse_reason(reason) if reason else None
     if ref is None:
         return None
-    shared = _reasons.get(ref)
-    if shared is None:
-        if len(_reasons) >= _CACHE_MAX:
-            _reasons.clear()
-        shared = _reasons[ref] = ref
-    return shared
+    return _interned(_reasons, ref)
 
 
 # Subresources whose WebSocket (GET) upgrade is also authorized as create since 1.35
