@@ -97,13 +97,14 @@ class Malformed(ValueError):
 
 def identity(user: str, groups: Sequence[str]) -> Identity:
     """An interned Identity with sorted, de-duplicated groups."""
-    key = (user, *map(_one, groups))
+    key = (user, *groups)
     ident = _identities.get(key)
     if ident is None:
         if len(_identities) >= _CACHE_MAX:
             _identities.clear()
-        ident = Identity(user, tuple(sorted(set(key[1:]))))
-        _identities[key] = ident
+        shared = tuple(map(_one, groups))  # kept by the key and the Identity
+        ident = Identity(user, tuple(sorted(set(shared))))
+        _identities[(user, *shared)] = ident
     return ident
 
 
@@ -175,14 +176,16 @@ def resource_access(
         u = uri
         if name_from_body(verb, sub):
             name = ""  # the URI's name or none: a name from the body never counts (memo key)
-    one = _one
-    memo = (one(verb), u, one(group), one(resource), one(sub), one(namespace), name)
+    memo = (verb, u, group, resource, sub, namespace, name)
     acc = _resource_accesses.get(memo)
     if acc is None:
         acc = _resource_access(verb, uri, group, resource, sub, namespace, name)
         if len(_resource_accesses) >= _CACHE_MAX:
             _resource_accesses.clear()
-        _resource_accesses[memo] = acc
+        one = _one  # the key is kept: its repeated strings held once
+        _resource_accesses[
+            (one(verb), u, one(group), one(resource), one(sub), one(namespace), name)
+        ] = acc
     return acc
 
 

@@ -26,6 +26,10 @@ from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
 NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
+_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+_SUB_MICROSECOND = re.compile(r"\.(\d{6})(\d+)")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
 
 def utf8_bytes(data: bytes) -> bytes:
@@ -37,12 +41,6 @@ def utf8_bytes(data: bytes) -> bytes:
     if not data.isascii():
         data.decode("utf-8")
     return data
-
-
-_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
-_SUB_MICROSECOND = re.compile(r"\.(\d{6})(\d+)")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
 
 def parse_when(text: str | None, now: float, flag: str) -> float | None:

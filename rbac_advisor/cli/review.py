@@ -92,12 +92,12 @@ def load_usage_inputs(inputs: Inputs) -> Any:
         )
     if inputs.usage_file is not None:
         try:
-            text = utf8_bytes(inputs.usage_file.read_bytes())
+            data = utf8_bytes(inputs.usage_file.read_bytes())
         except OSError as err:
             raise InputError(f"{inputs.usage_file}: cannot read: {err.strerror}") from err
         except UnicodeDecodeError:
             raise InputError(f"{inputs.usage_file}: {NOT_A_MODEL}") from None
-        saved = usage_mod.loads(text, str(inputs.usage_file))
+        saved = usage_mod.loads(data, str(inputs.usage_file))
         model = saved if model is None else model.merge(saved)
     assert model is not None  # audit logs or a usage file, checked above
     if not model.entries:
