@@ -10,7 +10,7 @@ The streaming accumulator is ``usage_builder.UsageBuilder``; saving and loading 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from types import MappingProxyType
@@ -373,8 +373,13 @@ def dumps(usage: Usage) -> str:
     return usage_codec.dumps(usage)
 
 
-def loads(text: str | bytes, path: str = "<usage>") -> Usage:
-    """Read what :func:`dumps` wrote; InputError naming ``path`` on anything else."""
+def loads(
+    text: str | bytes, path: str = "<usage>", progress: Callable[[int], None] | None = None
+) -> Usage:
+    """Read what :func:`dumps` wrote; InputError naming ``path`` on anything else.
+
+    ``progress`` is told how many bytes of the text have been read (see ``usage_codec``).
+    """
     from rbac_advisor import usage_codec
 
-    return usage_codec.loads(text, path)
+    return usage_codec.loads(text, path, progress)

@@ -685,12 +685,13 @@ _PLACE = "\x00"  # the key of the stand-in for a row-per-line array in the docum
 class _Lines:
     """A top-level array written a row per line, parsed when read, a piece at a time."""
 
-    __slots__ = ("_text", "_start", "_end", "read")
+    __slots__ = ("_text", "_start", "_end", "read", "on_piece")
 
     def __init__(self, text: bytes, start: int, end: int) -> None:
         """The array's rows are ``text[start:end]``, between its ``[`` line and ``]`` line."""
         self._text, self._start, self._end = text, start, end
         self.read = False
+        self.on_piece: Callable[[int], None] | None = None  # told each piece's bytes
 
     def pieces(self) -> Iterator[list[Any]]:
         """The rows, in lists of about PIECE bytes of text.
@@ -712,12 +713,30 @@ class _Lines:
             rows = orjson.loads(b"[" + text[at:cut] + b"]")
             if not rows and (at > start or cut < end):
                 raise orjson.JSONDecodeError("an empty value between commas", "", 0)
+            if self.on_piece is not None:
+                self.on_piece(cut + 2 - at)
             yield rows
             at = cut + 2
+
+    @property
+    def size(self) -> int:
+        """Bytes of the rows' text and of the line ending the array (what pieces report)."""
+        return self._end + 2 - self._start
 
     def rows(self) -> list[Any]:
         """All the rows."""
         return list(chain.from_iterable(self.pieces()))
+
+
+class _Tally:
+    """Adds up the bytes read, in whatever order the arrays are read, and reports the sum."""
+
+    def __init__(self, report: Callable[[int], None], start: int) -> None:
+        self.report, self.done = report, start
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.report(self.done)
 
 
 def _outline(text: bytes) -> tuple[dict[str, Any], list[_Lines]] | None:
@@ -794,8 +813,13 @@ def _load(doc: Any) -> Usage:
     )
 
 
-def loads(text: str | bytes, path: str = "<usage>") -> Usage:
+def loads(
+    text: str | bytes, path: str = "<usage>", progress: Callable[[int], None] | None = None
+) -> Usage:
     """Parse a saved model, checking every field: the file is input like any other.
+
+    ``progress``, if given, is called with how many bytes of the text have been read, as
+    the rows of a row-per-line layout are read a piece at a time.
 
     Raises:
         InputError: not JSON, not a usage model, an unknown version, or damaged (the
@@ -804,18 +828,22 @@ def loads(text: str | bytes, path: str = "<usage>") -> Usage:
     was = gc.isenabled()
     gc.disable()  # many small acyclic objects: generational passes would only cost time
     try:
-        return _decode(text, path)
+        return _decode(text, path, progress)
     finally:
         if was:
             gc.enable()
 
 
-def _decode(text: str | bytes, path: str) -> Usage:
+def _decode(text: str | bytes, path: str, progress: Callable[[int], None] | None) -> Usage:
     """:func:`loads` without the garbage collector's pause."""
     data = text.encode() if isinstance(text, str) else text
     outline = _outline(data)
     if outline is not None:
         doc, arrays = outline
+        if progress is not None:  # the outline is read: the arrays' text is what is left
+            tally = _Tally(progress, len(data) - sum(a.size for a in arrays))
+            for a in arrays:
+                a.on_piece = tally
         try:
             usage = _load(doc)
             for a in arrays:

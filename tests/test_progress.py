@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from audit_samples import event, line, read_logs
 
+from rbac_advisor import usage, usage_codec
 from rbac_advisor.cli import parallel, progress
+from rbac_advisor.cli.ingest import load_saved
 from rbac_advisor.cli.progress import Progress, render
 
 
@@ -51,6 +53,10 @@ def test_render_bar_percent_rate_and_time_left() -> None:
     assert render(None, 1234, 2.0) == "1,234 lines read  1k lines/s"
     assert "left" not in render(1.0, 10, 1.0)  # done: no estimate
     assert render(0.5, 10, 3600.0, "b.log").endswith("1h00m left  b.log")
+    # Read in bytes only (a saved model): the share and the time left, no line count.
+    assert render(0.5, 0, 4.0, "reading m.json") == (
+        "[" + "#" * 12 + "." * 12 + "]  50%  4s left  reading m.json"
+    )
 
 
 def test_shown_after_a_second_only_on_a_terminal_and_cleared() -> None:
@@ -96,3 +102,33 @@ def test_load_usage_draws_the_bar_to_the_end(
     assert percents == sorted(percents) and 0 <= percents[-1] <= 100
     assert "4,000 lines" in shown[-1]  # every line read is counted, by every reader
     assert out.getvalue().endswith("\r\033[K")  # the line is cleared at the end
+
+
+def test_a_saved_model_is_read_with_a_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(
+        b"".join(
+            line(event(audit_id=f"a{i}", user=f"u{i % 50}", uri=f"/api/v1/namespaces/n{i}/pods"))
+            + b"\n"
+            for i in range(400)
+        )
+    )
+    saved = tmp_path / "model.json"
+    model = read_logs([str(log)])
+    saved.write_text(usage.dumps(model))
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    monkeypatch.setattr(progress, "PERIOD", 0.0)
+    monkeypatch.setattr(usage_codec, "PIECE", 2000)  # many pieces of a small model
+    out = _Tty()
+    monkeypatch.setattr("sys.stderr", out)
+    assert usage.dumps(load_saved(saved, progress=True)) == usage.dumps(model)
+    shown = [s for s in out.getvalue().split("\r") if s.startswith("[")]
+    assert len(shown) > 3, out.getvalue()
+    percents = [int(m.group(1)) for s in shown if (m := re.search(r"(\d+)%", s))]
+    assert percents == sorted(percents) and percents[-1] > 90 and percents[0] < 50
+    assert all("reading model.json" in s and "lines" not in s for s in shown)
+    assert out.getvalue().endswith("\r\033[K")
+    piped = io.StringIO()  # not a terminal: nothing is drawn
+    monkeypatch.setattr("sys.stderr", piped)
+    load_saved(saved, progress=True)
+    assert piped.getvalue() == ""

@@ -13,6 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, normalise, parse_blocks
@@ -21,7 +22,7 @@ from rbac_advisor.cli.memory import give_back_large_blocks
 from rbac_advisor.cli.options import default_workers
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, InputError, UsageError
-from rbac_advisor.usage import BuildOptions, SourceInfo, Usage
+from rbac_advisor.usage import BuildOptions, SourceInfo, Usage, loads
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
@@ -41,6 +42,28 @@ def utf8_bytes(data: bytes) -> bytes:
     if not data.isascii():
         data.decode("utf-8")
     return data
+
+
+def load_saved(path: Path, *, progress: bool) -> Usage:
+    """The model saved in ``path``, with a progress bar on a terminal when it takes a second.
+
+    The file's text is let go once the model is read.
+
+    Raises:
+        InputError: unreadable, not UTF-8, or not a saved model.
+    """
+    try:
+        data = utf8_bytes(path.read_bytes())
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: {NOT_A_MODEL}") from None
+    meter = Progress(progress, len(data))
+    meter.file(len(data), f"reading {path.name}")
+    try:
+        return loads(data, str(path), lambda at: meter.tick(0, at / len(data)))
+    finally:
+        meter.done()
 
 
 def parse_when(text: str | None, now: float, flag: str) -> float | None:

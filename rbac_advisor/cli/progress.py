@@ -32,7 +32,8 @@ def _duration(seconds: float) -> str:
 def render(fraction: float | None, lines: int, elapsed: float, what: str = "") -> str:
     """One progress line: ``[#####.....]  41%  820,000 lines  190k lines/s  6s left``.
 
-    ``fraction`` is the share of the input read (None when unknown: no bar, no estimate).
+    ``fraction`` is the share of the input read (None when unknown: no bar, no estimate);
+    without ``lines`` the bar shows the share and the time left only.
     """
     rate = lines / elapsed if elapsed > 0 else 0.0
     speed = f"{rate / 1000:,.0f}k lines/s"
@@ -42,7 +43,9 @@ def render(fraction: float | None, lines: int, elapsed: float, what: str = "") -
         f = min(max(fraction, 0.0), 1.0)
         filled = int(f * WIDTH)
         bar = "#" * filled + "." * (WIDTH - filled)
-        text = f"[{bar}] {f * 100:3.0f}%  {lines:,} lines  {speed}"
+        text = f"[{bar}] {f * 100:3.0f}%"
+        if lines:  # an input read in lines (a saved model is read in bytes only)
+            text += f"  {lines:,} lines  {speed}"
         if 0.02 <= f < 1.0 and elapsed > 0:
             text += f"  {_duration(elapsed * (1 - f) / f)} left"
     return f"{text}  {what}" if what else text

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from rbac_advisor import __version__, usage_report
-from rbac_advisor.cli.ingest import NOT_A_MODEL, utf8_bytes
+from rbac_advisor.cli.ingest import load_saved
 from rbac_advisor.errors import ExitCode, InputError, UsageError
 from rbac_advisor.rbac import Snapshot
 
@@ -74,7 +74,6 @@ def load_snapshot(inputs: Inputs) -> tuple[Snapshot, str]:
 
 def load_usage_inputs(inputs: Inputs) -> Any:
     """The usage model from audit logs and/or a saved usage file."""
-    from rbac_advisor import usage as usage_mod
     from rbac_advisor.cli.commands.usage import load_usage
 
     if not inputs.audit and inputs.usage_file is None:
@@ -91,13 +90,7 @@ def load_usage_inputs(inputs: Inputs) -> Any:
             workers=inputs.jobs,
         )
     if inputs.usage_file is not None:
-        try:
-            data = utf8_bytes(inputs.usage_file.read_bytes())
-        except OSError as err:
-            raise InputError(f"{inputs.usage_file}: cannot read: {err.strerror}") from err
-        except UnicodeDecodeError:
-            raise InputError(f"{inputs.usage_file}: {NOT_A_MODEL}") from None
-        saved = usage_mod.loads(data, str(inputs.usage_file))
+        saved = load_saved(inputs.usage_file, progress=sys.stderr.isatty())
         model = saved if model is None else model.merge(saved)
     assert model is not None  # audit logs or a usage file, checked above
     if not model.entries:

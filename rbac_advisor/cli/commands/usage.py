@@ -6,20 +6,17 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from rbac_advisor import logfiles
 from rbac_advisor.cli.errors import handle_errors, warning
 from rbac_advisor.cli.helptext import reflow
-from rbac_advisor.cli.ingest import NOT_A_MODEL, load_usage, parse_window, utf8_bytes
+from rbac_advisor.cli.ingest import load_saved, load_usage, parse_window
 from rbac_advisor.cli.options import Jobs
 from rbac_advisor.cli.outputs import check_target, input_files, write_pieces
-from rbac_advisor.errors import InputError, ResourceError, UsageError
-
-if TYPE_CHECKING:
-    from rbac_advisor.usage import Usage
+from rbac_advisor.errors import ResourceError, UsageError
 
 __all__ = ["load_usage", "register", "usage"]
 
@@ -125,7 +122,7 @@ def usage(
             workers=jobs,
         )
     for p in logfiles.distinct(load or []):
-        result = result.merge(_load_saved(p))
+        result = result.merge(load_saved(p, progress=True))
     from rbac_advisor import usage_codec, usage_report
 
     if save is not None:  # written as it is encoded: the model's text is never held whole
@@ -158,20 +155,3 @@ def usage(
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
     app.command(name="usage", help=reflow(HELP))(handle_errors(usage))
-
-
-def _load_saved(p: Path) -> Usage:
-    """The model saved in ``p`` (its text let go once read).
-
-    Raises:
-        InputError: unreadable, not UTF-8, or not a saved model.
-    """
-    from rbac_advisor import usage as model
-
-    try:
-        data = utf8_bytes(p.read_bytes())
-    except OSError as err:
-        raise InputError(f"{p}: cannot read ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{p}: {NOT_A_MODEL}") from None
-    return model.loads(data, str(p))
