@@ -227,6 +227,40 @@ def test_impersonation_user_with_groups() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("target", "groups", "checked"),
+    [
+        # impersonation.go / mode.go append system:authenticated when it is absent: last, once
+        ("bob", ["dev", "system:authenticated"], ["dev"]),
+        ("bob", ["system:authenticated", "dev"], ["dev", "system:authenticated"]),
+        ("bob", ["system:authenticated"], []),  # requested alone or added: cannot tell
+        ("bob", ["system:authenticated", "system:authenticated"], ["system:authenticated"]),
+        # with system:unauthenticated requested nothing is added: both were requested
+        (
+            "bob",
+            ["system:unauthenticated", "system:authenticated"],
+            ["system:authenticated", "system:unauthenticated"],
+        ),
+        # for system:anonymous the filter adds system:unauthenticated, never authenticated
+        (
+            "system:anonymous",
+            ["system:authenticated", "system:unauthenticated"],
+            ["system:authenticated"],
+        ),  # fmt: skip
+        ("system:anonymous", ["system:unauthenticated", "dev"], ["dev", "system:unauthenticated"]),
+        ("system:anonymous", ["system:unauthenticated"], []),
+    ],
+)
+def test_a_group_the_apiserver_adds_is_told_from_a_requested_one(
+    target: str, groups: list[str], checked: list[str]
+) -> None:
+    e = ev(user="admin", groups=["system:masters"], imp={"username": target, "groups": groups})
+    assert e.impersonation == (
+        Access("impersonate", "", "users", "", "", target),
+        *(Access("impersonate", "", "groups", "", "", g) for g in checked),
+    )
+
+
 def test_impersonating_a_service_account_fills_its_groups() -> None:
     e = ev(user="admin", imp={"username": "system:serviceaccount:ns1:sa1"})
     assert e.identity.groups == (

@@ -316,6 +316,28 @@ def _username_check(target: str, verb: str, mode: str) -> Access:
     return access(verb, group, "users", name=target)
 
 
+def requested_groups(target: str, groups: Sequence[str]) -> list[str]:
+    """The groups of an impersonated user as logged, less the one the apiserver added (A6).
+
+    Once the requested groups are checked, the impersonation filter appends one group when
+    it is absent: ``system:unauthenticated`` for ``system:anonymous``, otherwise
+    ``system:authenticated`` unless ``system:unauthenticated`` was requested. So an added
+    group is the last one and appears once; the same group anywhere else, or twice, was
+    requested and checked. One requested last, alone, reads as the added one: the log
+    cannot tell them apart, and it is not recorded.
+    """
+    out = list(groups)
+    added = ALL_UNAUTHENTICATED if target == ANONYMOUS else ALL_AUTHENTICATED
+    if (
+        out
+        and out[-1] == added
+        and out.count(added) == 1
+        and (target == ANONYMOUS or ALL_UNAUTHENTICATED not in out)
+    ):
+        out.pop()
+    return out
+
+
 def _field_checks(
     target: str,
     groups: Sequence[str],
@@ -326,10 +348,8 @@ def _field_checks(
 ) -> list[Access]:
     """The checks of the requested groups, uid and extra values, one per value.
 
-    Groups the apiserver fills in itself are not recorded: ``system:authenticated``
-    always, a service account's own groups when they are exactly the fixed pair, and
-    ``system:unauthenticated`` for anonymous. An explicitly requested
-    ``system:authenticated`` is indistinguishable and so not recorded either.
+    Groups the apiserver fills in itself are not recorded (:func:`requested_groups`), nor
+    a service account's own groups when they are exactly the fixed pair.
 
     With four or more groups (or extra values) a constrained mode first asks for them all
     at once (name ``*``; for userextras subresource and name ``*``) and skips the single
@@ -338,13 +358,11 @@ def _field_checks(
     each single one passes) without allowing every group or extra value.
     """
     sa = service_account(target)
-    explicit = [g for g in groups if g != ALL_AUTHENTICATED]
+    explicit = requested_groups(target, groups)
     if sa is not None and sorted(explicit) == sorted(
         ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
     ):
         explicit = []
-    if target == ANONYMOUS:
-        explicit = [g for g in explicit if g != ALL_UNAUTHENTICATED]
     group = AUTHN_GROUP if mode else ""
     checks = [access(verb, group, "groups", name=g) for g in sorted(set(explicit))]
     if uid:
