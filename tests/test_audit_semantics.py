@@ -269,6 +269,16 @@ def test_impersonating_a_service_account_fills_its_groups() -> None:
         "system:serviceaccounts:ns1",
     )
     assert e.impersonation == (Access("impersonate", "", "serviceaccounts", "", "ns1", "sa1"),)
+    # The pair in the apiserver's order reads as filled in; in any other order it was asked.
+    filled = ["system:serviceaccounts", "system:serviceaccounts:ns1", "system:authenticated"]
+    asked = ["system:serviceaccounts:ns1", "system:serviceaccounts", "system:authenticated"]
+    imp = {"username": "system:serviceaccount:ns1:sa1"}
+    assert ev(user="admin", imp={**imp, "groups": filled}).impersonation == e.impersonation
+    assert ev(user="admin", imp={**imp, "groups": asked}).impersonation == (
+        *e.impersonation,
+        Access("impersonate", "", "groups", "", "", "system:serviceaccounts"),
+        Access("impersonate", "", "groups", "", "", "system:serviceaccounts:ns1"),
+    )
 
 
 @pytest.mark.parametrize(

@@ -349,7 +349,7 @@ def _field_checks(
     """The checks of the requested groups, uid and extra values, one per value.
 
     Groups the apiserver fills in itself are not recorded (:func:`requested_groups`), nor
-    a service account's own groups when they are exactly the fixed pair.
+    a service account's own groups when they are exactly the pair it fills in, in its order.
 
     With four or more groups (or extra values) a constrained mode first asks for them all
     at once (name ``*``; for userextras subresource and name ``*``) and skips the single
@@ -359,10 +359,8 @@ def _field_checks(
     """
     sa = service_account(target)
     explicit = requested_groups(target, groups)
-    if sa is not None and sorted(explicit) == sorted(
-        ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
-    ):
-        explicit = []
+    if sa is not None and explicit == ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]:
+        explicit = []  # as serviceaccount.MakeGroupNames writes them, in this order
     group = AUTHN_GROUP if mode else ""
     checks = [access(verb, group, "groups", name=g) for g in sorted(set(explicit))]
     if uid:
