@@ -367,6 +367,7 @@ class Kube:
         *,
         group: str = "",
         namespace: str = "",
+        name: str = "",
         groups: Sequence[str] = (),
         timeout: float = 20,
     ) -> None:
@@ -383,6 +384,7 @@ class Kube:
                     "group": group,
                     "resource": resource,
                     "namespace": namespace,
+                    "name": name,
                 },
             }
         }

@@ -70,14 +70,15 @@ def test_a_requested_system_authenticated_group_is_checked_and_recorded(kube: Ku
         flags = [f"--as-group={g}" for g in groups]
         return kube.kubectl(cfg, "--as=zed", *flags, "get", "pods", "-n", NS, check=False)
 
-    _until(lambda: list_pods("team-z").returncode == 0, "the grants did not take effect")
+    kube.wait_allowed(IMPERSONATOR, "impersonate", "users", name="zed")
+    kube.wait_allowed(IMPERSONATOR, "impersonate", "groups", name="team-z")
+    kube.wait_allowed("zed", "list", "pods", namespace=NS, groups=["team-z"])
+    assert list_pods("team-z").returncode == 0
     refused = list_pods("system:authenticated", "team-z")
     assert refused.returncode != 0 and "Forbidden" in refused.stderr, refused.stderr
     kube.kubectl("admin", "apply", "-f", "-", input=_objects(["team-z", "system:authenticated"]))
-    _until(
-        lambda: list_pods("system:authenticated", "team-z").returncode == 0,
-        "impersonating system:authenticated was not allowed",
-    )
+    kube.wait_allowed(IMPERSONATOR, "impersonate", "groups", name="system:authenticated")
+    assert list_pods("system:authenticated", "team-z").returncode == 0
 
     def logged() -> dict[tuple[str, ...], Any]:
         """The first list of pods logged per impersonated group list, and () the first

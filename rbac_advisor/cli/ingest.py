@@ -26,14 +26,14 @@ from rbac_advisor.usage import BuildOptions, SourceInfo, Usage, loads
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
-NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
+_NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _SUB_MICROSECOND = re.compile(r"\.(\d{6})(\d+)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
 
-def utf8_bytes(data: bytes) -> bytes:
+def _utf8_bytes(data: bytes) -> bytes:
     """``data`` if it is UTF-8 text, checked without keeping a decoded copy.
 
     Raises:
@@ -53,11 +53,11 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
         InputError: unreadable, not UTF-8, or not a saved model.
     """
     try:
-        data = utf8_bytes(path.read_bytes())
+        data = _utf8_bytes(path.read_bytes())
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
     except UnicodeDecodeError:
-        raise InputError(f"{path}: {NOT_A_MODEL}") from None
+        raise InputError(f"{path}: {_NOT_A_MODEL}") from None
     meter = Progress(progress, len(data))
     meter.file(len(data), f"reading {path.name}")
     try:
