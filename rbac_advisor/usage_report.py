@@ -6,7 +6,7 @@ The JSON schema is documented in docs/usage-json.md.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ from rbac_advisor.usage_entries import Entries
 
 REPORT_FORMAT = "rbac-advisor/usage-report"
 REPORT_VERSION = 1
+# Subjects summarised between two progress reports.
+PROGRESS_EVERY = 1000
 
 
 def iso(t: float | None) -> str | None:
@@ -77,11 +79,14 @@ class _Parts:
     rows: tuple[int, int] = (0, 0)  # the user's run of rows in the model's entries
 
 
-def iter_summaries(usage: Usage) -> Iterator[SubjectSummary]:
+def iter_summaries(
+    usage: Usage, progress: Callable[[float], None] | None = None
+) -> Iterator[SubjectSummary]:
     """:func:`summarize`'s summaries one at a time, each built when it is reached.
 
     Only a small index per user is held for the whole run: a log with as many subjects
-    as uses would otherwise hold every subject's sets and maps at once.
+    as uses would otherwise hold every subject's sets and maps at once. ``progress`` is
+    told the share of subjects summarised so far, every ``PROGRESS_EVERY`` subjects.
     """
     parts: dict[str, _Parts] = {}
     for (user, tool, _day), n in usage.activity.items():
@@ -94,7 +99,9 @@ def iter_summaries(usage: Usage) -> Iterator[SubjectSummary]:
     for user, start, stop in entries.user_runs():
         (parts.get(user) or parts.setdefault(user, _Parts())).rows = (start, stop)
     order = sorted((-p.requests, *_kind_namespace_name(u), u) for u, p in parts.items())
-    for _, kind, namespace, name, user in order:
+    for k, (_, kind, namespace, name, user) in enumerate(order):
+        if progress is not None and not k % PROGRESS_EVERY:
+            progress(k / len(order))
         p = parts.pop(user)
         yield _summary(kind, namespace, name, user, p, entries.items_between(*p.rows))
 
@@ -171,8 +178,11 @@ def to_json(usage: Usage) -> str:
     return "".join(iter_json(usage))
 
 
-def iter_json(usage: Usage) -> Iterator[str]:
-    """The text of :func:`to_json` in pieces, one subject at a time (bounded memory)."""
+def iter_json(usage: Usage, progress: Callable[[float], None] | None = None) -> Iterator[str]:
+    """The text of :func:`to_json` in pieces, one subject at a time (bounded memory).
+
+    ``progress``: see :func:`iter_summaries`.
+    """
     doc = _document(usage, _SUBJECTS)
     head, _, tail = (
         orjson.dumps(doc, option=orjson.OPT_INDENT_2)
@@ -181,7 +191,7 @@ def iter_json(usage: Usage) -> Iterator[str]:
     )
     yield head
     first = True
-    for summary in iter_summaries(usage):  # each built when reached, let go once written
+    for summary in iter_summaries(usage, progress):  # built when reached, let go once written
         text = orjson.dumps(_subject_json(summary), option=orjson.OPT_INDENT_2).decode()
         yield ("[\n" if first else ",\n") + "    " + text.replace("\n", "\n    ")
         first = False
@@ -301,15 +311,16 @@ def to_table(usage: Usage) -> str:
     return "".join(iter_table(usage))
 
 
-def iter_table(usage: Usage) -> Iterator[str]:
+def iter_table(usage: Usage, progress: Callable[[float], None] | None = None) -> Iterator[str]:
     """The text of :func:`to_table` in pieces, a line at a time.
 
     Each subject's row is kept as one string until every width is known: a log with as
     many subjects as uses holds one short string per subject, not its summary.
+    ``progress``: see :func:`iter_summaries`.
     """
     widths = [len(h) for h in _HEADER]
     rows: list[str] = []
-    for s in iter_summaries(usage):
+    for s in iter_summaries(usage, progress):
         cells = _row(s)
         widths = list(map(max, widths, map(len, cells)))
         rows.append(_SEP.join(cells))

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from audit_samples import event, line, read_logs
 
-from rbac_advisor import usage, usage_codec
+from rbac_advisor import usage, usage_codec, usage_report
 from rbac_advisor.cli import parallel, progress
+from rbac_advisor.cli.commands import usage as usage_cmd
 from rbac_advisor.cli.ingest import load_saved
 from rbac_advisor.cli.progress import Progress, render
 
@@ -132,3 +133,39 @@ def test_a_saved_model_is_read_with_a_bar(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr("sys.stderr", piped)
     load_saved(saved, progress=True)
     assert piped.getvalue() == ""
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_summarising_many_subjects_shows_a_bar_while_stdout_is_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_out: bool
+) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(
+        b"".join(line(event(audit_id=f"a{i}", user=f"u{i}")) + b"\n" for i in range(600))
+    )
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    monkeypatch.setattr(progress, "PERIOD", 0.0)
+    monkeypatch.setattr(usage_report, "PROGRESS_EVERY", 50)
+
+    def run(stdout: io.StringIO, stderr: io.StringIO) -> str:
+        monkeypatch.setattr("sys.stdout", stdout)
+        monkeypatch.setattr("sys.stderr", stderr)
+        usage_cmd.usage(paths=[str(log)], json_out=json_out)
+        return stdout.getvalue()
+
+    err = _Tty()
+    text = run(io.StringIO(), err)
+    model = read_logs([str(log)])
+    assert text == (usage_report.to_json(model) if json_out else usage_report.to_table(model))
+    what = "writing JSON" if json_out else "summarising the subjects"
+    shown = [s for s in err.getvalue().split("\r") if s.startswith("[") and what in s]
+    assert len(shown) == 12, err.getvalue()  # 600 subjects, a report every 50
+    percents = [int(m.group(1)) for s in shown if (m := re.search(r"(\d+)%", s))]
+    assert percents == sorted(percents) and percents[0] == 0 and percents[-1] > 90
+    assert not any("lines" in s for s in shown)
+    assert err.getvalue().endswith("\r\033[K")
+    # JSON streamed to the terminal itself: no bar mixed into it.
+    err = _Tty()
+    out = _Tty()
+    assert run(out, err) == text
+    assert (what in err.getvalue()) is not json_out

@@ -129,7 +129,8 @@ class Progress:
         self.next = now + PERIOD
 
     def done(self) -> None:
-        """Clear the progress line."""
+        """Clear the progress line (once)."""
         if self.shown:
             self.stream.write("\r\033[K")
             self.stream.flush()
+            self.shown = False

@@ -16,6 +16,7 @@ from rbac_advisor.cli.helptext import reflow
 from rbac_advisor.cli.ingest import load_saved, load_usage, parse_window
 from rbac_advisor.cli.options import Jobs
 from rbac_advisor.cli.outputs import check_target, input_files, write_pieces
+from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import ResourceError, UsageError
 
 __all__ = ["load_usage", "register", "usage"]
@@ -136,13 +137,16 @@ def usage(
             f"all {result.filtered} requests fall outside --since/--until"
             + (" or were not made with kubectl" if kubectl_only else "")
         )
+    # Summarising many subjects takes seconds: a bar on a terminal's stderr says so, unless
+    # the JSON streams to that terminal (the table is written once every row is known).
+    meter = Progress(not (json_out and sys.stdout.isatty()), 1)
+    meter.file(1, "writing JSON" if json_out else "summarising the subjects")
+    pieces = usage_report.iter_json if json_out else usage_report.iter_table
     try:
-        if json_out:
-            for piece in usage_report.iter_json(result):  # a subject at a time: bounded memory
-                sys.stdout.write(piece)
-        else:
-            for piece in usage_report.iter_table(result):
-                sys.stdout.write(piece)
+        for piece in pieces(result, lambda share: meter.tick(0, share)):  # bounded memory
+            if not json_out:
+                meter.done()
+            sys.stdout.write(piece)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other commands do.
@@ -150,6 +154,8 @@ def usage(
         raise typer.Exit(141) from None
     except OSError as err:
         raise ResourceError(f"cannot write to standard output: {err.strerror or err}") from None
+    finally:
+        meter.done()
 
 
 def register(app: typer.Typer) -> None:
