@@ -1,6 +1,6 @@
 """Where the time of one reader goes, step by step, on one core.
 
-    python bench/bench_floor.py [--file /tmp/bench-audit.log] [--lines 1000000]
+    python bench/bench_floor.py [--file /tmp/bench-audit.log] [--lines 1000000] [--processes 2]
 
 Reads the first --lines lines of the benchmark log (``bench/gen_audit.py``) and times, each
 over the whole slice: reading it in 1 MB blocks; reading and splitting it into lines;
@@ -10,12 +10,16 @@ deduplication, one lookup and the counters per final line); and the tool's own l
 (``parse_blocks`` with the aggregating sink, then the model normalised). The stripped
 loop is a floor for any design that handles lines one by one in Python: the tool must do
 more (a first-seen decision per combination, normalisation, the Event path).
+``--processes N`` also runs the stripped loop over the whole file in N processes, one
+range of lines each, with nothing reconciled or merged: a ceiling for such a design on
+N CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import os
 import sys
 import time
@@ -38,18 +42,23 @@ class _Nothing(msgspec.Struct):
     pass
 
 
-def _buffers(path: str) -> Iterator[bytes]:
+def _buffers(path: str, start: int = 0, end: int = -1) -> Iterator[bytes]:
+    """Blocks of whole lines of bytes ``[start, end)`` (both line starts; -1: to the end)."""
     with open(path, "rb") as f:
+        f.seek(start)
+        left = end - start if end >= 0 else -1
         rest = b""
-        while piece := f.read(BLOCK):
+        while piece := f.read(BLOCK if left < 0 else min(BLOCK, left)):
+            if left >= 0:
+                left -= len(piece)
             piece = rest + piece
             cut = piece.rfind(b"\n") + 1
             yield piece[:cut]
             rest = piece[cut:]
 
 
-def _lines(path: str) -> Iterator[list[bytes]]:
-    for buf in _buffers(path):
+def _lines(path: str, start: int = 0, end: int = -1) -> Iterator[list[bytes]]:
+    for buf in _buffers(path, start, end):
         yield buf.split(b"\n")[:-1]
 
 
@@ -78,7 +87,7 @@ def typed(path: str) -> int:
     return _decode_all(path, native.decoder().decode)
 
 
-def stripped(path: str) -> int:
+def stripped(path: str, start: int = 0, end: int = -1) -> int:
     """Typed decode, request key, deferral window, deduplication, one lookup, counters."""
     decode = native.decoder().decode
     light = native.light_decoder().decode
@@ -89,7 +98,7 @@ def stripped(path: str) -> int:
     old: set[int] = set()
     counts: dict[tuple[object, ...], list[object]] = {}
     no = 0
-    for block in _lines(path):
+    for block in _lines(path, start, end):
         for text in block:
             no += 1
             head = text[:240]
@@ -153,12 +162,44 @@ STEPS: list[tuple[str, Callable[[str], int]]] = [
 ]
 
 
+def _stripped_range(job: tuple[str, int, int]) -> int:
+    gc.disable()
+    return stripped(*job)
+
+
+def stripped_shared(path: str, processes: int) -> tuple[int, float]:
+    """The stripped loop over the whole file in ``processes`` processes, one range each.
+
+    Nothing is reconciled between the ranges and nothing is merged: a ceiling for any
+    design that handles lines one by one in Python on this many CPUs.
+    """
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, processes):
+            f.seek(size * k // processes)
+            f.readline()
+            cuts.append(f.tell())
+    cuts.append(size)
+    jobs = [(path, a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    t = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        n = sum(pool.map(_stripped_range, jobs))
+    return n, time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--file", default="/tmp/bench-audit.log")
     ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also run the stripped loop over the whole --file in this many processes",
+    )
     a = ap.parse_args()
     if not os.path.exists(a.file):
         sys.exit(f"{a.file}: missing; make it with bench/gen_audit.py or bench/bench_usage.py")
@@ -176,6 +217,13 @@ def main() -> None:
         t = time.perf_counter()
         n = step(part)
         print(f"{name:52s} {time.perf_counter() - t:6.2f} s  ({n:,})")
+    if a.processes:
+        read_only(a.file)
+        n, took = stripped_shared(a.file, a.processes)
+        print(
+            f"stripped loop, all of {a.file}, {a.processes} processes: "
+            f"{took:.2f} s, {n / took:,.0f} lines/s  ({n:,} lines)"
+        )
 
 
 if __name__ == "__main__":
