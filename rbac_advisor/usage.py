@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
@@ -231,10 +231,6 @@ class Usage:
                 self.filtered,
             ),
         )
-
-    def with_sources(self, sources: Iterable[SourceInfo]) -> Usage:
-        """This model read from ``sources`` (in canonical order)."""
-        return replace(self, sources=tuple(sorted(sources)))
 
     @property
     def skipped(self) -> int:

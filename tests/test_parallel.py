@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 import gzip
-import hashlib
 import heapq
 import json
 import multiprocessing
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -557,59 +554,3 @@ def test_a_real_apiserver_log_at_tiny_windows_equals_one_reader(
     par = load_usage([log], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
     ids = {json.loads(t)["auditID"] for t in Path(log).read_text().splitlines()}
     assert par == seq and seq.requests == len(ids) > 100
-
-
-def test_digests_are_the_files_sha256_hashed_at_the_lowest_priority(tmp_path: Path) -> None:
-    files = []
-    for i, size in enumerate((0, 1, parallel.BLOCK + 7)):
-        f = tmp_path / f"f{i}.log"
-        f.write_bytes(os.urandom(size))
-        files.append(str(f))
-    seen: list[int] = []
-    real = parallel._sha256
-
-    def spy(paths: list[str], out: dict[str, str], stop: Any) -> None:
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        real(paths, out, stop)
-
-    parallel._sha256 = spy  # type: ignore[assignment]
-    try:
-        digests = parallel.Digests(files)
-        got = digests.result()
-    finally:
-        parallel._sha256 = real
-    assert got == {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in files}
-    assert digests.done()
-    # A thread's own nice value (Linux); the caller keeps its own.
-    assert seen == [19]
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19
-
-
-def test_digests_stop_when_cancelled_and_report_unreadable_files(tmp_path: Path) -> None:
-    big = tmp_path / "big.log"
-    big.write_bytes(b"x" * (parallel.BLOCK * 4))
-    stop = threading.Event()
-    stop.set()
-    out: dict[str, str] = {}
-    parallel._sha256([str(big)], out, stop)
-    assert out == {}  # stopped before the first block was hashed
-    missing = parallel.Digests([str(big), str(tmp_path / "gone.log")])
-    with pytest.raises(FileNotFoundError):
-        missing.result()
-
-
-def test_an_input_unreadable_when_hashed_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    p, _ = _log(tmp_path, False)
-    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
-
-    def gone(paths: list[str], out: dict[str, str], stop: Any) -> None:
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), paths[0])
-
-    monkeypatch.setattr(parallel, "_sha256", gone)
-    result = CliRunner().invoke(app, ["usage", p])
-    assert result.exit_code != 0
-    assert result.output.strip().splitlines()[-1] == (
-        f"error: {p}: cannot read (No such file or directory)"
-    )

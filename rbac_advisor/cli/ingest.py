@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, normalise, parse_blocks
@@ -26,9 +25,6 @@ from rbac_advisor.errors import AuditParseError, InputError, UsageError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage, loads
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
-
-if TYPE_CHECKING:
-    from rbac_advisor.cli.parallel import Digests
 
 _NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
@@ -197,11 +193,10 @@ class _Reader:
         self.files, self.sizes, self.builder, self.fast = files, sizes, builder, fast
         self.stats, self.options, self.skip, self.meter = stats, options, skip_malformed, meter
         self.digests: dict[str, str] = {}
-        self._pending: list[Digests] = []  # of files read by workers, still being hashed
         self.named: set[str] = set()  # files given by name, not found in a directory
 
-    def read_all(self, workers: int) -> None:
-        """Read every file (their digests: :meth:`sha256`).
+    def read_all(self, workers: int) -> dict[str, str]:
+        """Read every file; return their sha256 digests.
 
         Raises:
             AuditParseError: a malformed record (unless skipping), with how to go on.
@@ -238,21 +233,6 @@ class _Reader:
         self.fast.flush()
         self.builder.flush()
         normalise.forget()  # the uses hold what they need; the model is built anew
-
-    def sha256(self) -> dict[str, str]:
-        """The sha256 of every file read, by path (waits for those still being hashed).
-
-        Raises:
-            InputError: a file could not be read again to hash it.
-        """
-        if any(not d.done() for d in self._pending):
-            self.meter.phase("computing the sha256 of the inputs")
-        for pending in self._pending:
-            try:
-                self.digests.update(pending.result())
-            except OSError as err:
-                raise InputError(f"{err.filename}: cannot read ({err.strerror})") from None
-        self._pending.clear()
         return self.digests
 
     def _shared(self, index: int, end: int, workers: int, texts: list[int]) -> bool:
@@ -277,7 +257,7 @@ class _Reader:
         )
         if got is None:
             return False
-        self._pending.append(got)
+        self.digests.update(got)
         return True
 
     def _one(self, i: int) -> None:
@@ -364,21 +344,18 @@ def load_usage(
             give_back_large_blocks()
         reader = _Reader(files, sizes, builder, fast, stats, options, skip_malformed, meter)
         reader.named.update(paths)
-        reader.read_all(n_workers)
+        digests = reader.read_all(n_workers)
         if not any(st.events for st in stats.values()):
             where = files[0] if len(files) == 1 else f"{len(files)} inputs"
             first = next((st.first_error for st in stats.values() if st.first_error), "")
             raise AuditParseError(
                 where, 0, "no audit events found" + (f" (first: {first})" if first else "")
             )
-        meter.phase("building the usage model")
-        usage = builder.finish()
-        # Files read by workers are still being hashed, on the CPU they left: last.
-        digests = reader.sha256()
         infos = [
             source_info(p, stats[p], builder.by_source.get(i, 0), digests.get(p, ""))
             for i, p in enumerate(files)
         ]
-        return usage.with_sources(infos)
+        meter.phase("building the usage model")
+        return builder.finish(infos)
     finally:
         meter.done()

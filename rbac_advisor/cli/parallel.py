@@ -33,7 +33,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -627,65 +626,13 @@ def _run_workers(
             conn.close()
 
 
-def _sha256(paths: list[str], out: dict[str, str], stop: threading.Event) -> None:
+def _sha256(paths: list[str], out: dict[str, str]) -> None:
     for path in paths:
         h = hashlib.sha256()
         with open(path, "rb") as f:
             while b := f.read(BLOCK):
-                if stop.is_set():
-                    return
                 h.update(b)
         out[path] = h.hexdigest()
-
-
-def _yield_cpu() -> None:
-    """Lower the calling thread's CPU priority (Linux: a thread has its own nice value)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-
-
-class Digests:
-    """The sha256 of files, computed by a thread that only takes a CPU no worker needs.
-
-    Hashing 2 GB takes about 1.4 s of CPU. Competing with the workers, it slowed them by
-    as much; at the lowest priority it runs when one of them has finished, while the
-    parent merges and builds the model, which leaves a CPU idle.
-    """
-
-    def __init__(self, paths: list[str]) -> None:
-        """Start hashing ``paths`` in the background."""
-        self._out: dict[str, str] = {}
-        self._error: OSError | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(paths,), daemon=True)
-        self._thread.start()
-
-    def _run(self, paths: list[str]) -> None:
-        _yield_cpu()
-        try:
-            _sha256(paths, self._out, self._stop)
-        except OSError as err:
-            self._error = err
-
-    def cancel(self) -> None:
-        """Stop hashing (the files are read again another way)."""
-        self._stop.set()
-
-    def done(self) -> bool:
-        """True once every digest is known (or hashing failed)."""
-        return not self._thread.is_alive()
-
-    def result(self) -> dict[str, str]:
-        """Wait for the digests, by path.
-
-        Raises:
-            OSError: a file could not be read again.
-        """
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._out
 
 
 def read_files(
@@ -699,12 +646,11 @@ def read_files(
     *,
     followed: bool = False,
     sizes: Sequence[int] | None = None,
-) -> Digests | None:
+) -> dict[str, str] | None:
     """Aggregate files, in order, into ``builder`` with ``workers`` processes.
 
     ``files`` are (source index, path) of JSON-lines files (see :func:`splittable`); what
-    was read from each is added to ``stats[path]``. Returns the sha256 of each file, being
-    computed (:class:`Digests`: ask for them once the model is built). None
+    was read from each is added to ``stats[path]``. Returns the sha256 of each file. None
     (and nothing added) when a gzip file turns out damaged: the caller then reads the
     files sequentially, which reports the damage where it starts.
 
@@ -720,9 +666,13 @@ def read_files(
     shares, after, units = _shares(files, workers, OVERLAP, sizes)
     deduper = builder.deduper
     assert deduper is not None
-    digests = Digests([p for _, p in files])
     if not shares:  # empty files
-        return digests
+        empty: dict[str, str] = {}
+        _sha256([p for _, p in files], empty)
+        return empty
+    digests: dict[str, str] = {}
+    hasher = threading.Thread(target=_sha256, args=([p for _, p in files], digests), daemon=True)
+    hasher.start()
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Array("q", 2)  # lines and bytes read by the workers, for progress
     reported = 0
@@ -747,7 +697,7 @@ def read_files(
         _BEFORE, _WAITING = set(), float("-inf")
     tick()
     if any(r.damaged for r in results):
-        digests.cancel()
+        hasher.join()
         return None
     # A piece's line numbers start at 1: add the lines of the same file in earlier shares.
     offsets: list[dict[str, int]] = []
@@ -786,4 +736,5 @@ def read_files(
             if key is not None and any(hash(key) in h for h in later):
                 continue  # a later stage was counted by a later worker
             builder.add(ev, source)
+    hasher.join()
     return digests
