@@ -169,3 +169,49 @@ def test_summarising_many_subjects_shows_a_bar_while_stdout_is_elsewhere(
     out = _Tty()
     assert run(out, err) == text
     assert (what in err.getvalue()) is not json_out
+
+
+def test_merging_and_saving_models_are_named_and_one_model_is_not_merged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(
+        b"".join(line(event(audit_id=f"a{i}", user=f"u{i}")) + b"\n" for i in range(30))
+    )
+    saved = tmp_path / "model.json"
+    model = read_logs([str(log)])
+    saved.write_text(usage.dumps(model))
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    merges: list[int] = []
+    real = usage.Usage.merge
+
+    def counted(self: usage.Usage, other: usage.Usage) -> usage.Usage:
+        merges.append(1)
+        return real(self, other)
+
+    monkeypatch.setattr(usage.Usage, "merge", counted)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    err = _Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    out = tmp_path / "out.json"
+    usage_cmd.usage(load=[saved], save=out)
+    assert merges == [] and "merging" not in err.getvalue()
+    assert out.read_text() == usage.dumps(model)  # the loaded model itself, unchanged
+    assert "\rsaving the usage model to out.json  0s\033[K" in err.getvalue()
+    err.seek(0)
+    err.truncate(0)
+    usage_cmd.usage(paths=[str(log)], load=[saved])
+    assert merges == [1]
+    assert "\rmerging the usage models  0s\033[K" in err.getvalue()
+    assert err.getvalue().endswith("\r\033[K")
+
+
+def test_names_on_the_progress_line_cannot_drive_the_terminal() -> None:
+    clock, out = _Clock(), _Tty()
+    p = Progress(True, 10, stream=out, clock=clock)
+    p.file(10, "audit\x1b[2J.log")
+    clock.now += 5
+    p.tick(1, 0.5)
+    p.phase("saving the usage model to m\x07.json")
+    assert "\x1b[2J" not in out.getvalue() and "\x07" not in out.getvalue()
+    assert "audit\\x1b[2J.log" in out.getvalue() and "m\\x07.json" in out.getvalue()

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from rbac_advisor.audit import Block
 from rbac_advisor.cli.errors import quiet
+from rbac_advisor.usage_report import printable
 
 WIDTH = 24
 DELAY = 1.0
@@ -79,7 +80,8 @@ class Progress:
     def file(self, size: int, name: str = "") -> None:
         """A new input of ``size`` bytes starts (the previous one is complete)."""
         self.finished += self.size
-        self.size, self.within, self.what = size, 0.0, name
+        # File names come from directory listings: no control character reaches the terminal.
+        self.size, self.within, self.what = size, 0.0, printable(name)
 
     def count(self, blocks: Iterable[Block], position: Callable[[], int]) -> Iterator[Block]:
         """Pass blocks of lines through, counting lines; ``position()`` is bytes read."""
@@ -123,7 +125,7 @@ class Progress:
         now = self.clock()
         if not self.shown and now - self.start < DELAY:
             return
-        self.stream.write(f"\r{text}  {_duration(now - self.start)}\033[K")
+        self.stream.write(f"\r{printable(text)}  {_duration(now - self.start)}\033[K")
         self.stream.flush()
         self.shown = True
         self.next = now + PERIOD

@@ -108,10 +108,12 @@ def usage(
     if save is not None and str(save) == "-":
         raise typer.BadParameter("--save needs a file: the model is not written to stdout")
     t0, t1 = parse_window(since, until, time.time())
+    # Names the steps after reading (merging, saving) once the command has taken a second.
+    steps = Progress(True, 1)
     inputs = input_files(audit=paths or [])
     if save is not None:
         check_target(save, inputs)  # before the logs are read
-    result = model.empty()
+    result: model.Usage | None = None
     if paths:
         result = load_usage(
             list(paths),
@@ -123,11 +125,17 @@ def usage(
             workers=jobs,
         )
     for p in logfiles.distinct(load or []):
-        result = result.merge(load_saved(p, progress=True))
+        saved = load_saved(p, progress=True)
+        if result is not None:
+            steps.phase("merging the usage models")
+        result = saved if result is None else result.merge(saved)
+    assert result is not None  # paths or --load, checked above
     from rbac_advisor import usage_codec, usage_report
 
     if save is not None:  # written as it is encoded: the model's text is never held whole
+        steps.phase(f"saving the usage model to {save.name}")
         write_pieces(save, usage_codec.dump_chunks(result), inputs)
+    steps.done()
     if result.skipped:
         warning(usage_report.skipped_summary(result.sources))
     for text in usage_report.read_twice(result.sources):
