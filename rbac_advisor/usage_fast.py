@@ -41,7 +41,10 @@ _DECISIONS = {"allow": Decision.ALLOW, "forbid": Decision.FORBID}
 # Raw combinations held before they are normalised into the builder (memory bound; a
 # combination seen again later is merged there, at the cost of normalising it twice).
 # About 600 bytes each: 50k keeps a worker of the 16M-line benchmark log under 300 MB,
-# for about 2 % more time than 80k on the 2M-line one.
+# for about 2 % more time than 80k on the 2M-line one. When the bound is reached, the
+# combinations first seen last are normalised and the older half is kept: a combination
+# that came early and is still held is a frequent one (traffic is skewed), and keeping it
+# spares normalising it again.
 RAW_MAX = 50_000
 # Final stages of requests that may have begun before a share, reported past its head.
 LONG_MAX = 250_000
@@ -155,6 +158,11 @@ class RawAggregator:
         def forget() -> None:
             for d in (refused, users, anns, strings):
                 d.clear()
+            # The combinations kept stay found by identity.
+            for rk in raw:
+                users[rk[0]] = rk[0]
+                anns[rk[4]] = rk[4]
+                strings[rk[5]] = rk[5]
 
         def sink(e: native.NativeStruct, path: str, no: int) -> Key | None:
             nonlocal n
@@ -261,8 +269,9 @@ class RawAggregator:
                 raw[rk] = [1, stamp, stamp, day, ip]  # one day / one IP: no container yet
                 if len(raw) >= raw_max:
                     # Bounded memory: the builder merges what follows; the canonical
-                    # tables start again (they only spare equal copies).
-                    agg._normalise()
+                    # tables start again from the combinations kept (they only spare
+                    # equal copies).
+                    agg._normalise(keep=raw_max // 2)
                     forget()
                 return key
             cur[0] += 1
@@ -301,23 +310,30 @@ class RawAggregator:
         self._normalise()
         self._forget()
 
-    def _normalise(self) -> None:
-        """Move the raw combinations counted so far into the builder."""
+    def _normalise(self, keep: int = 0) -> None:
+        """Move the raw combinations counted so far into the builder, but the ``keep`` first seen.
+
+        The combinations first seen last go first (``popitem``); the requests counted so far
+        all go.
+        """
         self._take_counts()
         for source, count in self._requests.items():
             self.builder.count_requests(source, count)
         self._requests.clear()
         raw = self._raw
-        if raw:
-            first = min(v[1] for v in raw.values())
-            last = max(v[2] for v in raw.values())
-            self.builder.count_window(parse_time(first), parse_time(last))
+        if len(raw) <= keep:
+            return
         idents: dict[native.UserStruct, Identity] = {}
         vias: dict[str, ReasonRef | None] = {}
         tools: dict[str, str] = {}
         add = self.builder.add_aggregate
-        while raw:
+        earliest, latest = "\U0010ffff", ""
+        while len(raw) > keep:
             (user, verb, u, ref, ann, ua), (count, first_s, last_s, days, ips) = raw.popitem()
+            if first_s < earliest:
+                earliest = first_s
+            if last_s > latest:
+                latest = last_s
             first = parse_time(first_s)
             ident = idents.get(user)
             if ident is None:
@@ -351,3 +367,4 @@ class RawAggregator:
                 {days: count} if type(days) is int else days,
                 (ips,) if type(ips) is str else ips,
             )
+        self.builder.count_window(parse_time(earliest), parse_time(latest))

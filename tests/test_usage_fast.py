@@ -6,6 +6,7 @@ import gzip
 import importlib.util
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_samples import event, line, read_logs
@@ -229,3 +230,84 @@ def test_a_reason_read_again_after_many_others_is_the_same_object() -> None:
     assert all(a is not None and a is b for a, b in zip(first, again, strict=True))
     forget()
     assert reason_ref(texts[0]) == first[0]
+
+
+@pytest.mark.parametrize("raw_max", [2, 7, 64])
+def test_combinations_normalised_in_batches_give_the_same_model(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, raw_max: int
+) -> None:
+    from rbac_advisor import usage_fast
+
+    buf = io.StringIO()
+    _generator().generate(6000, 150, 3, buf)
+    p = tmp_path / "gen.log"
+    p.write_text(buf.getvalue())
+    whole = load_usage([str(p)], kubectl_only=False, workers=1, **_KW)
+    batches: list[int] = []
+    real = usage_fast.RawAggregator._normalise
+
+    def counted(self: usage_fast.RawAggregator, keep: int = 0) -> None:
+        before = list(self._raw)
+        real(self, keep)
+        # The combinations seen first stay; those seen last go.
+        assert list(self._raw) == before[:keep]
+        batches.append(len(before) - len(self._raw))
+
+    monkeypatch.setattr(usage_fast, "RAW_MAX", raw_max)
+    monkeypatch.setattr(usage_fast.RawAggregator, "_normalise", counted)
+    batched = load_usage([str(p)], kubectl_only=False, workers=1, **_KW)
+    assert usage.dumps(batched) == usage.dumps(whole)
+    assert len(batches) > 3 and max(batches) <= raw_max
+
+
+def test_combinations_normalised_in_batches_keep_the_window(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rbac_advisor import usage_fast
+
+    # Final stages only (no Event path): the window comes from the batches alone; the
+    # latest request is seen first and the earliest last.
+    times = [f"2026-11-20T10:{m:02d}:00.000001Z" for m in range(40)]
+    times[0], times[-1] = "2026-11-20T11:00:00.000001Z", "2026-11-20T09:00:00.000001Z"
+    p = tmp_path / "a.log"
+    p.write_bytes(
+        b"".join(
+            line(
+                event(
+                    audit_id=f"a{i}",
+                    user=f"u{i % 9}",
+                    uri=f"/api/v1/namespaces/n{i}/pods",
+                    ref={"resource": "pods", "namespace": f"n{i}", "apiVersion": "v1"},
+                    verb="list",
+                    time=t,
+                )
+            )
+            + b"\n"
+            for i, t in enumerate(times)
+        )
+    )
+    taken: list[bool] = []
+    make_sink = usage_fast.RawAggregator._make_sink
+
+    def counting(self: usage_fast.RawAggregator, options: Any) -> None:
+        make_sink(self, options)
+        real = self.sink
+
+        def spy(e: Any, path: str, no: int) -> Any:
+            key = real(e, path, no)
+            taken.append(key is not None)
+            return key
+
+        self.sink = spy
+
+    monkeypatch.setattr(usage_fast.RawAggregator, "_make_sink", counting)
+    whole = load_usage([str(p)], kubectl_only=False, workers=1, **_KW)
+    assert taken == [True] * 40  # every line counted on the raw fields
+    monkeypatch.setattr(usage_fast, "RAW_MAX", 4)
+    batched = load_usage([str(p)], kubectl_only=False, workers=1, **_KW)
+    assert usage.dumps(batched) == usage.dumps(whole)
+    assert (batched.start, batched.end) == (
+        usage_fast.parse_time(times[-1]),
+        usage_fast.parse_time(times[0]),
+    )
+    assert batched.requests == 40 and len(batched.entries) == 40
