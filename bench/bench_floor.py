@@ -31,6 +31,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rbac_advisor.audit import SourceStats, native, parse_blocks  # noqa: E402
+from rbac_advisor.cli import parallel  # noqa: E402
 from rbac_advisor.usage import BuildOptions  # noqa: E402
 from rbac_advisor.usage_builder import UsageBuilder  # noqa: E402
 from rbac_advisor.usage_fast import RawAggregator  # noqa: E402
@@ -174,13 +175,8 @@ def stripped_shared(path: str, processes: int) -> tuple[int, float]:
     design that handles lines one by one in Python on this many CPUs.
     """
     size = os.path.getsize(path)
-    cuts = [0]
-    with open(path, "rb") as f:
-        for k in range(1, processes):
-            f.seek(size * k // processes)
-            f.readline()
-            cuts.append(f.tell())
-    cuts.append(size)
+    starts = [size * k // processes for k in range(processes)]
+    cuts = [*parallel._line_starts(path, starts, size), size]
     jobs = [(path, a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
     t = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(processes) as pool:

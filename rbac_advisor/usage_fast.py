@@ -327,14 +327,12 @@ class RawAggregator:
         vias: dict[str, ReasonRef | None] = {}
         tools: dict[str, str] = {}
         add = self.builder.add_aggregate
-        earliest, latest = "\U0010ffff", ""
+        earliest, latest = float("inf"), float("-inf")
         while len(raw) > keep:
             (user, verb, u, ref, ann, ua), (count, first_s, last_s, days, ips) = raw.popitem()
-            if first_s < earliest:
-                earliest = first_s
-            if last_s > latest:
-                latest = last_s
             first = parse_time(first_s)
+            last = first if last_s is first_s else parse_time(last_s)
+            earliest, latest = min(earliest, first), max(latest, last)
             ident = idents.get(user)
             if ident is None:
                 ident = idents[user] = identity(user.username, user.groups)
@@ -363,8 +361,8 @@ class RawAggregator:
                 tool,
                 count,
                 first,
-                first if last_s is first_s else parse_time(last_s),
+                last,
                 {days: count} if type(days) is int else days,
                 (ips,) if type(ips) is str else ips,
             )
-        self.builder.count_window(parse_time(earliest), parse_time(latest))
+        self.builder.count_window(earliest, latest)
