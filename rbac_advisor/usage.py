@@ -10,6 +10,7 @@ The streaming accumulator is ``usage_builder.UsageBuilder``; saving and loading 
 from __future__ import annotations
 
 import heapq
+import mmap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -374,12 +375,16 @@ def dumps(usage: Usage) -> str:
 
 
 def loads(
-    text: str | bytes, path: str = "<usage>", progress: Callable[[int], None] | None = None
+    text: str | bytes | mmap.mmap,
+    path: str = "<usage>",
+    progress: Callable[[int], None] | None = None,
+    release: Callable[[int, int], None] | None = None,
 ) -> Usage:
     """Read what :func:`dumps` wrote; InputError naming ``path`` on anything else.
 
-    ``progress`` is told how many bytes of the text have been read (see ``usage_codec``).
+    ``progress`` is told how many bytes of the text have been read, ``release`` each span
+    of it no longer needed (see ``usage_codec``).
     """
     from rbac_advisor import usage_codec
 
-    return usage_codec.loads(text, path, progress)
+    return usage_codec.loads(text, path, progress, release)

@@ -13,6 +13,7 @@ file) loads as one document, to the same model.
 from __future__ import annotations
 
 import gc
+import mmap
 import reprlib
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
@@ -340,6 +341,13 @@ def _list(v: Any, what: str) -> list[Any]:
     return v
 
 
+def _each(v: Any, what: str) -> Iterable[Any]:
+    """The rows of an array; a row-per-line one is parsed a piece at a time as they are read."""
+    if type(v) is _Lines:
+        return chain.from_iterable(v.pieces())
+    return _list(v, what)
+
+
 def _check(x: Any, where: str, spec: Sequence[_Field]) -> list[Any]:
     """``x`` if it is a list of the fields ``spec`` describes; _Bad naming the first that is not."""
     if type(x) is not list or len(x) != len(spec):
@@ -391,7 +399,7 @@ def _identities(rows: Any, seen: _Seen) -> list[Identity]:
     one = seen.setdefault
     groups: dict[tuple[str, ...], tuple[str, ...]] = {}
     out = []
-    for n, x in enumerate(_list(rows, "identities")):
+    for n, x in enumerate(_each(rows, "identities")):
         if not (type(x) is list and len(x) == 2 and type(x[0]) is str and _is_groups(x[1])):
             raise _Bad(
                 f"identities[{n}] must be [user, groups]: a string and a sorted list of "
@@ -406,7 +414,7 @@ def _accesses(rows: Any, seen: _Seen) -> list[Access]:
     """The access table: seven strings and the resource-request flag per row."""
     one = seen.setdefault
     out = []
-    for n, x in enumerate(_list(rows, "accesses")):
+    for n, x in enumerate(_each(rows, "accesses")):
         if not (
             type(x) is list
             and len(x) == 8
@@ -533,13 +541,11 @@ def _entries(
     """The entries, checked, held as columns (no key or statistics object is built).
 
     A row-per-line array is read a piece at a time, each piece put into the columns and let
-    go before the next is parsed.
+    go before the next is parsed. A model as ``dumps`` writes it (sorted tables, rows in
+    order) is taken as it is; any other is ranked and sorted.
     """
     pieces = value.pieces() if type(value) is _Lines else iter([_list(value, "entries")])
     sizes = (len(idents), len(accesses), len(reasons))
-    # A value repeated in a table is one value: its rows name the first copy.
-    ci, ca, cr = _first_copies(idents), _first_copies(accesses), _first_copies(reasons)
-    cr.append(len(reasons))  # -1: no reason, the last
     cols: list[array[int]] = [array("i") for _ in range(5)]
     counts, firsts, lasts = array("q"), array("d"), array("d")
     days: list[frozenset[int]] = []
@@ -554,10 +560,10 @@ def _entries(
         ii, ai, decs, ri, tools, cs, fs, ls, ds = zip(*rows, strict=True)
         _check_days(rows, ds, sizes, n)
         del rows
-        cols[0].extend(map(ci.__getitem__, ii))
-        cols[1].extend(map(ca.__getitem__, ai))
+        cols[0].extend(ii)
+        cols[1].extend(ai)
         cols[2].extend([dec_at.setdefault(d, len(dec_at)) for d in decs])
-        cols[3].extend(map(cr.__getitem__, ri))
+        cols[3].extend(ri)
         cols[4].extend([tool_at.setdefault(t, len(tool_at)) for t in tools])
         counts.extend(cs)
         firsts.extend(map(float, fs))
@@ -566,10 +572,23 @@ def _entries(
         n += len(ii)
     if not n:
         return Entries.of({})
-    dec_table = list(map(_DECISIONS.__getitem__, dec_at))
-    tool_table = list(tool_at)
-    vias: list[ReasonRef | None] = [*reasons, None]
-    sizes5 = [len(idents), len(accesses), len(dec_table), len(vias), len(tool_table)]
+    # Decisions and tools in their order; no reason (-1) sorts first.
+    dec_table = sorted(map(_DECISIONS.__getitem__, dec_at), key=str)
+    cols[2] = _renumbered(cols[2], [dec_table.index(_DECISIONS[d]) for d in dec_at])
+    tool_table = sorted(tool_at)
+    cols[4] = _renumbered(cols[4], [tool_table.index(t) for t in tool_at])
+    vias: list[ReasonRef | None] = list(reasons)
+    if -1 in cols[3]:
+        vias.insert(0, None)
+        cols[3] = array("i", [r + 1 for r in cols[3]])
+    tables = (idents, accesses, dec_table, vias, tool_table)
+    held = Entries.if_canonical(tables, cols, counts, firsts, lasts, days)
+    if held is not None:
+        return held
+    # A value repeated in a table is one value: its rows name the first copy.
+    for c, table in ((0, idents), (1, accesses), (3, vias)):
+        cols[c] = _renumbered(cols[c], _first_copies(table))
+    sizes5 = [len(t) for t in tables]
     if len(set(mixed_radix(cols, sizes5))) != n:
         ih, ah, vh = list(map(hash, idents)), list(map(hash, accesses)), list(map(hash, vias))
         decisions = list(map(dec_table.__getitem__, cols[2]))
@@ -577,9 +596,12 @@ def _entries(
         parts = (idents, accesses, vias)
         keys = keys_of(parts, (ih, ah, vh), cols[0], cols[1], decisions, cols[3], tools_of)
         _repeated(keys, "entries", "identity, access, decision, reason and tool")
-    return Entries.from_columns(
-        (idents, accesses, dec_table, vias, tool_table), cols, counts, firsts, lasts, days
-    )
+    return Entries.from_columns(tables, cols, counts, firsts, lasts, days)
+
+
+def _renumbered(col: array[int], new: Sequence[int]) -> array[int]:
+    """``col`` with each index ``i`` replaced by ``new[i]``."""
+    return array("i", map(new.__getitem__, col))
 
 
 def _first_copies(table: Sequence[Hashable]) -> list[int]:
@@ -621,11 +643,11 @@ def _sessions(rows: Any) -> list[Session]:
 
 def _activity(rows: Any, seen: _Seen) -> dict[tuple[str, str, int], int]:
     """Requests per (user, tool, day)."""
-    rows = _list(rows, "activity")
     one = seen.setdefault
     is_day, is_positive = _is_day, _is_positive
     out = {}
-    for n, x in enumerate(rows):
+    n = -1
+    for n, x in enumerate(_each(rows, "activity")):
         if not (
             type(x) is list
             and len(x) == 4
@@ -636,18 +658,18 @@ def _activity(rows: Any, seen: _Seen) -> dict[tuple[str, str, int], int]:
         ):
             _bad_row(x, f"activity[{n}]", _ACTIVITY)
         out[(one(x[0], x[0]), one(x[1], x[1]), x[2])] = x[3]
-    if len(out) != len(rows):
-        _repeated([tuple(x[:3]) for x in rows], "activity", "user, tool and day")
+    if len(out) != n + 1:
+        _repeated([tuple(x[:3]) for x in _each(rows, "activity")], "activity", "user, tool and day")
     return out
 
 
 def _client_ips(rows: Any, seen: _Seen) -> dict[tuple[str, str], frozenset[str]]:
     """Client addresses per (user, tool)."""
-    rows = _list(rows, "client_ips")
     one = seen.setdefault
     is_strs = _is_strs
     out = {}
-    for n, x in enumerate(rows):
+    n = -1
+    for n, x in enumerate(_each(rows, "client_ips")):
         if not (
             type(x) is list
             and len(x) == 3
@@ -657,8 +679,8 @@ def _client_ips(rows: Any, seen: _Seen) -> dict[tuple[str, str], frozenset[str]]
         ):
             _bad_row(x, f"client_ips[{n}]", _CLIENT_IPS)
         out[(one(x[0], x[0]), one(x[1], x[1]))] = frozenset(x[2])
-    if len(out) != len(rows):
-        _repeated([tuple(x[:2]) for x in rows], "client_ips", "user and tool")
+    if len(out) != n + 1:
+        _repeated([tuple(x[:2]) for x in _each(rows, "client_ips")], "client_ips", "user and tool")
     return out
 
 
@@ -685,13 +707,14 @@ _PLACE = "\x00"  # the key of the stand-in for a row-per-line array in the docum
 class _Lines:
     """A top-level array written a row per line, parsed when read, a piece at a time."""
 
-    __slots__ = ("_text", "_start", "_end", "read", "on_piece")
+    __slots__ = ("_text", "_start", "_end", "read", "on_piece", "release")
 
-    def __init__(self, text: bytes, start: int, end: int) -> None:
+    def __init__(self, text: bytes | mmap.mmap, start: int, end: int) -> None:
         """The array's rows are ``text[start:end]``, between its ``[`` line and ``]`` line."""
         self._text, self._start, self._end = text, start, end
         self.read = False
         self.on_piece: Callable[[int], None] | None = None  # told each piece's bytes
+        self.release: Callable[[int, int], None] | None = None  # told each piece's span
 
     def pieces(self) -> Iterator[list[Any]]:
         """The rows, in lists of about PIECE bytes of text.
@@ -715,6 +738,8 @@ class _Lines:
                 raise orjson.JSONDecodeError("an empty value between commas", "", 0)
             if self.on_piece is not None:
                 self.on_piece(cut + 2 - at)
+            if self.release is not None:
+                self.release(at, cut)
             yield rows
             at = cut + 2
 
@@ -739,7 +764,7 @@ class _Tally:
         self.report(self.done)
 
 
-def _outline(text: bytes) -> tuple[dict[str, Any], list[_Lines]] | None:
+def _outline(text: bytes | mmap.mmap) -> tuple[dict[str, Any], list[_Lines]] | None:
     """The document with its row-per-line arrays left unparsed; None for another layout.
 
     Each ``[`` that ends a line opens such an array up to the next line starting with
@@ -790,7 +815,7 @@ def _load(doc: Any) -> Usage:
     idents = _identities(_field(doc, "identities"), seen)
     accesses = _accesses(_field(doc, "accesses"), seen)
     reasons = [
-        _read_reason(x, n, seen) for n, x in enumerate(_list(_field(doc, "reasons"), "reasons"))
+        _read_reason(x, n, seen) for n, x in enumerate(_each(_field(doc, "reasons"), "reasons"))
     ]
     entries = _entries(_field(doc, "entries"), idents, accesses, reasons)
     requests = _count(_field(doc, "requests"), "requests")
@@ -814,12 +839,17 @@ def _load(doc: Any) -> Usage:
 
 
 def loads(
-    text: str | bytes, path: str = "<usage>", progress: Callable[[int], None] | None = None
+    text: str | bytes | mmap.mmap,
+    path: str = "<usage>",
+    progress: Callable[[int], None] | None = None,
+    release: Callable[[int, int], None] | None = None,
 ) -> Usage:
     """Parse a saved model, checking every field: the file is input like any other.
 
     ``progress``, if given, is called with how many bytes of the text have been read, as
-    the rows of a row-per-line layout are read a piece at a time.
+    the rows of a row-per-line layout are read a piece at a time. ``release``, if given,
+    is told each span ``(start, end)`` of the text that has been parsed and is not needed
+    again (a caller reading a mapped file lets its pages go).
 
     Raises:
         InputError: not JSON, not a usage model, an unknown version, or damaged (the
@@ -828,22 +858,30 @@ def loads(
     was = gc.isenabled()
     gc.disable()  # many small acyclic objects: generational passes would only cost time
     try:
-        return _decode(text, path, progress)
+        return _decode(text, path, progress, release)
     finally:
         if was:
             gc.enable()
 
 
-def _decode(text: str | bytes, path: str, progress: Callable[[int], None] | None) -> Usage:
+def _decode(
+    text: str | bytes | mmap.mmap,
+    path: str,
+    progress: Callable[[int], None] | None,
+    release: Callable[[int, int], None] | None,
+) -> Usage:
     """:func:`loads` without the garbage collector's pause."""
     data = text.encode() if isinstance(text, str) else text
     outline = _outline(data)
     if outline is not None:
         doc, arrays = outline
-        if progress is not None:  # the outline is read: the arrays' text is what is left
-            tally = _Tally(progress, len(data) - sum(a.size for a in arrays))
-            for a in arrays:
-                a.on_piece = tally
+        if release is not None:  # each array's text is read again a piece at a time
+            release(0, len(data))
+        # The outline is read: the arrays' text is what is left to report.
+        left = len(data) - sum(a.size for a in arrays)
+        tally = None if progress is None else _Tally(progress, left)
+        for a in arrays:
+            a.on_piece, a.release = tally, release
         try:
             usage = _load(doc)
             for a in arrays:
@@ -854,7 +892,7 @@ def _decode(text: str | bytes, path: str, progress: Callable[[int], None] | None
         except (_Bad, _Unsupported, KeyError, TypeError, ValueError, IndexError):
             # Read again as one document, which names the damage as it always does.
             del doc, arrays, outline
-    return _whole(data, path)
+    return _whole(data[:], path)
 
 
 def _whole(text: bytes, path: str) -> Usage:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rbac_advisor import usage, usage_codec
+from rbac_advisor import usage, usage_codec, usage_entries
 from rbac_advisor.audit import parse_record
 from rbac_advisor.cli import app
 from rbac_advisor.errors import InputError
@@ -431,3 +431,66 @@ def test_edited_layouts_read_as_one_document_would(edit: bytes, expected: str | 
         assert got == u
     else:
         assert isinstance(got, str) and got.startswith(f"m.json: {expected}")
+
+
+# ---- reading a model as it was written: no ranking and sorting again ------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if n != "empty"])
+def test_a_model_read_as_written_is_taken_as_it_is(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = MODELS[name]()
+
+    def never(*args: Any) -> Any:
+        raise AssertionError("the rows were ranked and sorted again")
+
+    monkeypatch.setattr(usage_entries.Entries, "from_columns", classmethod(never))
+    got = usage_codec.loads(one_piece(u))
+    assert got == u and usage_codec.dumps(got) == one_piece(u)
+
+
+def _entry_lines(text: str) -> tuple[str, list[str], str]:
+    head, _, rest = text.partition('"entries":[\n')
+    rows, _, tail = rest.partition("\n]")
+    return head + '"entries":[\n', rows.split(",\n"), "\n]" + tail
+
+
+def test_rows_or_tables_out_of_order_load_to_the_same_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    u = varied()
+    text = one_piece(u)
+    ranked: list[int] = []
+    real = usage_entries.Entries.from_columns.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, *args: Any) -> Any:
+        ranked.append(1)
+        return real(cls, *args)
+
+    monkeypatch.setattr(usage_entries.Entries, "from_columns", classmethod(counted))
+    head, rows, tail = _entry_lines(text)
+    assert len(rows) > 3
+    backwards = head + ",\n".join(reversed(rows)) + tail
+    assert usage_codec.loads(backwards) == u and ranked == [1]
+    # The identity table reversed, the entries naming the same identities.
+    doc = json.loads(text)
+    n = len(doc["identities"])
+    doc["identities"].reverse()
+    for e in doc["entries"]:
+        e[0] = n - 1 - e[0]
+    assert usage_codec.loads(row_per_line(doc)) == u and ranked == [1, 1]
+    # A value no entry names: left out, as a model built from its entries holds none.
+    doc = json.loads(text)
+    doc["accesses"].append(["zzz-unused", "", "pods", "", "", "", "", True])
+    assert usage_codec.loads(row_per_line(doc)) == u and ranked == [1, 1, 1]
+
+
+def test_repeated_entries_are_named_whatever_their_order() -> None:
+    head, rows, tail = _entry_lines(one_piece(varied()))
+    for text in (
+        head + ",\n".join([*rows, rows[1]]) + tail,
+        head + ",\n".join([rows[1], *rows]) + tail,
+    ):
+        with pytest.raises(InputError, match=r"entries\[\d+\] repeats entries\[\d+\]"):
+            usage_codec.loads(text, "m.json")

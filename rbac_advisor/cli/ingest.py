@@ -6,8 +6,10 @@ by worker processes, each over its part (see ``cli.parallel``); everything else 
 
 from __future__ import annotations
 
+import codecs
 import functools
 import gc
+import mmap
 import os
 import re
 import sys
@@ -27,43 +29,84 @@ from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import RawAggregator
 
 _NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
+_UTF8_CHUNK = 1 << 20
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _SUB_MICROSECOND = re.compile(r"\.(\d{6})(\d+)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
 
-def _utf8_bytes(data: bytes) -> bytes:
-    """``data`` if it is UTF-8 text, checked without keeping a decoded copy.
+def _check_utf8(text: bytes | mmap.mmap) -> None:
+    """Check that ``text`` is UTF-8, a megabyte at a time, without keeping a decoded copy.
 
     Raises:
         UnicodeDecodeError: it is not.
     """
-    if not data.isascii():
-        data.decode("utf-8")
-    return data
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for at in range(0, len(text), _UTF8_CHUNK):
+        chunk = text[at : at + _UTF8_CHUNK]
+        if not chunk.isascii() or decoder.getstate()[0]:
+            decoder.decode(chunk)
+    decoder.decode(b"", final=True)
+
+
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """The bytes of ``path``: mapped when it is a regular file, else read (a pipe, empty)."""
+    with path.open("rb") as f:
+        try:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # not mappable, or empty
+            return f.read()
+
+
+def _releaser(text: bytes | mmap.mmap) -> Callable[[int, int], None] | None:
+    """A function letting the pages of a span of a mapped file go from this process.
+
+    They are read from the file again if touched; the model read from them is what stays.
+    """
+    if not isinstance(text, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    page = mmap.PAGESIZE
+
+    def release(start: int, end: int) -> None:
+        start -= start % page
+        if start < min(end, len(text)):
+            text.madvise(mmap.MADV_DONTNEED, start, min(end, len(text)) - start)
+
+    return release
 
 
 def load_saved(path: Path, *, progress: bool) -> Usage:
     """The model saved in ``path``, with a progress bar on a terminal when it takes a second.
 
-    The file's text is let go once the model is read.
+    A regular file is mapped, not read: the pages of text already parsed are let go as the
+    model is read, so the peak is the model's memory and not the model's plus the file's.
 
     Raises:
         InputError: unreadable, not UTF-8, or not a saved model.
     """
     try:
-        data = _utf8_bytes(path.read_bytes())
+        text = _mapped(path)
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: {_NOT_A_MODEL}") from None
-    meter = Progress(progress, len(data))
-    meter.file(len(data), f"reading {path.name}")
     try:
-        return loads(data, str(path), lambda at: meter.tick(0, at / len(data)))
+        try:
+            _check_utf8(text)
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: {_NOT_A_MODEL}") from None
+        release = _releaser(text)
+        if release is not None:
+            release(0, len(text))
+        size = len(text)
+        meter = Progress(progress, size)
+        meter.file(size, f"reading {path.name}")
+        try:
+            return loads(text, str(path), lambda at: meter.tick(0, at / size), release)
+        finally:
+            meter.done()
     finally:
-        meter.done()
+        if isinstance(text, mmap.mmap):
+            text.close()
 
 
 def parse_when(text: str | None, now: float, flag: str) -> float | None:
