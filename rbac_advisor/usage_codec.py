@@ -576,7 +576,8 @@ def _entries(
     dec_table = sorted(map(_DECISIONS.__getitem__, dec_at), key=str)
     cols[2] = _renumbered(cols[2], [dec_table.index(_DECISIONS[d]) for d in dec_at])
     tool_table = sorted(tool_at)
-    cols[4] = _renumbered(cols[4], [tool_table.index(t) for t in tool_at])
+    tool_rank = {t: k for k, t in enumerate(tool_table)}
+    cols[4] = _renumbered(cols[4], [tool_rank[t] for t in tool_at])
     vias: list[ReasonRef | None] = list(reasons)
     if -1 in cols[3]:
         vias.insert(0, None)

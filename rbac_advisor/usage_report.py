@@ -5,9 +5,13 @@ The JSON schema is documented in docs/usage-json.md.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -69,41 +73,63 @@ def summarize(usage: Usage) -> list[SubjectSummary]:
     return list(iter_summaries(usage))
 
 
-@dataclass(slots=True)
-class _Parts:
-    """What the model holds for one user: its activity, addresses and entries."""
-
-    requests: int = 0
-    activity: list[tuple[str, int]] = field(default_factory=list)
-    ips: list[frozenset[str]] = field(default_factory=list)
-    rows: tuple[int, int] = (0, 0)  # the user's run of rows in the model's entries
-
-
 def iter_summaries(
     usage: Usage, progress: Callable[[float], None] | None = None
 ) -> Iterator[SubjectSummary]:
     """:func:`summarize`'s summaries one at a time, each built when it is reached.
 
-    Only a small index per user is held for the whole run: a log with as many subjects
-    as uses would otherwise hold every subject's sets and maps at once. ``progress`` is
-    told the share of subjects summarised so far, every ``PROGRESS_EVERY`` subjects.
+    Only each user's request count is held for the whole run; its activity, addresses and
+    uses are found when it is reached (runs of the sorted keys and rows). A log with as
+    many subjects as uses would otherwise hold every subject's sets and maps at once.
+    ``progress`` is told the share of subjects summarised so far, every
+    ``PROGRESS_EVERY`` subjects.
     """
-    parts: dict[str, _Parts] = {}
-    for (user, tool, _day), n in usage.activity.items():
-        p = parts.get(user) or parts.setdefault(user, _Parts())
-        p.requests += n
-        p.activity.append((tool, n))
-    for (user, _tool), ips in usage.client_ips.items():
-        (parts.get(user) or parts.setdefault(user, _Parts())).ips.append(ips)
+    activity, client_ips = usage.activity, usage.client_ips
+    user_of = itemgetter(0)
+    act_keys = sorted(activity)  # a frozen model's are in order already: one pass
+    act_users = list(map(user_of, act_keys))
+    ip_keys = sorted(client_ips)
+    ip_users = list(map(user_of, ip_keys))
     entries = Entries.of(usage.entries)
+    row_users: list[str] = []
+    row_runs = array("q")  # start, stop of each user's rows
     for user, start, stop in entries.user_runs():
-        (parts.get(user) or parts.setdefault(user, _Parts())).rows = (start, stop)
-    order = sorted((-p.requests, *_kind_namespace_name(u), u) for u, p in parts.items())
-    for k, (_, kind, namespace, name, user) in enumerate(order):
+        row_users.append(user)
+        row_runs.extend((start, stop))
+    requests: dict[str, int] = dict.fromkeys(chain(ip_users, row_users), 0)
+    for (user, _tool, _day), n in activity.items():
+        requests[user] = requests.get(user, 0) + n
+    # Most requests first, ties by kind, namespace and name: two stable sorts, the first on
+    # one string per user rather than a tuple of its parts.
+    order = sorted(requests, key=_name_order)
+    order.sort(key=requests.__getitem__, reverse=True)
+    for k, user in enumerate(order):
         if progress is not None and not k % PROGRESS_EVERY:
             progress(k / len(order))
-        p = parts.pop(user)
-        yield _summary(kind, namespace, name, user, p, entries.items_between(*p.rows))
+        a = bisect_left(act_users, user)
+        b = bisect_right(act_users, user, lo=a)
+        i = bisect_left(ip_users, user)
+        j = bisect_right(ip_users, user, lo=i)
+        r = bisect_left(row_users, user)
+        rows = row_runs[2 * r : 2 * r + 2] if r < len(row_users) and row_users[r] == user else ()
+        yield _summary(
+            *_kind_namespace_name(user),
+            user,
+            requests[user],
+            [(key[1], activity[key]) for key in act_keys[a:b]],
+            [client_ips[key] for key in ip_keys[i:j]],
+            entries.items_between(*rows) if rows else (),
+        )
+
+
+def _name_order(user: str) -> str:
+    """One string that sorts as (kind, namespace, name, user) of :func:`_kind_namespace_name`.
+
+    A service account's namespace and name are DNS names, without NUL, and name it alone;
+    a user's is its name. ServiceAccount sorts before User.
+    """
+    kind, namespace, name = _kind_namespace_name(user)
+    return f"\x00{namespace}\x00{name}" if kind == "ServiceAccount" else f"\x01{user}"
 
 
 def _kind_namespace_name(user: str) -> tuple[str, str, str]:
@@ -118,13 +144,15 @@ def _summary(
     namespace: str,
     name: str,
     user: str,
-    p: _Parts,
+    requests: int,
+    activity: Iterable[tuple[str, int]],
+    addresses: Iterable[frozenset[str]],
     entries: Iterable[tuple[UsageKey, Stats]],
 ) -> SubjectSummary:
-    s = SubjectSummary(kind, name, namespace, user, requests=p.requests)
-    for tool, n in p.activity:
+    s = SubjectSummary(kind, name, namespace, user, requests=requests)
+    for tool, n in activity:
         s.tools[tool or "unknown"] += n
-    for ips in p.ips:
+    for ips in addresses:
         s.ips |= ips
     for k, st in entries:
         s.groups.update(k.identity.groups)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from audit_samples import event
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rbac_advisor import usage
 from rbac_advisor.audit import parse_record
+from rbac_advisor.events import Decision
 from rbac_advisor.usage_report import printable, to_table
 
 
@@ -49,3 +52,79 @@ def test_columns_are_as_wide_as_their_widest_cell() -> None:
     assert requests == ["2", "1"]  # most active first
     right = header.index("REQUESTS") + len("REQUESTS") - 1  # numbers end under the header
     assert all(r[right].isdigit() and r[right + 1] == " " for r in rows)
+
+
+# ---- the summaries against a plain reference: every user's parts, in the table's order ----
+
+_NAMESPACES = ["a", "a-b", "a0", "ab", "b", "bad_ns"]
+_NAMES = ["x", "x-y", "x.y", "xy", "x0"]
+_USERS = ["alice", "al", "alice\x00b", "z:y", "system:serviceaccount:", "\x01sa"]
+_TOOLS = ["kubectl/v1.36.3 (linux/amd64) kubernetes/abc1234", "k9s/v0.32.5", "curl/8.5.0", ""]
+
+
+def _reference(u: usage.Usage) -> list[tuple[object, ...]]:
+    """The summaries' order and parts, from the model's mappings directly."""
+    from collections import Counter, defaultdict
+
+    from rbac_advisor.rbac import Identity
+
+    requests: Counter[str] = Counter()
+    tools: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    ips: defaultdict[str, set[str]] = defaultdict(set)
+    uses: defaultdict[str, set[object]] = defaultdict(set)
+    for (user, tool, _day), n in u.activity.items():
+        requests[user] += n
+        tools[user][tool or "unknown"] += n
+    for (user, _tool), seen in u.client_ips.items():
+        ips[user] |= seen
+    for k in u.entries:
+        uses[k.identity.user].add((k.access, k.decision))
+    users = set(requests) | set(ips) | set(uses)
+
+    def parts(user: str) -> tuple[str, str, str]:
+        sa = Identity(user).service_account
+        return ("ServiceAccount", *sa) if sa else ("User", "", user)
+
+    order = sorted(users, key=lambda user: (-requests[user], *parts(user), user))
+    return [
+        (*parts(user), user, requests[user], dict(tools[user]), ips[user], uses[user])
+        for user in order
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.tuples(st.sampled_from(_NAMESPACES), st.sampled_from(_NAMES)).map(
+                    lambda p: f"system:serviceaccount:{p[0]}:{p[1]}"
+                ),
+                st.sampled_from(_USERS),
+            ),
+            st.sampled_from(["get", "list", "delete"]),
+            st.sampled_from(_TOOLS),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_summaries_match_a_plain_reading_of_the_model(
+    requests: list[tuple[str, str, str, int]],
+) -> None:
+    from rbac_advisor.usage_report import summarize
+
+    u = usage.build(
+        e
+        for n, (user, verb, ua, ip) in enumerate(requests)
+        for e in parse_record(
+            event(audit_id=f"r{n}", user=user, verb=verb, ua=ua, ip=f"10.0.0.{ip}")
+        ).events
+    )
+    got = [
+        (s.kind, s.namespace, s.name, s.user, s.requests, dict(s.tools), s.ips)
+        + ({(a, Decision(d)) for a, d, _via in s.accesses},)
+        for s in summarize(u)
+    ]
+    assert got == _reference(u)
