@@ -441,7 +441,13 @@ def _accesses(rows: Any, seen: _Seen) -> list[Access]:
     return out
 
 
-def _read_reason(x: Any, n: int, seen: _Seen) -> ReasonRef:
+def _read_reason(
+    x: Any,
+    n: int,
+    seen: _Seen,
+    bindings: dict[BindingKey, BindingKey],
+    roles: dict[RoleKey, RoleKey],
+) -> ReasonRef:
     """One row of the reason table: binding, role and subject."""
     where = f"reasons[{n}]"
     if type(x) is not list or len(x) != 3:
@@ -457,9 +463,12 @@ def _read_reason(x: Any, n: int, seen: _Seen) -> ReasonRef:
     if not (_is_strs(s) and len(s) == 4):
         raise _Bad(f"{where}.subject must be a list of 4 strings (kind, name, namespace, apiGroup)")
     one = seen.setdefault
+    binding = BindingKey(_BINDING_KINDS[b[0]], b[1], one(b[2], b[2]))
+    role = RoleKey(_ROLE_KINDS[r[0]], one(r[1], r[1]), one(r[2], r[2]))
+    # Bindings and roles are read once each (many reasons name one binding of one role).
     return ReasonRef(
-        BindingKey(_BINDING_KINDS[b[0]], b[1], one(b[2], b[2])),
-        RoleKey(_ROLE_KINDS[r[0]], one(r[1], r[1]), one(r[2], r[2])),
+        bindings.setdefault(binding, binding),
+        roles.setdefault(role, role),
         Subject(*[one(v, v) for v in s]),
     )
 
@@ -815,9 +824,13 @@ def _load(doc: Any) -> Usage:
     seen: _Seen = {}
     idents = _identities(_field(doc, "identities"), seen)
     accesses = _accesses(_field(doc, "accesses"), seen)
+    bindings: dict[BindingKey, BindingKey] = {}
+    roles: dict[RoleKey, RoleKey] = {}
     reasons = [
-        _read_reason(x, n, seen) for n, x in enumerate(_each(_field(doc, "reasons"), "reasons"))
+        _read_reason(x, n, seen, bindings, roles)
+        for n, x in enumerate(_each(_field(doc, "reasons"), "reasons"))
     ]
+    del bindings, roles
     entries = _entries(_field(doc, "entries"), idents, accesses, reasons)
     requests = _count(_field(doc, "requests"), "requests")
     unauthenticated = _count(_field(doc, "unauthenticated"), "unauthenticated")

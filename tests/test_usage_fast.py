@@ -232,6 +232,26 @@ def test_a_reason_read_again_after_many_others_is_the_same_object() -> None:
     assert reason_ref(texts[0]) == first[0]
 
 
+def test_reasons_naming_one_binding_share_it() -> None:
+    """A binding per service account: one reason per subject, one binding and role object."""
+    from rbac_advisor.audit.normalise import reason_ref
+
+    refs = [
+        reason_ref(
+            f'RBAC: allowed by RoleBinding "apps/team-{i % 2}" of ClusterRole "edit" '
+            f'to ServiceAccount "app-{i}/team-{i % 2}"'
+        )
+        for i in range(6)
+    ]
+    assert all(r is not None for r in refs)
+    bindings = {id(r.binding) for r in refs if r}
+    roles = {id(r.role) for r in refs if r}
+    assert len(bindings) == 2 and len(roles) == 1
+    assert len({id(r.subject.namespace) for r in refs if r}) == 2
+    assert [r.subject.name for r in refs if r] == [f"app-{i}" for i in range(6)]
+    assert [r.binding.namespace for r in refs if r] == ["team-0", "team-1"] * 3
+
+
 @pytest.mark.parametrize("raw_max", [2, 7, 64])
 def test_combinations_normalised_in_batches_give_the_same_model(
     tmp_path, monkeypatch: pytest.MonkeyPatch, raw_max: int

@@ -23,7 +23,10 @@ from rbac_advisor.rbac import (
     ANONYMOUS,
     NODE_PREFIX,
     Access,
+    BindingKey,
     Identity,
+    RoleKey,
+    Subject,
     authenticated_identity,
     is_dns_subdomain,
 )
@@ -62,6 +65,10 @@ _accesses: dict[Access, Access] = {}
 # and a reason parsed again must still be the same object (tables of uses index parts by
 # identity, so a second object would be a second part, and its uses second rows).
 _reasons: dict[ReasonRef, ReasonRef] = {}
+_bindings: dict[BindingKey, BindingKey] = {}
+# Sorted group lists, one tuple per value: many users share their groups.
+_groups: dict[tuple[str, ...], tuple[str, ...]] = {}
+_roles: dict[RoleKey, RoleKey] = {}
 # Strings that repeat across identities and accesses (groups, verbs, API groups, resources,
 # namespaces), one object per value: each decoded record brings its own copies.
 _strings: dict[str, str] = {}
@@ -88,6 +95,9 @@ def forget() -> None:
     _resource_accesses.clear()
     _accesses.clear()
     _reasons.clear()
+    _bindings.clear()
+    _roles.clear()
+    _groups.clear()
     _strings.clear()
 
 
@@ -103,7 +113,7 @@ def identity(user: str, groups: Sequence[str]) -> Identity:
         if len(_identities) >= _CACHE_MAX:
             _identities.clear()
         shared = tuple(map(_one, groups))  # kept by the key and the Identity
-        ident = Identity(user, tuple(sorted(set(shared))))
+        ident = Identity(user, _interned(_groups, tuple(sorted(set(shared)))))
         _identities[(user, *shared)] = ident
     return ident
 
@@ -409,11 +419,26 @@ def impersonation_checks(
 
 
 def reason_ref(reason: str | None) -> ReasonRef | None:
-    """The binding an allow reason names, if it is an RBAC reason (interned)."""
+    """The binding an allow reason names, if it is an RBAC reason (interned).
+
+    Its binding and role are interned too, and the subject's kind, namespace and group:
+    many reasons name one binding of one role (one subject each), and a log with a binding
+    per service account holds a reason per subject.
+    """
     ref = parse_reason(reason) if reason else None
     if ref is None:
         return None
-    return _interned(_reasons, ref)
+    shared = _reasons.get(ref)
+    if shared is None:
+        b, r, s = ref.binding, ref.role, ref.subject
+        one = _one
+        shared = ReasonRef(
+            _interned(_bindings, b),
+            _interned(_roles, r),
+            Subject(one(s.kind), s.name, one(s.namespace), one(s.api_group)),
+        )
+        _interned(_reasons, shared)
+    return shared
 
 
 # Subresources whose WebSocket (GET) upgrade is also authorized as create since 1.35
