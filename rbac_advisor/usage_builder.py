@@ -43,7 +43,7 @@ class Export(NamedTuple):
     start: float | None
     end: float | None
     activity: dict[tuple[str, str, int], int]
-    client_ips: dict[tuple[str, str], set[str]]
+    client_ips: dict[tuple[str, str], str | set[str]]
     sessions: list[Session]
     by_source: dict[int, int]
 
@@ -64,7 +64,8 @@ class UsageBuilder:
         self._start: float | None = None
         self._end: float | None = None
         self._activity: dict[tuple[str, str, int], int] = {}
-        self._ips: dict[tuple[str, str], set[str]] = {}
+        # Client addresses per (user, tool); one address is held as the string itself.
+        self._ips: dict[tuple[str, str], str | set[str]] = {}
         self._sessions: list[Session] = []
         self._tools: dict[str, str] = {}
 
@@ -121,10 +122,17 @@ class UsageBuilder:
                     entry(ev.impersonator, check, Decision.ALLOW, None, tool, *once)
         ak = (ident.user, tool, day)
         self._activity[ak] = self._activity.get(ak, 0) + 1
-        if ev.source_ip:
-            ips = self._ips.setdefault((ident.user, tool), set())
-            if ev.source_ip not in ips:
-                ips.add(ev.source_ip)
+        ip = ev.source_ip
+        if ip:
+            ik = (ident.user, tool)
+            ips = self._ips.get(ik)
+            if ips is None:
+                self._ips[ik] = ip
+            elif isinstance(ips, str):
+                if ips != ip:
+                    self._ips[ik] = {ips, ip}
+            elif ip not in ips:
+                ips.add(ip)
                 if len(ips) > IPS_MAX:
                     ips.remove(max(ips))
         a = ev.access
@@ -185,10 +193,8 @@ class UsageBuilder:
             ak = (ident.user, tool, day)
             self._activity[ak] = self._activity.get(ak, 0) + n
         if ips:
-            cur_ips = self._ips.setdefault((ident.user, tool), set())
-            cur_ips.update(ips)
-            if len(cur_ips) > IPS_MAX:
-                self._ips[(ident.user, tool)] = set(cap_ips(cur_ips))
+            ik = (ident.user, tool)
+            self._ips[ik] = _with_ips(self._ips.get(ik), ips)
 
     def _rows(self) -> Rows:
         if not self._parts:
@@ -230,10 +236,7 @@ class UsageBuilder:
         for ak, n in activity.items():
             self._activity[ak] = self._activity.get(ak, 0) + n
         for ik, v in ips.items():
-            cur = self._ips.setdefault(ik, set())
-            cur |= v
-            if len(cur) > IPS_MAX:
-                self._ips[ik] = set(cap_ips(cur))
+            self._ips[ik] = _with_ips(self._ips.get(ik), (v,) if type(v) is str else v)
         for s in sessions:
             if len(self._sessions) < SESSIONS_MAX:
                 heapq.heappush(self._sessions, s)
@@ -263,7 +266,18 @@ class UsageBuilder:
                 end=self._end,
                 sources=sources,
                 activity=self._activity,
-                client_ips={k: frozenset(v) for k, v in self._ips.items()},
+                client_ips={
+                    k: frozenset((v,) if type(v) is str else v) for k, v in self._ips.items()
+                },
                 sessions=self._sessions,
                 filtered=self._filtered,
             )
+
+
+def _with_ips(cur: str | set[str] | None, ips: Iterable[str]) -> str | set[str]:
+    """``cur`` with ``ips`` added, capped (``cap_ips``); one address as the string itself."""
+    have = set() if cur is None else {cur} if isinstance(cur, str) else cur
+    have.update(ips)
+    if len(have) > IPS_MAX:
+        have = set(cap_ips(have))
+    return next(iter(have)) if len(have) == 1 else have

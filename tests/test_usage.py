@@ -73,6 +73,31 @@ def test_sessions_and_client_ip_caps() -> None:
     assert all("cat" not in s.uri and s.resource == "pods/exec" for s in u.sessions)
 
 
+def test_client_addresses_whether_one_or_many_and_however_merged() -> None:
+    from rbac_advisor.usage_builder import UsageBuilder
+
+    def built(ips: list[str], user: str = "alice") -> UsageBuilder:
+        b = UsageBuilder()
+        for e in evs(*(at(1, n, user=user, ip=ip) for n, ip in enumerate(ips))):
+            b.add(e)
+        b.flush()
+        return b
+
+    key = ("alice", "kubectl/v1.36.3")
+    one, same, two = built(["10.0.0.1"]), built(["10.0.0.1"] * 3), built(["10.0.0.2", "10.0.0.1"])
+    assert one.finish().client_ips[key] == same.finish().client_ips[key] == {"10.0.0.1"}
+    assert two.finish().client_ips[key] == {"10.0.0.1", "10.0.0.2"}
+    # Exports of one address and of several, absorbed in either order, capped alike.
+    many = [f"10.0.1.{i}" for i in range(usage.IPS_MAX + 3)]
+    expected = frozenset(sorted([*many, "10.0.0.1", "10.0.0.9"])[: usage.IPS_MAX])
+    for parts in ([["10.0.0.9"], many, ["10.0.0.1"]], [many, ["10.0.0.1"], ["10.0.0.9"]]):
+        whole = UsageBuilder()
+        for ips in parts:
+            whole.absorb_export(built(ips).export())
+        assert whole.finish().client_ips[key] == expected
+    assert built([*many, "10.0.0.1", "10.0.0.9"]).finish().client_ips[key] == expected
+
+
 def test_save_is_deterministic_and_loads_back() -> None:
     u = usage.build(
         evs(
