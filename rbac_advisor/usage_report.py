@@ -25,8 +25,8 @@ from rbac_advisor.usage_entries import Entries
 
 REPORT_FORMAT = "rbac-advisor/usage-report"
 REPORT_VERSION = 1
-# Subjects summarised between two progress reports.
-PROGRESS_EVERY = 1000
+# Share of the summarising work (subjects and their uses) between two progress reports.
+PROGRESS_STEP = 0.005
 
 
 def iso(t: float | None) -> str | None:
@@ -81,8 +81,8 @@ def iter_summaries(
     Only each user's request count is held for the whole run; its activity, addresses and
     uses are found when it is reached (runs of the sorted keys and rows). A log with as
     many subjects as uses would otherwise hold every subject's sets and maps at once.
-    ``progress`` is told the share of subjects summarised so far, every
-    ``PROGRESS_EVERY`` subjects.
+    ``progress`` is told the share summarised so far (subjects and their uses) each time
+    another ``PROGRESS_STEP`` of it is done.
     """
     activity, client_ips = usage.activity, usage.client_ips
     user_of = itemgetter(0)
@@ -103,15 +103,20 @@ def iter_summaries(
     # one string per user rather than a tuple of its parts.
     order = sorted(requests, key=_name_order)
     order.sort(key=requests.__getitem__, reverse=True)
-    for k, user in enumerate(order):
-        if progress is not None and not k % PROGRESS_EVERY:
-            progress(k / len(order))
+    # The share done counts each subject and each of its uses: the most active come first,
+    # and a share of subjects alone would promise the rest at their pace.
+    work, done, report = len(order) + len(entries), 0, 0.0
+    for user in order:
+        if progress is not None and done >= report:
+            progress(done / work)
+            report = done + work * PROGRESS_STEP
         a = bisect_left(act_users, user)
         b = bisect_right(act_users, user, lo=a)
         i = bisect_left(ip_users, user)
         j = bisect_right(ip_users, user, lo=i)
         r = bisect_left(row_users, user)
         rows = row_runs[2 * r : 2 * r + 2] if r < len(row_users) and row_users[r] == user else ()
+        done += 1 + (rows[1] - rows[0] if rows else 0)
         yield _summary(
             *_kind_namespace_name(user),
             user,

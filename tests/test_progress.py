@@ -60,6 +60,21 @@ def test_render_bar_percent_rate_and_time_left() -> None:
     )
 
 
+def test_time_left_is_the_pace_since_the_first_report() -> None:
+    """What came before the first report (an index built, workers started) is not the pace."""
+    assert render(0.5, 0, 10.0, since=(8.0, 0.0)).endswith("  2s left")
+    assert render(0.5, 0, 10.0, since=(6.0, 0.25)).endswith("  8s left")
+    assert "left" not in render(0.5, 0, 10.0, since=(10.0, 0.5))  # no pace yet
+    clock, out = _Clock(), _Tty()
+    p = Progress(True, 100, stream=out, clock=clock)
+    p.file(100, "summarising")
+    clock.now += 6.0  # six seconds before the first report, at 0 %
+    p.tick(0, 0.0)
+    clock.now += 1.0
+    p.tick(0, 0.1)  # 10 % in one second: 9 s left, not 63 s
+    assert out.getvalue().endswith("]  10%  9s left  summarising\033[K")
+
+
 def test_shown_after_a_second_only_on_a_terminal_and_cleared() -> None:
     clock, out = _Clock(), _Tty()
     p = Progress(True, 1000, stream=out, clock=clock)
@@ -145,7 +160,7 @@ def test_summarising_many_subjects_shows_a_bar_while_stdout_is_elsewhere(
     )
     monkeypatch.setattr(progress, "DELAY", 0.0)
     monkeypatch.setattr(progress, "PERIOD", 0.0)
-    monkeypatch.setattr(usage_report, "PROGRESS_EVERY", 50)
+    monkeypatch.setattr(usage_report, "PROGRESS_STEP", 0.1)
 
     def run(stdout: io.StringIO, stderr: io.StringIO) -> str:
         monkeypatch.setattr("sys.stdout", stdout)
@@ -159,9 +174,9 @@ def test_summarising_many_subjects_shows_a_bar_while_stdout_is_elsewhere(
     assert text == (usage_report.to_json(model) if json_out else usage_report.to_table(model))
     what = "writing JSON" if json_out else "summarising the subjects"
     shown = [s for s in err.getvalue().split("\r") if s.startswith("[") and what in s]
-    assert len(shown) == 12, err.getvalue()  # 600 subjects, a report every 50
+    assert len(shown) == 10, err.getvalue()  # 600 subjects, a report every tenth
     percents = [int(m.group(1)) for s in shown if (m := re.search(r"(\d+)%", s))]
-    assert percents == sorted(percents) and percents[0] == 0 and percents[-1] > 90
+    assert percents == list(range(0, 100, 10))
     assert not any("lines" in s for s in shown)
     assert err.getvalue().endswith("\r\033[K")
     # JSON streamed to the terminal itself: no bar mixed into it.

@@ -128,3 +128,24 @@ def test_summaries_match_a_plain_reading_of_the_model(
         for s in summarize(u)
     ]
     assert got == _reference(u)
+
+
+def test_the_share_summarised_counts_each_subjects_uses(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The most active subjects come first: a share of subjects alone would promise the rest
+    at their pace."""
+    from rbac_advisor import usage_report
+
+    heavy = [
+        event(audit_id=f"h{n}", user="heavy", uri=f"/api/v1/namespaces/n{n}/pods")
+        for n in range(100)
+    ]
+    light = [event(audit_id=f"l{n}", user=f"light-{n:03d}") for n in range(100)]
+    u = usage.build(e for d in heavy + light for e in parse_record(d).events)
+    assert len(u.entries) == 200
+    shares: list[float] = []
+    monkeypatch.setattr(usage_report, "PROGRESS_STEP", 0.001)
+    names = [s.user for s in usage_report.iter_summaries(u, shares.append)]
+    assert names[0] == "heavy" and len(names) == 101
+    # Work: 101 subjects and 200 uses. Before each subject, what the ones before it did.
+    assert shares[:3] == [0, 101 / 301, 103 / 301]
+    assert len(shares) == 101 and shares == sorted(shares)

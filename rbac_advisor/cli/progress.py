@@ -30,11 +30,19 @@ def _duration(seconds: float) -> str:
     return f"{s}s"
 
 
-def render(fraction: float | None, lines: int, elapsed: float, what: str = "") -> str:
+def render(
+    fraction: float | None,
+    lines: int,
+    elapsed: float,
+    what: str = "",
+    since: tuple[float, float] = (0.0, 0.0),
+) -> str:
     """One progress line: ``[#####.....]  41%  820,000 lines  190k lines/s  6s left``.
 
     ``fraction`` is the share of the input read (None when unknown: no bar, no estimate);
-    without ``lines`` the bar shows the share and the time left only.
+    without ``lines`` the bar shows the share and the time left only. ``since``: the
+    elapsed time and share at the first report; the time left is the pace from there
+    (what came before the first share, such as building an index, is not the pace).
     """
     rate = lines / elapsed if elapsed > 0 else 0.0
     speed = f"{rate / 1000:,.0f}k lines/s"
@@ -47,8 +55,9 @@ def render(fraction: float | None, lines: int, elapsed: float, what: str = "") -
         text = f"[{bar}] {f * 100:3.0f}%"
         if lines:  # an input read in lines (a saved model is read in bytes only)
             text += f"  {lines:,} lines  {speed}"
-        if 0.02 <= f < 1.0 and elapsed > 0:
-            text += f"  {_duration(elapsed * (1 - f) / f)} left"
+        t0, f0 = since
+        if 0.02 <= f < 1.0 and elapsed > t0 and f > f0:
+            text += f"  {_duration((elapsed - t0) * (1 - f) / (f - f0))} left"
     return f"{text}  {what}" if what else text
 
 
@@ -76,6 +85,7 @@ class Progress:
         self.within = 0.0  # share of the current input read
         self.what = ""
         self.shown = False
+        self.since: tuple[float, float] | None = None  # elapsed and share at the first report
 
     def file(self, size: int, name: str = "") -> None:
         """A new input of ``size`` bytes starts (the previous one is complete)."""
@@ -104,12 +114,15 @@ class Progress:
         if not self.enabled:
             return
         now = self.clock()
-        if now < self.next:
-            return
         fraction = None
         if self.total > 0:
             fraction = (self.finished + min(self.within, 1.0) * self.size) / self.total
-        self.stream.write("\r" + render(fraction, self.lines, now - self.start, self.what))
+            if self.since is None:
+                self.since = (now - self.start, fraction)
+        if now < self.next:
+            return
+        line = render(fraction, self.lines, now - self.start, self.what, self.since or (0.0, 0.0))
+        self.stream.write("\r" + line)
         self.stream.write("\033[K")
         self.stream.flush()
         self.shown = True
