@@ -65,10 +65,11 @@ _accesses: dict[Access, Access] = {}
 # and a reason parsed again must still be the same object (tables of uses index parts by
 # identity, so a second object would be a second part, and its uses second rows).
 _reasons: dict[ReasonRef, ReasonRef] = {}
+# The bindings and roles of reasons, one object per value: many reasons name one of each.
 _bindings: dict[BindingKey, BindingKey] = {}
+_roles: dict[RoleKey, RoleKey] = {}
 # Sorted group lists, one tuple per value: many users share their groups.
 _groups: dict[tuple[str, ...], tuple[str, ...]] = {}
-_roles: dict[RoleKey, RoleKey] = {}
 # Strings that repeat across identities and accesses (groups, verbs, API groups, resources,
 # namespaces), one object per value: each decoded record brings its own copies.
 _strings: dict[str, str] = {}
