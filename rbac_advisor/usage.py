@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import heapq
 import mmap
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
+from itertools import chain, pairwise, starmap
+from operator import attrgetter, lt
 from types import MappingProxyType
 from typing import Any
 
@@ -184,9 +185,9 @@ def key_order(k: UsageKey) -> tuple[Any, ...]:
     )
 
 
-def cap_ips(ips: Iterable[str]) -> frozenset[str]:
-    """The smallest IPS_MAX addresses: a cap that merges associatively."""
-    return frozenset(heapq.nsmallest(IPS_MAX, set(ips)))
+def cap_ips(ips: Iterable[str]) -> tuple[str, ...]:
+    """The smallest IPS_MAX distinct addresses, sorted: a cap that merges associatively."""
+    return tuple(heapq.nsmallest(IPS_MAX, set(ips)))
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,8 @@ class Usage:
     activity: Mapping[tuple[str, str, int], int] = field(
         default_factory=lambda: MappingProxyType({})
     )
-    client_ips: Mapping[tuple[str, str], frozenset[str]] = field(
+    # Sorted distinct addresses (a tuple: most pairs have one, and a set costs 216 bytes).
+    client_ips: Mapping[tuple[str, str], tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
     sessions: tuple[Session, ...] = ()
@@ -249,7 +251,7 @@ class Usage:
             activity[ak] = activity.get(ak, 0) + n
         ips = dict(self.client_ips)
         for ik, v in other.client_ips.items():
-            ips[ik] = cap_ips(ips.get(ik, frozenset()) | v)
+            ips[ik] = cap_ips(chain(ips.get(ik, ()), v))
         starts = [t for t in (self.start, other.start) if t is not None]
         ends = [t for t in (self.end, other.end) if t is not None]
         return freeze(
@@ -275,7 +277,7 @@ def freeze(
     end: float | None,
     sources: Iterable[SourceInfo] = (),
     activity: Mapping[tuple[str, str, int], int] | None = None,
-    client_ips: Mapping[tuple[str, str], frozenset[str]] | None = None,
+    client_ips: Mapping[tuple[str, str], Collection[str]] | None = None,
     sessions: Iterable[Session] = (),
     filtered: int = 0,
 ) -> Usage:
@@ -302,8 +304,11 @@ def freeze(
     )
 
 
-def _capped(ips: frozenset[str]) -> frozenset[str]:
-    return ips if len(ips) <= IPS_MAX and type(ips) is frozenset else cap_ips(ips)
+def _capped(ips: Collection[str]) -> tuple[str, ...]:
+    """``ips`` as held: sorted, distinct, capped (taken as it is when it already is)."""
+    if type(ips) is tuple and len(ips) <= IPS_MAX and all(starmap(lt, pairwise(ips))):
+        return ips
+    return cap_ips(ips)
 
 
 # Session's own order (order=True compares these fields as a tuple), without a Python call
@@ -319,7 +324,7 @@ def _unpickle(
     end: float | None,
     sources: tuple[SourceInfo, ...],
     activity: dict[tuple[str, str, int], int],
-    client_ips: dict[tuple[str, str], frozenset[str]],
+    client_ips: dict[tuple[str, str], tuple[str, ...]],
     sessions: tuple[Session, ...],
     filtered: int,
 ) -> Usage:

@@ -267,7 +267,8 @@ class UsageBuilder:
                 sources=sources,
                 activity=self._activity,
                 client_ips={
-                    k: frozenset((v,) if type(v) is str else v) for k, v in self._ips.items()
+                    k: (v,) if isinstance(v, str) else tuple(sorted(v))
+                    for k, v in self._ips.items()
                 },
                 sessions=self._sessions,
                 filtered=self._filtered,

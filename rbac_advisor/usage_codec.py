@@ -673,7 +673,7 @@ def _activity(rows: Any, seen: _Seen) -> dict[tuple[str, str, int], int]:
     return out
 
 
-def _client_ips(rows: Any, seen: _Seen) -> dict[tuple[str, str], frozenset[str]]:
+def _client_ips(rows: Any, seen: _Seen) -> dict[tuple[str, str], tuple[str, ...]]:
     """Client addresses per (user, tool)."""
     one = seen.setdefault
     is_strs = _is_strs
@@ -688,7 +688,7 @@ def _client_ips(rows: Any, seen: _Seen) -> dict[tuple[str, str], frozenset[str]]
             and is_strs(x[2])
         ):
             _bad_row(x, f"client_ips[{n}]", _CLIENT_IPS)
-        out[(one(x[0], x[0]), one(x[1], x[1]))] = frozenset(x[2])
+        out[(one(x[0], x[0]), one(x[1], x[1]))] = tuple(x[2])  # freeze sorts and caps
     if len(out) != n + 1:
         _repeated([tuple(x[:2]) for x in _each(rows, "client_ips")], "client_ips", "user and tool")
     return out

@@ -151,14 +151,14 @@ def _summary(
     user: str,
     requests: int,
     activity: Iterable[tuple[str, int]],
-    addresses: Iterable[frozenset[str]],
+    addresses: Iterable[Iterable[str]],
     entries: Iterable[tuple[UsageKey, Stats]],
 ) -> SubjectSummary:
     s = SubjectSummary(kind, name, namespace, user, requests=requests)
     for tool, n in activity:
         s.tools[tool or "unknown"] += n
     for ips in addresses:
-        s.ips |= ips
+        s.ips.update(ips)
     for k, st in entries:
         s.groups.update(k.identity.groups)
         via = k.via.binding.display() if k.via is not None else ""

@@ -76,7 +76,7 @@ def _reference(u: usage.Usage) -> list[tuple[object, ...]]:
         requests[user] += n
         tools[user][tool or "unknown"] += n
     for (user, _tool), seen in u.client_ips.items():
-        ips[user] |= seen
+        ips[user].update(seen)
     for k in u.entries:
         uses[k.identity.user].add((k.access, k.decision))
     users = set(requests) | set(ips) | set(uses)

@@ -429,7 +429,7 @@ def kubectl_activity(usage: Usage) -> vm.KubectlActivity:
             clients[user].add(tool)
     for (user, tool), seen in usage.client_ips.items():
         if name_of(tool) == "kubectl":
-            ips[user] |= seen
+            ips[user].update(seen)
     kusers = tuple(
         vm.KubectlUser(
             user=u,
