@@ -592,8 +592,8 @@ def _entries(
         vias.insert(0, None)
         cols[3] = array("i", [r + 1 for r in cols[3]])
     tables = (idents, accesses, dec_table, vias, tool_table)
-    held = Entries.if_canonical(tables, cols, counts, firsts, lasts, days)
-    if held is not None:
+    held = Entries(tables, cols, counts, firsts, lasts, days)
+    if held.canonical():
         return held
     # A value repeated in a table is one value: its rows name the first copy.
     for c, table in ((0, idents), (1, accesses), (3, vias)):

@@ -131,35 +131,29 @@ class Entries(Mapping[UsageKey, Stats]):
             _shared(map(days.__getitem__, order)),
         )
 
-    @classmethod
-    def if_canonical(
-        cls,
-        tables: tuple[
-            list[Identity], list[Access], list[Decision], list[ReasonRef | None], list[str]
-        ],
-        index: Sequence[array[int]],
-        counts: array[int],
-        firsts: array[float],
-        lasts: array[float],
-        days: list[frozenset[int]],
-    ) -> Entries | None:
-        """The entries when they are already as held, else None (see ``from_columns``).
+    def canonical(self) -> bool:
+        """True when the columns hold as the class says, checked in one pass each.
 
         That is: every table strictly rising in its part of the key order (so distinct),
         each of its values used, and the rows' codes strictly rising (so distinct). A saved
-        model is written so; taking it as it is spares ranking and sorting every row again.
+        model is written so; taking it as it is spares ranking and sorting every row again
+        (``from_columns`` does that for any other).
         """
-        parts: Sequence[Sequence[Any]] = tables
-        for (_, part_order), table, idx in zip(_PARTS, parts, index, strict=True):
+        tables: tuple[Sequence[Any], ...] = (
+            self._idents,
+            self._accs,
+            self._decs,
+            self._vias,
+            self._tools,
+        )
+        for (_, part_order), table, idx in zip(_PARTS, tables, self._cols, strict=True):
             order: Iterable[Any] = table if part_order is None else map(part_order, table)
             if not all(starmap(lt, pairwise(order))) or len(set(idx)) != len(table):
-                return None
-        _, na, nd, nv, nt = map(len, parts)
-        rows = zip(*index, strict=True)
+                return False
+        _, na, nd, nv, nt = self._sizes
+        rows = zip(*self._cols, strict=True)
         codes = ((((i * na + a) * nd + d) * nv + v) * nt + t for i, a, d, v, t in rows)
-        if not all(starmap(lt, pairwise(codes))):
-            return None
-        return cls(tables, index, counts, firsts, lasts, days)
+        return all(starmap(lt, pairwise(codes)))
 
     @classmethod
     def of(cls, entries: Mapping[UsageKey, Stats]) -> Entries:
