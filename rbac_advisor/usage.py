@@ -10,16 +10,18 @@ The streaming accumulator is ``usage_builder.UsageBuilder``; saving and loading 
 from __future__ import annotations
 
 import heapq
-import mmap
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from itertools import chain, pairwise, starmap
 from operator import attrgetter, lt
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rbac_advisor.events import Decision, Event, ReasonRef
 from rbac_advisor.rbac import Access, Identity
+
+if TYPE_CHECKING:
+    from rbac_advisor import usage_codec
 
 DAY = 86400
 SESSIONS_MAX = 2000
@@ -380,16 +382,14 @@ def dumps(usage: Usage) -> str:
 
 
 def loads(
-    text: str | bytes | mmap.mmap,
+    text: str | usage_codec.Text,
     path: str = "<usage>",
     progress: Callable[[int], None] | None = None,
-    release: Callable[[int, int], None] | None = None,
 ) -> Usage:
     """Read what :func:`dumps` wrote; InputError naming ``path`` on anything else.
 
-    ``progress`` is told how many bytes of the text have been read, ``release`` each span
-    of it no longer needed (see ``usage_codec``).
+    ``progress`` is told how many bytes of the text have been read (see ``usage_codec``).
     """
     from rbac_advisor import usage_codec
 
-    return usage_codec.loads(text, path, progress, release)
+    return usage_codec.loads(text, path, progress)

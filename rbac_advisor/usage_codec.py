@@ -13,13 +13,12 @@ file) loads as one document, to the same model.
 from __future__ import annotations
 
 import gc
-import mmap
 import reprlib
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from operator import lt
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import orjson
 
@@ -711,20 +710,40 @@ def _window(doc: dict[str, Any]) -> tuple[float | None, float | None]:
 
 # Bytes of a row-per-line array parsed at a time.
 PIECE = 1 << 20
+
+
+class Text(Protocol):
+    """What the reader needs of a saved model's bytes: its length, ``find`` and slices.
+
+    ``bytes`` is one; a file read where it is sliced is another (``cli.ingest``).
+    """
+
+    def __len__(self) -> int:
+        """The number of bytes."""
+        ...
+
+    def find(self, sub: bytes, start: int = ..., end: int = ..., /) -> int:
+        """As ``bytes.find``."""
+        ...
+
+    def __getitem__(self, span: slice, /) -> bytes:
+        """The bytes of ``span`` (a step of one)."""
+        ...
+
+
 _PLACE = "\x00"  # the key of the stand-in for a row-per-line array in the document's outline
 
 
 class _Lines:
     """A top-level array written a row per line, parsed when read, a piece at a time."""
 
-    __slots__ = ("_text", "_start", "_end", "read", "on_piece", "release")
+    __slots__ = ("_text", "_start", "_end", "read", "on_piece")
 
-    def __init__(self, text: bytes | mmap.mmap, start: int, end: int) -> None:
+    def __init__(self, text: Text, start: int, end: int) -> None:
         """The array's rows are ``text[start:end]``, between its ``[`` line and ``]`` line."""
         self._text, self._start, self._end = text, start, end
         self.read = False
         self.on_piece: Callable[[int], None] | None = None  # told each piece's bytes
-        self.release: Callable[[int, int], None] | None = None  # told each piece's span
 
     def pieces(self) -> Iterator[list[Any]]:
         """The rows, in lists of about PIECE bytes of text.
@@ -748,8 +767,6 @@ class _Lines:
                 raise orjson.JSONDecodeError("an empty value between commas", "", 0)
             if self.on_piece is not None:
                 self.on_piece(cut + 2 - at)
-            if self.release is not None:
-                self.release(at, cut)
             yield rows
             at = cut + 2
 
@@ -774,7 +791,7 @@ class _Tally:
         self.report(self.done)
 
 
-def _outline(text: bytes | mmap.mmap) -> tuple[dict[str, Any], list[_Lines]] | None:
+def _outline(text: Text) -> tuple[dict[str, Any], list[_Lines]] | None:
     """The document with its row-per-line arrays left unparsed; None for another layout.
 
     Each ``[`` that ends a line opens such an array up to the next line starting with
@@ -853,17 +870,14 @@ def _load(doc: Any) -> Usage:
 
 
 def loads(
-    text: str | bytes | mmap.mmap,
-    path: str = "<usage>",
-    progress: Callable[[int], None] | None = None,
-    release: Callable[[int, int], None] | None = None,
+    text: str | Text, path: str = "<usage>", progress: Callable[[int], None] | None = None
 ) -> Usage:
     """Parse a saved model, checking every field: the file is input like any other.
 
     ``progress``, if given, is called with how many bytes of the text have been read, as
-    the rows of a row-per-line layout are read a piece at a time. ``release``, if given,
-    is told each span ``(start, end)`` of the text that has been parsed and is not needed
-    again (a caller reading a mapped file lets its pages go).
+    the rows of a row-per-line layout are read a piece at a time. ``text`` may be any
+    :class:`Text`, such as a file read where it is sliced: only the piece being parsed is
+    then held.
 
     Raises:
         InputError: not JSON, not a usage model, an unknown version, or damaged (the
@@ -872,30 +886,23 @@ def loads(
     was = gc.isenabled()
     gc.disable()  # many small acyclic objects: generational passes would only cost time
     try:
-        return _decode(text, path, progress, release)
+        return _decode(text, path, progress)
     finally:
         if was:
             gc.enable()
 
 
-def _decode(
-    text: str | bytes | mmap.mmap,
-    path: str,
-    progress: Callable[[int], None] | None,
-    release: Callable[[int, int], None] | None,
-) -> Usage:
+def _decode(text: str | Text, path: str, progress: Callable[[int], None] | None) -> Usage:
     """:func:`loads` without the garbage collector's pause."""
     data = text.encode() if isinstance(text, str) else text
     outline = _outline(data)
     if outline is not None:
         doc, arrays = outline
-        if release is not None:  # each array's text is read again a piece at a time
-            release(0, len(data))
         # The outline is read: the arrays' text is what is left to report.
         left = len(data) - sum(a.size for a in arrays)
         tally = None if progress is None else _Tally(progress, left)
         for a in arrays:
-            a.on_piece, a.release = tally, release
+            a.on_piece = tally
         try:
             usage = _load(doc)
             for a in arrays:

@@ -1,4 +1,4 @@
-"""Memory given back while reading: large freed blocks, and the text of a saved model."""
+"""Memory given back or never taken while reading: large freed blocks, a saved model's text."""
 
 from __future__ import annotations
 
@@ -71,15 +71,7 @@ def test_one_process_reading_gives_blocks_back(
     assert calls == [1]
 
 
-# ---- a saved model: its text is mapped, and the pages parsed are let go --------------------
-
-
-def _rss_file() -> int:
-    """Bytes of file-backed pages this process has resident (a mapped file's among them)."""
-    for row in Path("/proc/self/status").read_text().splitlines():
-        if row.startswith("RssFile:"):
-            return int(row.split()[1]) * 1024
-    raise AssertionError("no RssFile in /proc/self/status")
+# ---- a saved model: read a piece at a time, not held whole -----------------------------------
 
 
 def _saved_model(tmp_path: Path) -> tuple[Path, Any]:
@@ -94,14 +86,23 @@ def _saved_model(tmp_path: Path) -> tuple[Path, Any]:
             event(audit_id=f"a{n}", user=f"u{n % 7}", uri=f"/api/v1/namespaces/n{n}/pods")
         ).events
     )
-    filler = '"aaa":[\n' + ",\n".join(["[" + "1," * 1000 + "1]"] * 8000) + "\n],"
+    filler = '"aaa":[\n' + ",\n".join([f'"{n:04d}' + "a" * 2000 + '"' for n in range(8000)])
+    filler += "\n],"
     path = tmp_path / "model.json"
     path.write_text("{" + filler + usage.dumps(model)[1:])
     assert path.stat().st_size > 16_000_000
     return path, model
 
 
-def test_a_saved_model_is_mapped_and_let_go_as_it_is_parsed(
+def _rss() -> int:
+    """Bytes this process has resident now."""
+    for row in Path("/proc/self/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_a_saved_model_is_read_a_piece_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rbac_advisor import usage_codec
@@ -109,52 +110,65 @@ def test_a_saved_model_is_mapped_and_let_go_as_it_is_parsed(
 
     path, model = _saved_model(tmp_path)
     size = path.stat().st_size
-    ingest.load_saved(path, progress=False)  # whatever loading imports is mapped before
+    ingest.load_saved(path, progress=False)  # whatever loading imports and allocates once
     resident: list[int] = []
     real = usage_codec._Lines.pieces
 
     def watched(self: Any) -> Any:
         for rows in real(self):
             yield rows
-            resident.append(_rss_file())
+            resident.append(_rss())
 
     monkeypatch.setattr(usage_codec._Lines, "pieces", watched)
-    texts: list[Any] = []
-    real_loads = ingest.loads
-    monkeypatch.setattr(
-        ingest, "loads", lambda text, *a: texts.append(text) or real_loads(text, *a)
-    )
-    before = _rss_file()
+    before = _rss()
     assert ingest.load_saved(path, progress=False) == model
     assert len(resident) > 16  # pieces of about 1 MB
-    # Never more than a few pieces of the 16 MB resident at once.
+    # Holding the text (as reading it whole did) would add all of it.
     assert max(resident) - before < size // 4, (max(resident) - before, size)
-    (text,) = texts
-    assert text.closed  # the mapping is let go with the call
 
 
-def test_without_letting_go_the_whole_text_would_stay(
+def test_a_saved_model_cut_short_while_read_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the test above measures: the text mapped whole, when nothing lets it go."""
+    """Another program rewriting the file in place: the model read short is damaged."""
+    from rbac_advisor import usage_codec
     from rbac_advisor.cli import ingest
 
     path, model = _saved_model(tmp_path)
-    monkeypatch.setattr(ingest, "_releaser", lambda text: None)
-    seen: list[int] = []
-    real_loads = ingest.loads
-
-    def loads(text: Any, *a: Any) -> Any:
-        out = real_loads(text, *a)
-        seen.append(_rss_file())
-        return out
-
-    monkeypatch.setattr(ingest, "loads", loads)
-    ingest.load_saved(path, progress=False)  # whatever loading imports is mapped before
-    seen.clear()
-    before = _rss_file()
     assert ingest.load_saved(path, progress=False) == model
-    assert seen[0] - before > path.stat().st_size * 3 // 4
+    real = usage_codec._Lines.pieces
+
+    def cut(self: Any) -> Any:
+        for k, rows in enumerate(real(self)):
+            if k == 2:
+                with path.open("r+b") as f:
+                    f.truncate(path.stat().st_size // 2)
+            yield rows
+
+    monkeypatch.setattr(usage_codec._Lines, "pieces", cut)
+    with pytest.raises(InputError, match=r"model\.json: .*(invalid JSON|damaged)"):
+        ingest.load_saved(path, progress=False)
+
+
+def test_a_file_read_where_sliced_finds_and_slices_as_bytes(tmp_path: Path) -> None:
+    from rbac_advisor.cli import ingest
+
+    data = b"ab,\ncd[\n" * 300 + b"\n]" + b"x" * 5
+    path = tmp_path / "t"
+    path.write_bytes(data)
+    with path.open("rb") as f:
+        text = ingest.FileText(f.fileno())
+        with pytest.MonkeyPatch.context() as mp:
+            for chunk in (1, 2, 3, 7, 1 << 20):
+                mp.setattr(ingest, "_CHUNK", chunk)
+                for sub in (b",\n", b"[\n", b"\n]", b"x", b"zz", b"cd[\nab"):
+                    for start, end in ((0, None), (5, None), (7, 900), (2000, None), (3, 3)):
+                        want = data.find(sub, start) if end is None else data.find(sub, start, end)
+                        args = (sub, start) if end is None else (sub, start, end)
+                        assert text.find(*args) == want, (chunk, sub, start, end)
+        assert len(text) == len(data) and text[:] == data
+        assert text[5:17] == data[5:17] and text[len(data) - 3 :] == data[-3:]
+        assert text[10:5] == b"" and text[0 : 10**9] == data
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
@@ -163,7 +177,7 @@ def test_a_saved_model_is_checked_as_utf8_across_chunks(
 ) -> None:
     from rbac_advisor.cli import ingest
 
-    monkeypatch.setattr(ingest, "_UTF8_CHUNK", chunk)
+    monkeypatch.setattr(ingest, "_CHUNK", chunk)
     for good in ("", "plain", "aé€😀b", "😀" * 7, "x€"):
         ingest._check_utf8(good.encode())
     for bad in (b"a\xc3", b"\xc3a", b"ab\xff", b"\xe2\x82", b"\xe2\x82a\xac", b"\xed\xa0\x80"):

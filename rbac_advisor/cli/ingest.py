@@ -9,13 +9,14 @@ from __future__ import annotations
 import codecs
 import functools
 import gc
-import mmap
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, normalise, parse_blocks
@@ -26,87 +27,110 @@ from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, InputError, UsageError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage, loads
 from rbac_advisor.usage_builder import UsageBuilder
+from rbac_advisor.usage_codec import Text
 from rbac_advisor.usage_fast import RawAggregator
 
 _NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
-_UTF8_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # bytes of a saved model checked or searched at a time
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _SUB_MICROSECOND = re.compile(r"\.(\d{6})(\d+)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
 
-def _check_utf8(text: bytes | mmap.mmap) -> None:
+def _check_utf8(text: Text) -> None:
     """Check that ``text`` is UTF-8, a megabyte at a time, without keeping a decoded copy.
 
     Raises:
         UnicodeDecodeError: it is not.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    for at in range(0, len(text), _UTF8_CHUNK):
-        chunk = text[at : at + _UTF8_CHUNK]
+    for at in range(0, len(text), _CHUNK):
+        chunk = text[at : at + _CHUNK]
         if not chunk.isascii() or decoder.getstate()[0]:
             decoder.decode(chunk)
     decoder.decode(b"", final=True)
 
 
-def _mapped(path: Path) -> bytes | mmap.mmap:
-    """The bytes of ``path``: mapped when it is a regular file, else read (a pipe, empty)."""
-    with path.open("rb") as f:
-        try:
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # not mappable, or empty
-            return f.read()
+class FileText:
+    """An open regular file's bytes, read where they are sliced or searched (``os.pread``).
 
-
-def _releaser(text: bytes | mmap.mmap) -> Callable[[int, int], None] | None:
-    """A function letting the pages of a span of a mapped file go from this process.
-
-    They are read from the file again if touched; the model read from them is what stays.
+    Reading a saved model through it holds only the piece being parsed, not the file. A
+    file cut short meanwhile reads short, and the model is then refused as damaged.
     """
-    if not isinstance(text, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
-        return None
-    page = mmap.PAGESIZE
 
-    def release(start: int, end: int) -> None:
-        start -= start % page
-        if start < min(end, len(text)):
-            text.madvise(mmap.MADV_DONTNEED, start, min(end, len(text)) - start)
+    def __init__(self, fd: int) -> None:
+        """Read ``fd`` (kept open by the caller) as its size is now."""
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
 
-    return release
+    def __len__(self) -> int:
+        """The file's size when opened."""
+        return self._size
+
+    def __getitem__(self, span: slice, /) -> bytes:
+        """The bytes of ``span`` (a step of one), fewer if the file was cut short."""
+        start, stop, _ = span.indices(self._size)
+        parts: list[bytes] = []
+        while start < stop:
+            got = os.pread(self._fd, min(stop - start, 1 << 30), start)
+            if not got:
+                break
+            parts.append(got)
+            start += len(got)
+        return b"".join(parts)
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None, /) -> int:
+        """As ``bytes.find`` with non-negative bounds, a megabyte at a time."""
+        end = self._size if end is None else min(end, self._size)
+        at = start
+        while at < end:
+            stop = min(at + _CHUNK + len(sub) - 1, end)  # a match across chunks is found
+            chunk = self[at:stop]
+            k = chunk.find(sub)
+            if k >= 0:
+                return at + k
+            if stop >= end or len(chunk) < stop - at:
+                break
+            at += _CHUNK
+        return -1
+
+
+def _opened(f: BinaryIO) -> Text:
+    """The bytes of an open file: read where sliced when it is a regular file, else all read."""
+    if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        return FileText(f.fileno())
+    return f.read()  # a pipe
 
 
 def load_saved(path: Path, *, progress: bool) -> Usage:
     """The model saved in ``path``, with a progress bar on a terminal when it takes a second.
 
-    A regular file is mapped, not read: the pages of text already parsed are let go as the
-    model is read, so the peak is the model's memory and not the model's plus the file's.
+    A regular file is read a piece at a time as the model is read (see :class:`FileText`),
+    so the peak is the model's memory and not the model's plus the file's.
 
     Raises:
         InputError: unreadable, not UTF-8, or not a saved model.
     """
     try:
-        text = _mapped(path)
+        f = path.open("rb")
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
-    try:
+    with f:
         try:
+            text = _opened(f)
             _check_utf8(text)
+        except OSError as err:
+            raise InputError(f"{path}: cannot read ({err.strerror})") from None
         except UnicodeDecodeError:
             raise InputError(f"{path}: {_NOT_A_MODEL}") from None
-        release = _releaser(text)
-        if release is not None:
-            release(0, len(text))
         size = len(text)
         meter = Progress(progress, size)
         meter.file(size, f"reading {path.name}")
         try:
-            return loads(text, str(path), lambda at: meter.tick(0, at / size), release)
+            return loads(text, str(path), lambda at: meter.tick(0, at / size))
         finally:
             meter.done()
-    finally:
-        if isinstance(text, mmap.mmap):
-            text.close()
 
 
 def parse_when(text: str | None, now: float, flag: str) -> float | None:
