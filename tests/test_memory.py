@@ -150,6 +150,31 @@ def test_a_saved_model_cut_short_while_read_is_refused(
         ingest.load_saved(path, progress=False)
 
 
+def test_a_read_failing_while_a_model_is_read_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from rbac_advisor import usage_codec
+    from rbac_advisor.cli import ingest
+
+    path, _ = _saved_model(tmp_path)
+    real = usage_codec._Lines.pieces
+
+    def failing(self: Any) -> Any:
+        for k, rows in enumerate(real(self)):
+            if k == 2:
+                monkeypatch.setattr(
+                    os, "pread", lambda *a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error"))
+                )
+            yield rows
+
+    monkeypatch.setattr(usage_codec._Lines, "pieces", failing)
+    with pytest.raises(InputError, match=r"model\.json: cannot read \(I/O error\)"):
+        ingest.load_saved(path, progress=False)
+
+
 def test_a_file_read_where_sliced_finds_and_slices_as_bytes(tmp_path: Path) -> None:
     from rbac_advisor.cli import ingest
 

@@ -119,18 +119,19 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
     with f:
         try:
             text = _opened(f)
-            _check_utf8(text)
-        except OSError as err:
+            try:
+                _check_utf8(text)
+            except UnicodeDecodeError:
+                raise InputError(f"{path}: {_NOT_A_MODEL}") from None
+            size = len(text)
+            meter = Progress(progress, size)
+            meter.file(size, f"reading {path.name}")
+            try:
+                return loads(text, str(path), lambda at: meter.tick(0, at / size))
+            finally:
+                meter.done()
+        except OSError as err:  # the file read where it is sliced: at any point
             raise InputError(f"{path}: cannot read ({err.strerror})") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: {_NOT_A_MODEL}") from None
-        size = len(text)
-        meter = Progress(progress, size)
-        meter.file(size, f"reading {path.name}")
-        try:
-            return loads(text, str(path), lambda at: meter.tick(0, at / size))
-        finally:
-            meter.done()
 
 
 def parse_when(text: str | None, now: float, flag: str) -> float | None:
