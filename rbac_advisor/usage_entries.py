@@ -37,6 +37,7 @@ from rbac_advisor.usage_merge import (
     keys_of,
     mixed_radix,
     new_stats,
+    radix_codes,
     reason_of,
 )
 
@@ -150,10 +151,7 @@ class Entries(Mapping[UsageKey, Stats]):
             order: Iterable[Any] = table if part_order is None else map(part_order, table)
             if not all(starmap(lt, pairwise(order))) or len(set(idx)) != len(table):
                 return False
-        _, na, nd, nv, nt = self._sizes
-        rows = zip(*self._cols, strict=True)
-        codes = ((((i * na + a) * nd + d) * nv + v) * nt + t for i, a, d, v, t in rows)
-        return all(starmap(lt, pairwise(codes)))
+        return all(starmap(lt, pairwise(radix_codes(self._cols, self._sizes))))
 
     @classmethod
     def of(cls, entries: Mapping[UsageKey, Stats]) -> Entries:

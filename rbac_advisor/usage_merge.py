@@ -102,12 +102,16 @@ def index_by_value(col: Sequence[Any]) -> tuple[list[Any], list[int]]:
     return table, list(map(pos.__getitem__, col))
 
 
-def mixed_radix(columns: Sequence[Sequence[int]], sizes: Sequence[int]) -> list[int]:
+def radix_codes(columns: Sequence[Sequence[int]], sizes: Sequence[int]) -> Iterator[int]:
     """Mixed-radix numbers of rows of indices (``sizes``: each column's number of values)."""
     _, na, nd, nv, nt = sizes
-    return [
-        (((i * na + a) * nd + d) * nv + v) * nt + t for i, a, d, v, t in zip(*columns, strict=True)
-    ]
+    rows = zip(*columns, strict=True)
+    return ((((i * na + a) * nd + d) * nv + v) * nt + t for i, a, d, v, t in rows)
+
+
+def mixed_radix(columns: Sequence[Sequence[int]], sizes: Sequence[int]) -> list[int]:
+    """:func:`radix_codes` as a list."""
+    return list(radix_codes(columns, sizes))
 
 
 def _rank(tables: Iterable[Sequence[Any]]) -> tuple[list[Any], list[list[int]]]:

@@ -92,10 +92,11 @@ def iter_summaries(
     ip_users = list(map(user_of, ip_keys))
     entries = Entries.of(usage.entries)
     row_users: list[str] = []
-    row_runs = array("q")  # start, stop of each user's rows
+    row_starts, row_stops = array("q"), array("q")  # each user's run of rows
     for user, start, stop in entries.user_runs():
         row_users.append(user)
-        row_runs.extend((start, stop))
+        row_starts.append(start)
+        row_stops.append(stop)
     requests: dict[str, int] = dict.fromkeys(chain(ip_users, row_users), 0)
     for (user, _tool, _day), n in activity.items():
         requests[user] = requests.get(user, 0) + n
@@ -115,15 +116,17 @@ def iter_summaries(
         i = bisect_left(ip_users, user)
         j = bisect_right(ip_users, user, lo=i)
         r = bisect_left(row_users, user)
-        rows = row_runs[2 * r : 2 * r + 2] if r < len(row_users) and row_users[r] == user else ()
-        done += 1 + (rows[1] - rows[0] if rows else 0)
+        start, stop = 0, 0  # a user with addresses or activity but no use
+        if r < len(row_users) and row_users[r] == user:
+            start, stop = row_starts[r], row_stops[r]
+        done += 1 + stop - start
         yield _summary(
             *_kind_namespace_name(user),
             user,
             requests[user],
             [(key[1], activity[key]) for key in act_keys[a:b]],
             [client_ips[key] for key in ip_keys[i:j]],
-            entries.items_between(*rows) if rows else (),
+            entries.items_between(start, stop),
         )
 
 

@@ -114,10 +114,12 @@ class Progress:
         if not self.enabled:
             return
         now = self.clock()
+        if now < self.next and self.since is not None:
+            return
         fraction = None
         if self.total > 0:
             fraction = (self.finished + min(self.within, 1.0) * self.size) / self.total
-            if self.since is None:
+            if self.since is None:  # the first report, drawn or not
                 self.since = (now - self.start, fraction)
         if now < self.next:
             return
