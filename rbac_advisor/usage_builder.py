@@ -55,6 +55,11 @@ class UsageBuilder:
         """Start empty; ``dedupe`` False when the caller already collapsed stages."""
         self.options = options if options is not None else BuildOptions()
         self.deduper: Deduper[int] | None = Deduper() if dedupe else None
+        self._tools: dict[str, str] = {}
+        self._empty()
+
+    def _empty(self) -> None:
+        """Hold no counted state (the deduplication window and caches stay)."""
         self.by_source: dict[int, int] = {}
         self._uses = UseTable()
         self._parts: list[Rows] = []  # absorbed exports, merged in finish()
@@ -67,7 +72,11 @@ class UsageBuilder:
         # Client addresses per (user, tool); one address is held as the string itself.
         self._ips: dict[tuple[str, str], str | set[str]] = {}
         self._sessions: list[Session] = []
-        self._tools: dict[str, str] = {}
+
+    @property
+    def uses(self) -> int:
+        """The distinct uses counted here (not those of absorbed exports)."""
+        return len(self._uses)
 
     def add(self, ev: Event, source: int = 0) -> None:
         """Add one (stage) event read from source number ``source``."""
@@ -199,7 +208,24 @@ class UsageBuilder:
     def _rows(self) -> Rows:
         if not self._parts:
             return self._uses.rows(ordered=True)
+        if len(self._parts) == 1 and not self._uses:
+            return self._parts.pop()  # as it came: whoever takes the export merges it
         return merge([*self._parts, self._uses.rows(ordered=False)])
+
+    def hand_over(self) -> Export:
+        """What :meth:`export` gives, then start counting afresh.
+
+        A worker hands its counts over this way before they outgrow its memory; adding up
+        the states handed over (``absorb_export``) gives what one export at the end would.
+        """
+        out = self.export()
+        self._empty()
+        return out
+
+    def compact(self) -> None:
+        """Merge the absorbed exports into one (the rows of uses in several, added up)."""
+        if len(self._parts) > 1:
+            self._parts = [merge(self._parts)]
 
     def export(self) -> Export:
         """The counted state as plain picklable values (see :meth:`absorb_export`)."""

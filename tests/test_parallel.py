@@ -103,15 +103,36 @@ def _log(tmp_path: Path, gz: bool) -> tuple[str, int]:
     return str(p), len(dicts)
 
 
+def _count_hand_overs(monkeypatch: pytest.MonkeyPatch, threshold: int) -> list[int]:
+    """Workers hand their counts over past ``threshold`` uses; the parent's takes, counted."""
+    monkeypatch.setattr(parallel, "HAND_OVER", threshold)  # the workers inherit it
+    taken = [0]
+    absorb = parallel.UsageBuilder.absorb_export
+
+    def counted(self: Any, state: Any) -> None:
+        taken[0] += 1
+        absorb(self, state)
+
+    monkeypatch.setattr(parallel.UsageBuilder, "absorb_export", counted)
+    return taken
+
+
 @pytest.mark.parametrize("gz", [False, True])
-def test_two_processes_equal_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool) -> None:
+@pytest.mark.parametrize("hand_over", [None, 1, 4])
+def test_two_processes_equal_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool, hand_over: int | None
+) -> None:
     p, n = _log(tmp_path, gz)
     monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    monkeypatch.setattr(parallel, "BLOCK", 1 << 14)  # many blocks: many chances to hand over
     assert parallel.worth_it(p, 2)
     seq = load_usage([p], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    taken = _count_hand_overs(monkeypatch, hand_over) if hand_over else [0]
     par = load_usage([p], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
     assert par == seq
     assert seq.requests == 3000 and seq.sources[0].lines == n
+    # Two results, plus the counts handed over early (added up apart, then taken at once).
+    assert taken[0] > 3 if hand_over else taken[0] == 0
 
 
 def test_malformed_line_is_reported_at_its_absolute_line(
@@ -148,6 +169,8 @@ def test_damaged_gzip_is_reported_as_one_reader_would(
     Path(p).write_bytes(data[: len(data) * 2 // 3])  # truncated inside the second part
     monkeypatch.setattr(parallel, "MIN_SIZE", 0)
     errors = []
+    # Counts handed over before the damage is found are not kept: the files are read again.
+    taken = _count_hand_overs(monkeypatch, 1)
     for workers in (1, 2):
         with pytest.raises(AuditParseError, match="truncated or corrupt gzip") as err:
             load_usage([p], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
@@ -156,6 +179,7 @@ def test_damaged_gzip_is_reported_as_one_reader_would(
     seq = load_usage([p], workers=1, skip_malformed=True, **KW)  # type: ignore[arg-type]
     par = load_usage([p], workers=2, skip_malformed=True, **KW)  # type: ignore[arg-type]
     assert par == seq and seq.skipped == 1 and seq.requests > 0
+    assert taken[0] > 0
 
 
 def test_concatenated_gzip_members_split_like_one_stream(
@@ -173,7 +197,7 @@ def test_concatenated_gzip_members_split_like_one_stream(
     assert par == seq and seq.entries == plain_model.entries and seq.requests == 3000
 
 
-def _sigint_handler(_args: Any) -> Any:
+def _sigint_handler(_args: Any, _hand: Any = None) -> Any:
     return signal.getsignal(signal.SIGINT)
 
 
@@ -184,11 +208,11 @@ def test_workers_leave_ctrl_c_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> 
     assert got == [signal.SIG_IGN, signal.SIG_IGN]
 
 
-def _killed(_args: Any) -> Any:
+def _killed(_args: Any, _hand: Any = None) -> Any:
     os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer does
 
 
-def _exhausted(_args: Any) -> Any:
+def _exhausted(_args: Any, _hand: Any = None) -> Any:
     raise MemoryError
 
 
@@ -197,7 +221,7 @@ class _KilledWhilePickled:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _killed_while_sending(_args: Any) -> Any:
+def _killed_while_sending(_args: Any, _hand: Any = None) -> Any:
     # Part of the result reaches the pipe (more than its buffer) before the process dies.
     return [b"x" * (4 * parallel._PIPE_BUFFER), _KilledWhilePickled()]
 
@@ -207,7 +231,7 @@ class _ExhaustedWhilePickled:
         raise MemoryError
 
 
-def _exhausted_while_sending(_args: Any) -> Any:
+def _exhausted_while_sending(_args: Any, _hand: Any = None) -> Any:
     return [b"x" * (4 * parallel._PIPE_BUFFER), _ExhaustedWhilePickled()]
 
 
@@ -224,7 +248,7 @@ def test_a_result_cut_short_is_a_lost_worker(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_results_are_streamed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     big = [bytes([k]) * (3 * parallel._PIPE_BUFFER + k) for k in range(3)]
-    monkeypatch.setattr(parallel, "_work", lambda args: big[args])
+    monkeypatch.setattr(parallel, "_work", lambda args, _hand=None: big[args])
     ctx = multiprocessing.get_context("fork")
     assert parallel._run_workers(ctx, None, [0, 1, 2], lambda: None) == big  # type: ignore[list-item]
 
@@ -314,9 +338,10 @@ def _texts(reqs, rnd) -> list[bytes]:
     rnd=st.randoms(use_true_random=False),
     files=st.integers(1, 3),
     workers=st.sampled_from([2, 3]),
+    hand_over=st.sampled_from([parallel.HAND_OVER, 1, 2]),
 )
 def test_any_split_of_any_files_equals_one_reader(
-    tmp_path_factory: pytest.TempPathFactory, reqs, rnd, files: int, workers: int
+    tmp_path_factory: pytest.TempPathFactory, reqs, rnd, files: int, workers: int, hand_over: int
 ) -> None:
     texts = _texts(reqs, rnd)
     d = tmp_path_factory.mktemp("split")
@@ -334,6 +359,7 @@ def test_any_split_of_any_files_equals_one_reader(
         estimates[str(p)] = rnd.randrange(2 * len(data) + 2)  # a gzip size guess, any
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(parallel, "MIN_SIZE", 0)
+        mp.setattr(parallel, "HAND_OVER", hand_over)  # workers may hand counts over early
         mp.setattr(parallel.logfiles, "inflated_size", lambda p: estimates[p])
         try:
             seq = load_usage(paths, workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
@@ -366,6 +392,8 @@ def test_errors_in_a_run_of_files_name_the_file_and_its_line(
     whole = gzip.compress(b"".join(data[n // 2 :]))
     b.write_bytes(whole[: len(whole) // 2])
     errors = []
+    # Counts handed over before the damage is found are not kept: the files are read again.
+    _count_hand_overs(monkeypatch, 1)
     for workers in (1, 2):
         with pytest.raises(AuditParseError, match="truncated or corrupt gzip") as err:
             load_usage(paths, workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from audit_samples import event
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rbac_advisor import usage
 from rbac_advisor.audit import parse_record
@@ -159,3 +161,44 @@ def test_a_record_without_time_counts_but_moves_no_time_and_no_day(tmp_path) -> 
     p = tmp_path / "a.log"
     p.write_bytes(b"".join(line(d) + b"\n" for d in (undated, dated)))
     assert read_logs([str(p)]).entries == usage.build(evs(undated, dated)).entries
+
+
+_MIXED = [
+    at(
+        1 + i % 3,
+        i,
+        user=("alice", "bob", "system:serviceaccount:ns:sa")[i % 3],
+        verb=("get", "list", "delete")[i % 4 % 3],
+        uri=f"/api/v1/namespaces/ns/pods/p{i % 5}",
+        ref={"resource": "pods", "namespace": "ns", "name": f"p{i % 5}", "apiVersion": "v1"},
+        ip=f"10.0.0.{i % 7}",
+        ua=("kubectl/v1.36.3", "Helm/3.15.2", "curl/8.0")[i % 3],
+        decision="forbid" if i % 6 == 5 else "allow",
+        code=403 if i % 6 == 5 else 200,
+        imp={"username": "carol", "groups": ["ops"]} if i % 11 == 0 else None,
+    )
+    for i in range(60)
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(0, len(_MIXED)), max_size=6))
+def test_counts_handed_over_anywhere_add_up_to_the_whole(cuts: list[int]) -> None:
+    """A worker's counts handed over at any points, added up elsewhere, equal one builder."""
+    from rbac_advisor.usage_builder import UsageBuilder
+
+    events = evs(*_MIXED)
+    whole = UsageBuilder()
+    for e in events:
+        whole.add(e)
+    worker, taker = UsageBuilder(), UsageBuilder(dedupe=False)
+    for k, e in enumerate(events):
+        if k in cuts:
+            taker.absorb_export(worker.hand_over())
+            taker.compact()
+            assert worker.uses == 0
+        worker.add(e)
+    worker.flush()
+    taker.absorb_export(worker.export())
+    expected = whole.finish()
+    assert taker.finish() == expected and expected.requests == 60

@@ -71,6 +71,11 @@ HEAD_LINES = 200_000
 # Text before its share a worker reads for the requests counted there (about 55k lines).
 OVERLAP = 64 << 20
 _PIPE_BUFFER = 1 << 16  # results are pickled into and out of the pipe this much at a time
+# Distinct uses a worker counts before it hands them to the parent and starts afresh: its
+# memory is then bounded by its window and this, not by how many uses its share holds
+# (about 200 MB a worker at most, against 360 MB for 3M lines of 150k subjects). Shares of
+# logs with fewer distinct uses never reach it.
+HAND_OVER = 150_000
 
 
 @dataclass(frozen=True)
@@ -460,7 +465,27 @@ def _seed(
 _Args = tuple[list[Part], list[Part], BuildOptions, bool]
 
 
-def _work(args: _Args) -> _Result:
+def _keep(_state: Any) -> None:
+    """Where a worker's counts go before the end of its share: nowhere (they stay)."""
+
+
+def _handing(
+    blocks: Iterator[Block], builder: UsageBuilder, hand: Callable[[Any], None]
+) -> Iterator[Block]:
+    """``blocks``, handing the builder's counts over between two once they reach HAND_OVER.
+
+    Between blocks every line before has been counted or waits in the deduplication window,
+    which stays. The normaliser lets go of its interned values too: the uses held them.
+    """
+    for block in blocks:
+        yield block
+        if builder.uses >= HAND_OVER:
+            hand(builder.hand_over())
+            normalise.forget()
+
+
+def _work(args: _Args, hand: Callable[[Any], None] = _keep) -> _Result:
+    """Read one share; counts may be handed over (``hand``) before the result comes back."""
     parts, before, options, skip = args
     gc.disable()
     stats: dict[str, SourceStats] = {}
@@ -503,6 +528,8 @@ def _work(args: _Args) -> _Result:
             part_stats = stats.setdefault(part.path, SourceStats(part.path))
             too_long = logfiles.too_long_handler(part.path, part_stats, skip_malformed=skip)
             blocks = _range_blocks(pieces, part.path, pos, too_long=too_long)
+            if hand is not _keep:
+                blocks = _handing(blocks, builder, hand)
             for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
                 final = rank(ev.stage) >= 2
                 k = request_key(ev) if final or pos[0] <= left else None
@@ -543,10 +570,21 @@ def _init(counter: Any) -> None:
 
 
 def _child(conn: Connection, counter: Any, args: _Args) -> None:
-    """A worker process: read one share, send back its result (or the exception raised)."""
+    """A worker process: read one share, send back its result (or the exception raised).
+
+    Counts handed over on the way go first, each as ``(None, state)``; the result is
+    ``(True, result)`` or ``(False, exception)``.
+    """
     _init(counter)
+
+    def hand(state: Any) -> None:
+        try:
+            _send(conn, (None, state))
+        except MemoryError:
+            os._exit(1)  # part of it may be written: end without a result (the parent says so)
+
     try:
-        out: tuple[bool, Any] = (True, _work(args))
+        out: tuple[bool, Any] = (True, _work(args, hand))
     except BaseException as err:  # noqa: BLE001 - re-raised in the parent
         out = (False, err)
     try:
@@ -567,23 +605,68 @@ def _send(conn: Connection, obj: object) -> None:
         pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+class _Exact:
+    """Reads of a pipe that return what was asked for, no more (short only at its end).
+
+    A worker sends several pickles down one pipe: a buffered reader would take the start
+    of the next one with the end of this one, and lose it. Pickles of protocol 4 and later
+    come in frames of about 64 KB, which the unpickler reads whole.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            return b"".join(iter(lambda: os.read(self._fd, _PIPE_BUFFER), b""))
+        chunks: list[bytes] = []
+        while n > 0:
+            chunk = os.read(self._fd, min(n, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            n -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")
+        done = 0
+        while done < len(view):
+            got = os.readv(self._fd, [view[done:]])
+            if not got:
+                break
+            done += got
+        return done
+
+    def readline(self) -> bytes:
+        out = bytearray()
+        while not out.endswith(b"\n") and (c := os.read(self._fd, 1)):
+            out += c
+        return bytes(out)
+
+
 def _receive(conn: Connection) -> Any:
-    """What :func:`_send` wrote, read as it comes.
+    """One pickle :func:`_send` wrote, read as it comes.
 
     Raises:
         EOFError: the pipe ended before a whole result (the worker ended without one).
     """
-    with open(conn.fileno(), "rb", buffering=_PIPE_BUFFER, closefd=False) as f:
-        try:
-            return pickle.load(f)
-        except pickle.UnpicklingError as err:  # truncated
-            raise EOFError(str(err)) from None
+    try:
+        return pickle.load(_Exact(conn.fileno()))
+    except pickle.UnpicklingError as err:  # truncated
+        raise EOFError(str(err)) from None
 
 
 def _run_workers(
-    ctx: Any, counter: Any, jobs: list[_Args], tick: Callable[[], None]
+    ctx: Any,
+    counter: Any,
+    jobs: list[_Args],
+    tick: Callable[[], None],
+    take: Callable[[Any], None] = _keep,
 ) -> list[_Result]:
     """Run one process per job and return their results in order, calling ``tick`` meanwhile.
+
+    Counts a worker hands over before its result go to ``take`` as they come.
 
     Raises:
         WorkerLost: a process ended without a result (killed: out of memory, or a signal).
@@ -611,6 +694,9 @@ def _run_workers(
                 except EOFError:
                     procs[i].join()
                     raise WorkerLost(procs[i].exitcode) from None
+                if ok is None:
+                    take(value)
+                    continue
                 if not ok:
                     raise value
                 results[i] = value
@@ -686,12 +772,24 @@ def read_files(
     _BEFORE = deduper.recent()  # the workers inherit these when the pool forks them
     waiting = deduper.latest_waiting()
     _WAITING = float("-inf") if waiting is None else waiting
+    # Counts handed over early, added up as they come (kept apart until every worker is
+    # done: a damaged gzip means reading again from the start).
+    early = UsageBuilder(options, dedupe=False)
+    handed = 0
+
+    def take(state: Any) -> None:
+        nonlocal handed
+        early.absorb_export(state)
+        early.compact()
+        handed += 1
+
     try:
         results = _run_workers(
             ctx,
             counter,
             [(share, before, options, skip_malformed) for share, before in shares],
             tick,
+            take,
         )
     finally:
         _BEFORE, _WAITING = set(), float("-inf")
@@ -729,6 +827,8 @@ def read_files(
                 no, _, why = got.first_error[len(path) + 1 :].partition(": ")
                 st.first_error = f"{path}:{offsets[k].get(path, 0) + int(no)}: {why}"
         builder.absorb_export(r.state)
+    if handed:
+        builder.absorb_export(early.export())
     for k, r in enumerate(results):
         later = [*heads[k + 1 :], *longs[k + 1 :]]
         for ev, source in r.tail:
