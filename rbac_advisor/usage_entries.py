@@ -417,23 +417,23 @@ def _shared(days: Iterable[frozenset[int]]) -> list[frozenset[int]]:
 def from_rows(parts: list[Rows]) -> Entries:
     """The entries of Rows combined by value (see ``usage_merge``); ``parts`` is emptied."""
     m = Merged(parts)
-    ri, ra, rd, rv, rt, counts, firsts, lasts, days = m.columns
     order = m.order
-    cols = [array("i", map(c.__getitem__, order)) for c in (ri, ra, rd, rv, rt)]
-    del ri, ra, rd, rv, rt
-    out = Entries(
-        (
-            list(starmap(Identity, m.idents)),
-            list(starmap(Access, m.accs)),
-            m.decs,
-            list(map(reason_of, m.vias)),
-            m.tools,
-        ),
-        cols,
-        array("q", map(counts.__getitem__, order)),
-        array("d", map(firsts.__getitem__, order)),
-        array("d", map(lasts.__getitem__, order)),
-        _shared(map(days.__getitem__, order)),
+    # Each table and column let go once its replacement is built: one at a time beside it.
+    tables = (
+        list(starmap(Identity, m.idents)),
+        list(starmap(Access, m.accs)),
+        m.decs,
+        list(map(reason_of, m.vias)),
+        m.tools,
     )
-    m.columns.clear()
-    return out
+    m.idents = m.accs = m.vias = []
+    src = m.columns
+    cols: list[Any] = []
+    for k, typecode in enumerate(("i", "i", "i", "i", "i", "q", "d", "d", "")):
+        col, src[k] = src[k], None
+        got = map(col.__getitem__, order)
+        cols.append(array(typecode, got) if typecode else _shared(got))
+        del col, got
+    src.clear()
+    counts, firsts, lasts, days = cols[5:]
+    return Entries(tables, cols[:5], counts, firsts, lasts, days)

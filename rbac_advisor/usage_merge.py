@@ -14,10 +14,9 @@ column, each distinct identity, access and reason once.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain, compress, islice, repeat
+from itertools import chain, compress, islice, repeat, tee
 from operator import add, eq, not_, or_
 from typing import Any, NamedTuple
 
@@ -146,16 +145,32 @@ def _fold(
         for col, op in ((counts, add), (firsts, earliest), (lasts, max)):
             get = col.__getitem__
             deque(map(col.__setitem__, h, map(op, map(get, h), map(get, g))), maxlen=0)
-        union = list(map(or_, map(days.__getitem__, h), map(days.__getitem__, g)))
-        deque(map(days.__setitem__, h, map(shared.setdefault, union, union)), maxlen=0)
+        # Unions made one at a time and shared at once (a list of them all would hold a new
+        # set per folded row); each target is read and written before the next is made.
+        unions = tee(map(or_, map(days.__getitem__, h), map(days.__getitem__, g)))
+        deque(map(days.__setitem__, h, map(shared.setdefault, *unions)), maxlen=0)
         gs, hs = [g for g, _ in rest], [h for _, h in rest]
+
+
+def _run_ends(dup: list[int], order: Sequence[int]) -> list[int]:
+    """For each position in ``dup`` (rows equal to the next), the row that ends its run."""
+    ends = [0] * len(dup)
+    nxt = -2
+    end = 0
+    for j in range(len(dup) - 1, -1, -1):
+        p = dup[j]
+        if p + 1 != nxt:
+            end = order[p + 1]
+        ends[j] = end
+        nxt = p
+    return ends
 
 
 class Merged:
     """Rows of several parts ranked together; ``order`` lists the kept rows, sorted.
 
-    ``parts`` is emptied once its rows are copied: they can be let go before the result
-    is built.
+    ``parts`` is emptied as its rows are copied: each part can be let go before the next
+    is copied, and all of them before the result is built.
     """
 
     def __init__(self, parts: list[Rows]) -> None:
@@ -168,7 +183,10 @@ class Merged:
         # Typed arrays: the rank and statistics columns of all parts at 4 or 8 bytes a row.
         cols: list[Any] = [*(array("i") for _ in range(5)), array("q"), array("d"), array("d"), []]
         ri, ra, rd, rv, rt, counts, firsts, lasts, days = cols
-        for k, p in enumerate(parts):
+        parts.reverse()
+        k = 0
+        while parts:
+            p = parts.pop()
             ri.extend(map(imaps[k].__getitem__, p.ii))
             ra.extend(map(amaps[k].__getitem__, p.ai))
             rd.extend(map(dmaps[k].__getitem__, p.di))
@@ -178,24 +196,26 @@ class Merged:
             firsts.extend(p.firsts)
             lasts.extend(p.lasts)
             days.extend(p.days)
-        parts.clear()
+            del p
+            k += 1
+        del imaps, amaps, vmaps, dmaps, tmaps
         tables = (self.idents, self.accs, self.decs, self.vias, self.tools)
         codes = mixed_radix((ri, ra, rd, rv, rt), [len(t) for t in tables])
         n = len(codes)
         # Each part's rows are a sorted run: the sort merges them (stable: equal codes stay
-        # in part order).
-        order = sorted(range(n), key=codes.__getitem__)
-        sc = list(map(codes.__getitem__, order))
-        del codes
+        # in part order). The order is kept as a typed array, at 8 bytes a row.
+        order = array("q", sorted(range(n), key=codes.__getitem__))
         # A use in several parts (or under different ids in one) has adjacent equal codes:
         # the last row of each run is kept, the others are folded into it.
-        same = list(map(eq, sc, islice(sc, 1, None)))
+        sc = map(codes.__getitem__, order)
+        same = list(map(eq, sc, map(codes.__getitem__, islice(order, 1, None))))
+        del codes, sc
         if any(same):
             dup = list(compress(range(n - 1), same))
             gs = list(map(order.__getitem__, dup))
-            hs = [order[bisect_right(sc, sc[p]) - 1] for p in dup]
+            hs = _run_ends(dup, order)
             _fold(gs, hs, counts, firsts, lasts, days)
-            order = list(compress(order, map(not_, chain(same, (False,)))))
+            order = array("q", compress(order, map(not_, chain(same, (False,)))))
         self.order = order
         self.columns = cols
 
