@@ -21,6 +21,9 @@ the result equals a sequential read:
 * a tail request seen in a later worker's head, or ending past it, is dropped, as is a
   request the parent was still waiting for; the others go through the parent's
   deduplication window.
+
+A worker past ``HAND_OVER`` distinct uses hands what it counted to the parent between two
+blocks and starts afresh (its window stays): the counts add up, in any order.
 """
 
 from __future__ import annotations
@@ -73,8 +76,8 @@ OVERLAP = 64 << 20
 _PIPE_BUFFER = 1 << 16  # results are pickled into and out of the pipe this much at a time
 # Distinct uses a worker counts before it hands them to the parent and starts afresh: its
 # memory is then bounded by its window and this, not by how many uses its share holds
-# (about 200 MB a worker at most, against 360 MB for 3M lines of 150k subjects). Shares of
-# logs with fewer distinct uses never reach it.
+# (3M lines of 150k subjects: 262 MB, against 360 MB). Shares with fewer distinct uses (the
+# 2M-line benchmark's hold about 95k each) never reach it.
 HAND_OVER = 150_000
 
 
