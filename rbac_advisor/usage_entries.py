@@ -429,11 +429,11 @@ def from_rows(parts: list[Rows]) -> Entries:
     m.idents = m.accs = m.vias = []
     src = m.columns
     cols: list[Any] = []
-    for k, typecode in enumerate(("i", "i", "i", "i", "i", "q", "d", "d", "")):
+    for k, typecode in enumerate("iiiiiqdd"):
         col, src[k] = src[k], None
-        got = map(col.__getitem__, order)
-        cols.append(array(typecode, got) if typecode else _shared(got))
-        del col, got
+        cols.append(array(typecode, map(col.__getitem__, order)))
+        del col
+    days = _shared(map(src[8].__getitem__, order))
     src.clear()
-    counts, firsts, lasts, days = cols[5:]
+    counts, firsts, lasts = cols[5:]
     return Entries(tables, cols[:5], counts, firsts, lasts, days)

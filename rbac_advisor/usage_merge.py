@@ -183,10 +183,8 @@ class Merged:
         # Typed arrays: the rank and statistics columns of all parts at 4 or 8 bytes a row.
         cols: list[Any] = [*(array("i") for _ in range(5)), array("q"), array("d"), array("d"), []]
         ri, ra, rd, rv, rt, counts, firsts, lasts, days = cols
-        parts.reverse()
-        k = 0
-        while parts:
-            p = parts.pop()
+        for k in range(len(parts)):
+            p = parts.pop(0)
             ri.extend(map(imaps[k].__getitem__, p.ii))
             ra.extend(map(amaps[k].__getitem__, p.ai))
             rd.extend(map(dmaps[k].__getitem__, p.di))
@@ -197,7 +195,6 @@ class Merged:
             lasts.extend(p.lasts)
             days.extend(p.days)
             del p
-            k += 1
         del imaps, amaps, vmaps, dmaps, tmaps
         tables = (self.idents, self.accs, self.decs, self.vias, self.tools)
         codes = mixed_radix((ri, ra, rd, rv, rt), [len(t) for t in tables])

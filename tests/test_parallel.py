@@ -197,6 +197,10 @@ def test_concatenated_gzip_members_split_like_one_stream(
     assert par == seq and seq.entries == plain_model.entries and seq.requests == 3000
 
 
+def _unexpected(state: Any) -> None:
+    raise AssertionError(f"no counts are handed over here: {state!r}")
+
+
 def _sigint_handler(_args: Any, _hand: Any = None) -> Any:
     return signal.getsignal(signal.SIGINT)
 
@@ -204,7 +208,7 @@ def _sigint_handler(_args: Any, _hand: Any = None) -> Any:
 def test_workers_leave_ctrl_c_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "_work", _sigint_handler)
     ctx = multiprocessing.get_context("fork")
-    got = parallel._run_workers(ctx, None, [None, None], lambda: None)  # type: ignore[list-item]
+    got = parallel._run_workers(ctx, None, [None, None], lambda: None, _unexpected)  # type: ignore[list-item]
     assert got == [signal.SIG_IGN, signal.SIG_IGN]
 
 
@@ -240,17 +244,17 @@ def test_a_result_cut_short_is_a_lost_worker(monkeypatch: pytest.MonkeyPatch) ->
     ctx = multiprocessing.get_context("fork")
     monkeypatch.setattr(parallel, "_work", _killed_while_sending)
     with pytest.raises(WorkerLost, match="killed by signal 9"):
-        parallel._run_workers(ctx, None, [None], lambda: None)  # type: ignore[list-item]
+        parallel._run_workers(ctx, None, [None], lambda: None, _unexpected)  # type: ignore[list-item]
     monkeypatch.setattr(parallel, "_work", _exhausted_while_sending)
     with pytest.raises(WorkerLost, match="exited with status 1"):
-        parallel._run_workers(ctx, None, [None], lambda: None)  # type: ignore[list-item]
+        parallel._run_workers(ctx, None, [None], lambda: None, _unexpected)  # type: ignore[list-item]
 
 
 def test_results_are_streamed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     big = [bytes([k]) * (3 * parallel._PIPE_BUFFER + k) for k in range(3)]
     monkeypatch.setattr(parallel, "_work", lambda args, _hand=None: big[args])
     ctx = multiprocessing.get_context("fork")
-    assert parallel._run_workers(ctx, None, [0, 1, 2], lambda: None) == big  # type: ignore[list-item]
+    assert parallel._run_workers(ctx, None, [0, 1, 2], lambda: None, _unexpected) == big  # type: ignore[list-item]
 
 
 def _shared_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -468,10 +468,6 @@ def _seed(
 _Args = tuple[list[Part], list[Part], BuildOptions, bool]
 
 
-def _keep(_state: Any) -> None:
-    """Where a worker's counts go before the end of its share: nowhere (they stay)."""
-
-
 def _handing(
     blocks: Iterator[Block], builder: UsageBuilder, hand: Callable[[Any], None]
 ) -> Iterator[Block]:
@@ -487,8 +483,8 @@ def _handing(
             normalise.forget()
 
 
-def _work(args: _Args, hand: Callable[[Any], None] = _keep) -> _Result:
-    """Read one share; counts may be handed over (``hand``) before the result comes back."""
+def _work(args: _Args, hand: Callable[[Any], None] | None = None) -> _Result:
+    """Read one share; with ``hand``, counts are handed over past HAND_OVER uses on the way."""
     parts, before, options, skip = args
     gc.disable()
     stats: dict[str, SourceStats] = {}
@@ -531,7 +527,7 @@ def _work(args: _Args, hand: Callable[[Any], None] = _keep) -> _Result:
             part_stats = stats.setdefault(part.path, SourceStats(part.path))
             too_long = logfiles.too_long_handler(part.path, part_stats, skip_malformed=skip)
             blocks = _range_blocks(pieces, part.path, pos, too_long=too_long)
-            if hand is not _keep:
+            if hand is not None:
                 blocks = _handing(blocks, builder, hand)
             for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
                 final = rank(ev.stage) >= 2
@@ -579,23 +575,24 @@ def _child(conn: Connection, counter: Any, args: _Args) -> None:
     ``(True, result)`` or ``(False, exception)``.
     """
     _init(counter)
-
-    def hand(state: Any) -> None:
-        try:
-            _send(conn, (None, state))
-        except MemoryError:
-            os._exit(1)  # part of it may be written: end without a result (the parent says so)
-
     try:
-        out: tuple[bool, Any] = (True, _work(args, hand))
+        out: tuple[bool, Any] = (True, _work(args, lambda state: _deliver(conn, (None, state))))
     except BaseException as err:  # noqa: BLE001 - re-raised in the parent
         out = (False, err)
-    try:
-        _send(conn, out)
-    except MemoryError:
-        # Part of the result may be written: end without one (the parent says so).
-        os._exit(1)
+    _deliver(conn, out)
     conn.close()
+
+
+def _deliver(conn: Connection, obj: object) -> None:
+    """:func:`_send`, or end the process when memory runs out on the way.
+
+    Part of ``obj`` may be written: the parent finds the pipe ending without a whole result
+    and says so.
+    """
+    try:
+        _send(conn, obj)
+    except MemoryError:
+        os._exit(1)
 
 
 def _send(conn: Connection, obj: object) -> None:
@@ -619,29 +616,14 @@ class _Exact:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            return b"".join(iter(lambda: os.read(self._fd, _PIPE_BUFFER), b""))
+    def read(self, n: int) -> bytes:
         chunks: list[bytes] = []
-        while n > 0:
-            chunk = os.read(self._fd, min(n, 1 << 24))
-            if not chunk:
-                break
+        while n > 0 and (chunk := os.read(self._fd, n)):
             chunks.append(chunk)
             n -= len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
-    def readinto(self, buf: Any) -> int:
-        view = memoryview(buf).cast("B")
-        done = 0
-        while done < len(view):
-            got = os.readv(self._fd, [view[done:]])
-            if not got:
-                break
-            done += got
-        return done
-
-    def readline(self) -> bytes:
+    def readline(self) -> bytes:  # the unpickler asks for it; binary pickles never call it
         out = bytearray()
         while not out.endswith(b"\n") and (c := os.read(self._fd, 1)):
             out += c
@@ -665,7 +647,7 @@ def _run_workers(
     counter: Any,
     jobs: list[_Args],
     tick: Callable[[], None],
-    take: Callable[[Any], None] = _keep,
+    take: Callable[[Any], None],
 ) -> list[_Result]:
     """Run one process per job and return their results in order, calling ``tick`` meanwhile.
 
@@ -777,14 +759,14 @@ def read_files(
     _WAITING = float("-inf") if waiting is None else waiting
     # Counts handed over early, added up as they come (kept apart until every worker is
     # done: a damaged gzip means reading again from the start).
-    early = UsageBuilder(options, dedupe=False)
-    handed = 0
+    early: UsageBuilder | None = None
 
     def take(state: Any) -> None:
-        nonlocal handed
+        nonlocal early
+        if early is None:
+            early = UsageBuilder(options, dedupe=False)
         early.absorb_export(state)
         early.compact()
-        handed += 1
 
     try:
         results = _run_workers(
@@ -830,7 +812,7 @@ def read_files(
                 no, _, why = got.first_error[len(path) + 1 :].partition(": ")
                 st.first_error = f"{path}:{offsets[k].get(path, 0) + int(no)}: {why}"
         builder.absorb_export(r.state)
-    if handed:
+    if early is not None:
         builder.absorb_export(early.export())
     for k, r in enumerate(results):
         later = [*heads[k + 1 :], *longs[k + 1 :]]
