@@ -17,7 +17,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, compress, islice, repeat, tee
-from operator import add, eq, not_, or_
+from operator import add, and_, le, not_, or_, xor
 from typing import Any, NamedTuple
 
 from rbac_advisor.events import Decision, ReasonRef
@@ -196,17 +196,26 @@ class Merged:
             days.extend(p.days)
             del p
         del imaps, amaps, vmaps, dmaps, tmaps
-        tables = (self.idents, self.accs, self.decs, self.vias, self.tools)
-        codes = mixed_radix((ri, ra, rd, rv, rt), [len(t) for t in tables])
-        n = len(codes)
-        # Each part's rows are a sorted run: the sort merges them (stable: equal codes stay
-        # in part order). The order is kept as a typed array, at 8 bytes a row.
-        order = array("q", sorted(range(n), key=codes.__getitem__))
+        n = len(ri)
+        # Each row's code with its position below it: sorting these integers in place puts
+        # the rows in code order, equal codes in part order (each part's rows are a sorted
+        # run, which the sort merges), with no list of positions and no keys beside them.
+        shift = max(n - 1, 0).bit_length()
+        low = (1 << shift) - 1
+        # The radix of radix_codes: each table's size.
+        _, na, nd, nv, nt = map(len, (self.idents, self.accs, self.decs, self.vias, self.tools))
+        rows = zip(ri, ra, rd, rv, rt, range(n), strict=True)
+        keyed = [
+            (((((i * na + a) * nd + d) * nv + v) * nt + t) << shift) | p
+            for i, a, d, v, t, p in rows
+        ]
+        keyed.sort()
+        order = array("q", map(and_, keyed, repeat(low)))  # at 8 bytes a row
         # A use in several parts (or under different ids in one) has adjacent equal codes:
-        # the last row of each run is kept, the others are folded into it.
-        sc = map(codes.__getitem__, order)
-        same = list(map(eq, sc, map(codes.__getitem__, islice(order, 1, None))))
-        del codes, sc
+        # the last row of each run is kept, the others are folded into it. Two neighbours'
+        # codes are equal when their keys differ only in the position bits.
+        same = array("b", map(le, map(xor, keyed, islice(keyed, 1, None)), repeat(low)))
+        del keyed
         if any(same):
             dup = list(compress(range(n - 1), same))
             gs = list(map(order.__getitem__, dup))
