@@ -243,12 +243,17 @@ class UsageBuilder:
             self.by_source,
         )
 
-    def absorb_export(self, state: tuple[Any, ...]) -> None:
+    def absorb_export(self, state: tuple[Any, ...], *, own: bool = False) -> None:
         """Add what another builder exported (a worker's share of the files).
 
-        Requests count for the sources the other builder counted them for.
+        Requests count for the sources the other builder counted them for. ``own``: the
+        caller lets ``state`` go, so its activity and addresses may be taken as they are
+        rather than copied (while this builder holds none).
         """
         rows, requests, unauth, filtered, start, end, activity, ips, sessions, by_source = state
+        if own and not self._activity and not self._ips:
+            self._activity, activity = activity, {}
+            self._ips, ips = ips, {}
         self._parts.append(rows)
         for source, n in by_source.items():
             self.by_source[source] = self.by_source.get(source, 0) + n

@@ -109,9 +109,9 @@ def _count_hand_overs(monkeypatch: pytest.MonkeyPatch, threshold: int) -> list[i
     taken = [0]
     absorb = parallel.UsageBuilder.absorb_export
 
-    def counted(self: Any, state: Any) -> None:
+    def counted(self: Any, state: Any, *, own: bool = False) -> None:
         taken[0] += 1
-        absorb(self, state)
+        absorb(self, state, own=own)
 
     monkeypatch.setattr(parallel.UsageBuilder, "absorb_export", counted)
     return taken

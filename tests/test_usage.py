@@ -182,9 +182,12 @@ _MIXED = [
 
 
 @settings(max_examples=60, deadline=None)
-@given(cuts=st.lists(st.integers(0, len(_MIXED)), max_size=6))
-def test_counts_handed_over_anywhere_add_up_to_the_whole(cuts: list[int]) -> None:
-    """A worker's counts handed over at any points, added up elsewhere, equal one builder."""
+@given(cuts=st.lists(st.integers(0, len(_MIXED)), max_size=6), own=st.booleans())
+def test_counts_handed_over_anywhere_add_up_to_the_whole(cuts: list[int], own: bool) -> None:
+    """A worker's counts handed over at any points, added up elsewhere, equal one builder.
+
+    ``own``: the taker may keep what a state holds instead of copying it.
+    """
     from rbac_advisor.usage_builder import UsageBuilder
 
     events = evs(*_MIXED)
@@ -194,11 +197,11 @@ def test_counts_handed_over_anywhere_add_up_to_the_whole(cuts: list[int]) -> Non
     worker, taker = UsageBuilder(), UsageBuilder(dedupe=False)
     for k, e in enumerate(events):
         if k in cuts:
-            taker.absorb_export(worker.hand_over())
+            taker.absorb_export(worker.hand_over(), own=own)
             taker.compact()
             assert worker.uses == 0
         worker.add(e)
     worker.flush()
-    taker.absorb_export(worker.export())
+    taker.absorb_export(worker.export(), own=own)
     expected = whole.finish()
     assert taker.finish() == expected and expected.requests == 60

@@ -108,14 +108,16 @@ def check_keys(u: usage.Usage) -> None:
 
 
 @SETTINGS
-@given(st.lists(st.lists(uses, max_size=12), max_size=4), st.lists(uses, max_size=6))
-def test_workers_then_parent_equal_one_builder(parts: list[list[Use]], tail: list[Use]) -> None:
+@given(st.lists(st.lists(uses, max_size=12), max_size=4), st.lists(uses, max_size=6), st.booleans())
+def test_workers_then_parent_equal_one_builder(
+    parts: list[list[Use]], tail: list[Use], own: bool
+) -> None:
     parent = UsageBuilder()
     for part in parts:
         worker = UsageBuilder()
         for use in part:
             add(worker, use)
-        parent.absorb_export(pickle.loads(pickle.dumps(worker.export())))
+        parent.absorb_export(pickle.loads(pickle.dumps(worker.export())), own=own)
     for use in tail:  # requests the parent counts itself after the workers' shares
         add(parent, use)
     split = parent.finish()

@@ -58,6 +58,7 @@ from rbac_advisor.audit.dedupe import rank
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.stream import parse_text
 from rbac_advisor.audit.timestamps import canonical_stamp, format_time, parse_time
+from rbac_advisor.cli.memory import give_back_large_blocks
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, WorkerLost
 from rbac_advisor.events import Event
@@ -667,6 +668,10 @@ def _run_workers(
             send.close()  # the worker holds the only writer: its end is our EOF
             procs.append(proc)
             conns.append(receive)
+        # The results taken in here, and their merges, are large blocks given back once
+        # freed; forked already, the workers keep the allocator's rising threshold, which
+        # suits their reading.
+        give_back_large_blocks()
         results: list[Any] = [None] * len(jobs)
         waiting = set(range(len(jobs)))
         while waiting:
@@ -698,11 +703,13 @@ def _run_workers(
 
 
 def _sha256(paths: list[str], out: dict[str, str]) -> None:
+    buf = bytearray(BLOCK)  # one buffer for every read: no block allocated and freed each time
+    view = memoryview(buf)
     for path in paths:
         h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while b := f.read(BLOCK):
-                h.update(b)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                h.update(view[:n])
         out[path] = h.hexdigest()
 
 
@@ -799,6 +806,11 @@ def read_files(
     deduper.discard_pending([*heads, *longs])  # earlier files' requests ending here
     if followed:  # what follows must know what was counted last, as one reader would
         _seed(deduper, after)
+    # Each state is let go once absorbed, the largest first (the counts handed over early):
+    # its activity and addresses are then taken rather than copied.
+    if early is not None:
+        builder.absorb_export(early.export(), own=True)
+        early = None
     for k, r in enumerate(results):
         for path, got in r.stats.items():
             st = stats[path]
@@ -811,9 +823,8 @@ def read_files(
             if got.first_error and not st.first_error:
                 no, _, why = got.first_error[len(path) + 1 :].partition(": ")
                 st.first_error = f"{path}:{offsets[k].get(path, 0) + int(no)}: {why}"
-        builder.absorb_export(r.state)
-    if early is not None:
-        builder.absorb_export(early.export())
+        builder.absorb_export(r.state, own=True)
+        r.state = None
     for k, r in enumerate(results):
         later = [*heads[k + 1 :], *longs[k + 1 :]]
         for ev, source in r.tail:
