@@ -120,6 +120,34 @@ def test_load_usage_draws_the_bar_to_the_end(
     assert out.getvalue().endswith("\r\033[K")  # the line is cleared at the end
 
 
+def test_counts_handed_over_are_named_and_the_bar_comes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Impersonated requests are counted one by one, so the builders hold uses between blocks.
+    imp = {"username": "bob"}
+    data = b"".join(
+        line(event(audit_id=f"a{i}", user=f"u{i % 97}", imp=imp if i % 10 == 0 else None)) + b"\n"
+        for i in range(4000)
+    )
+    p = tmp_path / "a.log"
+    p.write_bytes(data)
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    monkeypatch.setattr(progress, "PERIOD", 0.0)
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    monkeypatch.setattr(parallel, "BLOCK", 1 << 14)
+    monkeypatch.setattr(parallel, "HAND_OVER", 1)  # the workers inherit it
+    out = _Tty()
+    monkeypatch.setattr("sys.stderr", out)
+    u = read_logs([str(p)], progress=True, workers=2)
+    assert u.requests == 4000
+    drawn = out.getvalue().split("\r")
+    taking = [k for k, s in enumerate(drawn) if s.startswith(parallel.TAKING)]
+    assert taking, out.getvalue()
+    # The bar is drawn again after the counts were added up, to the last line read.
+    assert any(s.startswith("[") for s in drawn[taking[0] + 1 :])
+    assert "4,000 lines" in [s for s in drawn if s.startswith("[")][-1]
+
+
 def test_a_saved_model_is_read_with_a_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "a.log"
     log.write_bytes(

@@ -80,6 +80,7 @@ _PIPE_BUFFER = 1 << 16  # results are pickled into and out of the pipe this much
 # (3M lines of 150k subjects: 262 MB, against 360 MB). Shares with fewer distinct uses (the
 # 2M-line benchmark's hold about 95k each) never reach it.
 HAND_OVER = 150_000
+TAKING = "adding up the counts a worker handed over (the workers read on)"
 
 
 @dataclass(frozen=True)
@@ -770,9 +771,11 @@ def read_files(
 
     def take(state: Any) -> None:
         nonlocal early
+        # Adding up can take seconds on a large model, while the bar stands still.
+        meter.phase(TAKING)
         if early is None:
             early = UsageBuilder(options, dedupe=False)
-        early.absorb_export(state)
+        early.absorb_export(state, own=True)
         early.compact()
 
     try:
