@@ -202,20 +202,16 @@ class Merged:
         # run, which the sort merges), with no list of positions and no keys beside them.
         shift = max(n - 1, 0).bit_length()
         low = (1 << shift) - 1
-        # The radix of radix_codes: each table's size.
-        _, na, nd, nv, nt = map(len, (self.idents, self.accs, self.decs, self.vias, self.tools))
-        rows = zip(ri, ra, rd, rv, rt, range(n), strict=True)
-        keyed = [
-            (((((i * na + a) * nd + d) * nv + v) * nt + t) << shift) | p
-            for i, a, d, v, t, p in rows
-        ]
+        sizes = list(map(len, (self.idents, self.accs, self.decs, self.vias, self.tools)))
+        codes = radix_codes((ri, ra, rd, rv, rt), sizes)
+        keyed = [c << shift | p for c, p in zip(codes, range(n), strict=True)]
         keyed.sort()
         order = array("q", map(and_, keyed, repeat(low)))  # at 8 bytes a row
         # A use in several parts (or under different ids in one) has adjacent equal codes:
         # the last row of each run is kept, the others are folded into it. Two neighbours'
         # codes are equal when their keys differ only in the position bits.
         same = array("b", map(le, map(xor, keyed, islice(keyed, 1, None)), repeat(low)))
-        del keyed
+        del codes, keyed
         if any(same):
             dup = list(compress(range(n - 1), same))
             gs = list(map(order.__getitem__, dup))
