@@ -418,7 +418,8 @@ def from_rows(parts: list[Rows]) -> Entries:
     """The entries of Rows combined by value (see ``usage_merge``); ``parts`` is emptied."""
     m = Merged(parts)
     order = m.order
-    # Each table and column let go once its replacement is built: one at a time beside it.
+    # The tables' field tuples are let go once the tables are built; each column once its
+    # replacement is built, so one at a time stands beside it.
     tables = (
         list(starmap(Identity, m.idents)),
         list(starmap(Access, m.accs)),

@@ -704,14 +704,9 @@ def _run_workers(
 
 
 def _sha256(paths: list[str], out: dict[str, str]) -> None:
-    buf = bytearray(BLOCK)  # one buffer for every read: no block allocated and freed each time
-    view = memoryview(buf)
     for path in paths:
-        h = hashlib.sha256()
-        with open(path, "rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                h.update(view[:n])
-        out[path] = h.hexdigest()
+        with open(path, "rb") as f:  # read into one buffer: no block allocated per read
+            out[path] = hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_files(
