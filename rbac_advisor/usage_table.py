@@ -5,14 +5,23 @@ small index when first seen (identities, accesses and reasons by object id: the 
 interned, and equal values under different ids are merged when the rows are exported), and
 a use is keyed by one integer packing its five indices. Its statistics live in columns:
 counts, first and last times in typed arrays, day sets in a list (most uses share one of a
-few sets). That is about 150 bytes per use, against about 400 for a tuple of ids keying a
-list of objects; memory grows with distinct uses, so this is what bounds a long log.
+few sets). Memory grows with distinct uses, so this is what bounds a long log.
+
+The uses counted lately are found by key in a dict (about 120 bytes each with the row
+number). Once there are ``_SETTLE`` of them, and at least an eighth as many as are settled,
+they settle: each becomes one integer, its key above its row number, in a list kept sorted
+and searched by bisection (about 55 bytes each). With the columns, a settled use takes
+about 90 bytes against about 155; a table too small to settle (a worker's share of a
+2M-line log) keeps the dict alone.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Hashable, Iterable
+from bisect import bisect_left
+from collections.abc import Hashable, Iterable, Iterator
+from itertools import chain, repeat
+from operator import and_
 from typing import Any
 
 from rbac_advisor.errors import InputError
@@ -28,6 +37,10 @@ _MASK30 = (1 << 30) - 1
 _MASK25 = (1 << 25) - 1
 _FULL = "more than {:,} distinct {} in the input: too many for one table of uses"
 _NAMES = ("identities", "accesses", "reasons", "tools", "decisions")
+# Settled uses are ``key << _ROW | row``: one bisection finds a key's row.
+_ROW = 30
+_ROW_MASK = (1 << _ROW) - 1
+_SETTLE = 100_000  # uses counted lately, at least, before they settle (see above)
 
 
 class UseTable:
@@ -38,7 +51,8 @@ class UseTable:
         self._reset()
 
     def _reset(self) -> None:
-        self._rows: dict[int, int] = {}  # packed key -> row number, in row order
+        self._new: dict[int, int] = {}  # packed key -> row number, uses not yet settled
+        self._settled: list[int] = []  # packed key << _ROW | row number, sorted
         self._idents: list[Identity] = []
         self._accs: list[Access] = []
         self._vias: list[ReasonRef | None] = []
@@ -57,7 +71,7 @@ class UseTable:
 
     def __len__(self) -> int:
         """The number of distinct uses."""
-        return len(self._rows)
+        return len(self._new) + len(self._settled)
 
     def add(
         self,
@@ -80,16 +94,27 @@ class UseTable:
         if i is None or a is None or v is None or t is None or d is None:
             i, a, v, t, d = self._index(ident, acc, via, tool, dec)
         key = i << _I | a << _A | v << _V | t << _T | d
-        rows = self._rows
-        row = rows.get(key)
+        new = self._new
+        row = new.get(key)
         if row is None:
-            rows[key] = len(self._counts)
-            self._counts.append(count)
-            self._firsts.append(first)
-            self._lasts.append(last)
-            fs = frozenset(days)
-            self._days.append(self._day_sets.setdefault(fs, fs))
-            return
+            settled = self._settled
+            if settled:
+                at = bisect_left(settled, key << _ROW)
+                if at < len(settled) and settled[at] >> _ROW == key:
+                    row = settled[at] & _ROW_MASK
+            if row is None:
+                row = len(self._counts)
+                if row > _ROW_MASK:
+                    raise InputError(_FULL.format(_ROW_MASK + 1, "uses"))
+                new[key] = row
+                self._counts.append(count)
+                self._firsts.append(first)
+                self._lasts.append(last)
+                fs = frozenset(days)
+                self._days.append(self._day_sets.setdefault(fs, fs))
+                if len(new) >= _SETTLE and len(new) >= len(settled) >> 3:
+                    self._settle()
+                return
         self._counts[row] += count
         seen = self._firsts[row]
         if first and (first < seen or not seen):  # 0: the record gave no time
@@ -100,6 +125,15 @@ class UseTable:
         if not cur.issuperset(days):
             fs = cur.union(days)
             self._days[row] = self._day_sets.setdefault(fs, fs)
+
+    def _settle(self) -> None:
+        """Move the uses counted lately into the sorted list (the sort merges them in)."""
+        settled, new = self._settled, self._new
+        pop, append = new.popitem, settled.append
+        while new:  # each key let go as its settled form is made: the memory is reused
+            key, row = pop()
+            append(key << _ROW | row)
+        settled.sort()
 
     def _index(
         self, ident: Identity, acc: Access, via: ReasonRef | None, tool: str, dec: Decision
@@ -132,22 +166,37 @@ class UseTable:
         up). Ordered rows make merging cheap: worth it for an export merged elsewhere, not
         for a part merged at once (the merge orders the rows anyway).
         """
-        if not self._rows:
+        if not self:
             return Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
-        keys = list(self._rows)
-        self._rows = {}
+        settled, new = self._settled, self._new
+        self._settled, self._new = [], {}
+        if settled:  # the rows of settled uses (in key order) first, then the others
+            # A column at a time: each is let go as its copy in that order replaces it.
+            self._counts = array("q", map(self._counts.__getitem__, _row_order(settled, new)))
+            self._firsts = array("d", map(self._firsts.__getitem__, _row_order(settled, new)))
+            self._lasts = array("d", map(self._lasts.__getitem__, _row_order(settled, new)))
+            self._days = list(map(self._days.__getitem__, _row_order(settled, new)))
         idents, irank = index_by_value(list(map(identity_order, self._idents)))
         accs, arank = index_by_value(list(map(access_order, self._accs)))
         vias, vrank = index_by_value(list(map(via_order, self._vias)))
         tools, trank = index_by_value(self._tools)
         decs, drank = index_by_value(self._decs)
         m30 = _MASK30
-        ii = [irank[k >> _I] for k in keys]
-        ai = [arank[k >> _A & m30] for k in keys]
-        vi = [vrank[k >> _V & m30] for k in keys]
-        ti = [trank[k >> _T & _MASK25] for k in keys]
-        di = [drank[k & 31] for k in keys]
-        del keys
+        index: list[array[int]] = []
+        for rank, shift, mask in (
+            (irank, _I, -1),
+            (arank, _A, m30),
+            (vrank, _V, m30),
+            (trank, _T, _MASK25),
+            (drank, 0, 31),
+        ):
+            # At 4 bytes a row; a settled use's key lies _ROW bits higher.
+            col = array("i", [rank[c >> shift + _ROW & mask] for c in settled])
+            col.extend([rank[k >> shift & mask] for k in new])
+            index.append(col)
+        del settled, new
+        ii, ai, vi, ti, di = index
+        del index
         cols: list[Any] = [ii, ai, di, vi, ti, self._counts, self._firsts, self._lasts, self._days]
         self._reset()
         if ordered:
@@ -158,3 +207,8 @@ class UseTable:
             cols[5:8] = [array(c.typecode, map(c.__getitem__, order)) for c in cols[5:8]]
             cols[8] = list(map(cols[8].__getitem__, order))
         return Rows(idents, accs, vias, decs, tools, *cols)
+
+
+def _row_order(settled: list[int], new: dict[int, int]) -> Iterator[int]:
+    """The row numbers of the settled uses, in key order, then those of the others."""
+    return chain(map(and_, settled, repeat(_ROW_MASK)), new.values())

@@ -58,6 +58,16 @@ def _uses(n: int, seed: int) -> list[Use]:
     return out
 
 
+def _again(uses: list[Use], seed: int) -> list[Use]:
+    """The same uses, shuffled, with other counts and times."""
+    rng = random.Random(seed)
+    out: list[Use] = []
+    for ident, acc, dec, via, tool, _, _, _ in rng.sample(uses, len(uses)):
+        t = 1.7e9 + rng.randrange(20 * 86400)
+        out.append((ident, acc, dec, via, tool, rng.randint(1, 4), t, t + rng.randrange(86400)))
+    return out
+
+
 def _expected(uses: list[Use]) -> dict[tuple[Any, ...], list[Any]]:
     out: dict[tuple[Any, ...], list[Any]] = {}
     for ident, acc, dec, via, tool, count, first, last in uses:
@@ -153,3 +163,46 @@ def test_a_table_refuses_more_values_than_its_key_holds(monkeypatch: pytest.Monk
         table.add(Identity("u"), Access("get"), Decision.ALLOW, None, f"tool{t}", 1, 0.0, 0.0, ())
     with pytest.raises(InputError, match="more than 3 distinct tools in the input"):
         table.add(Identity("u"), Access("get"), Decision.ALLOW, None, "tool3", 1, 0.0, 0.0, ())
+
+
+@pytest.mark.parametrize("settle", [1, 3, 64])
+@pytest.mark.parametrize("ordered", [True, False])
+def test_settled_uses_are_found_again_and_come_back_exactly(
+    monkeypatch: pytest.MonkeyPatch, settle: int, ordered: bool
+) -> None:
+    """Uses settled into the sorted list are counted on, not counted twice."""
+    uses = _uses(1500, seed=3)
+    uses += _again(uses, seed=4) + _again(uses, seed=5)
+    expected = _expected(uses)
+    monkeypatch.setattr(usage_table, "_SETTLE", settle)
+    table = UseTable()
+    _add_all(table, uses)
+    assert table._settled, "the uses never settled"
+    assert len(table) == len(expected)
+    r = table.rows(ordered=ordered)
+    assert len(table) == 0
+    got: dict[tuple[Any, ...], list[Any]] = {}
+    for i, a, d, v, t, count, first, last, days in zip(
+        r.ii, r.ai, r.di, r.vi, r.ti, r.counts, r.firsts, r.lasts, r.days, strict=True
+    ):
+        key = (r.identities[i], r.accesses[a], r.decisions[d], r.vias[v], r.tools[t])
+        assert key not in got
+        got[key] = [count, first, last, days]
+    assert got == expected
+
+
+def test_a_model_is_the_same_whenever_its_uses_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    uses = _uses(1000, seed=4)
+    uses += _again(uses, seed=6)
+
+    def model() -> str:
+        b = UsageBuilder()
+        for ident, acc, dec, via, tool, count, first, last in uses:
+            days = {int(first // usage.DAY): count}
+            b.add_aggregate(ident, acc, dec, via, tool, count, first, last, days, ())
+        return usage.dumps(b.finish())
+
+    whole = model()
+    for settle in (1, 5, 250):
+        monkeypatch.setattr(usage_table, "_SETTLE", settle)
+        assert model() == whole
