@@ -19,7 +19,9 @@ Jobs = Annotated[
         min=1,
         help=(
             "Processes that read large logs (16 MB of text or more). Default: one per CPU "
-            "this process may run on, up to 4; 1 reads everything in this process."
+            "this process may run on, up to 4; 1 reads everything in this process. Each "
+            "process holds its own counts: more processes take more memory in all, and "
+            "1 the least."
         ),
     ),
 ]
