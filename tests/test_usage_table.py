@@ -14,6 +14,7 @@ from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, BindingKey, BindingKind, Identity, RoleKey, RoleKind, Subject
 from rbac_advisor.usage import Stats, UsageKey, access_order, identity_order, via_order
 from rbac_advisor.usage_builder import UsageBuilder
+from rbac_advisor.usage_merge import Rows
 from rbac_advisor.usage_table import UseTable
 
 Use = tuple[Identity, Access, Decision, ReasonRef | None, str, int, float, float]
@@ -84,6 +85,18 @@ def _expected(uses: list[Use]) -> dict[tuple[Any, ...], list[Any]]:
     return out
 
 
+def _by_key(r: Rows) -> dict[tuple[Any, ...], list[Any]]:
+    """Each row's statistics by its key's values; no key may come twice."""
+    got: dict[tuple[Any, ...], list[Any]] = {}
+    for i, a, d, v, t, count, first, last, days in zip(
+        r.ii, r.ai, r.di, r.vi, r.ti, r.counts, r.firsts, r.lasts, r.days, strict=True
+    ):
+        key = (r.identities[i], r.accesses[a], r.decisions[d], r.vias[v], r.tools[t])
+        assert key not in got
+        got[key] = [count, first, last, days]
+    return got
+
+
 def _add_all(table: UseTable, uses: list[Use]) -> None:
     for use in uses:
         table.add(*use, (int(use[6] // usage.DAY), int(use[7] // usage.DAY)))
@@ -98,13 +111,7 @@ def test_rows_give_back_every_use(ordered: bool) -> None:
     assert len(table) == len(expected)
     r = table.rows(ordered=ordered)
     assert len(table) == 0  # handed over
-    got: dict[tuple[Any, ...], list[Any]] = {}
-    for i, a, d, v, t, count, first, last, days in zip(
-        r.ii, r.ai, r.di, r.vi, r.ti, r.counts, r.firsts, r.lasts, r.days, strict=True
-    ):
-        key = (r.identities[i], r.accesses[a], r.decisions[d], r.vias[v], r.tools[t])
-        assert key not in got
-        got[key] = [count, first, last, days]
+    got = _by_key(r)
     assert got == expected
     keys = list(got)
     if ordered:
@@ -181,13 +188,7 @@ def test_settled_uses_are_found_again_and_come_back_exactly(
     assert len(table) == len(expected)
     r = table.rows(ordered=ordered)
     assert len(table) == 0
-    got: dict[tuple[Any, ...], list[Any]] = {}
-    for i, a, d, v, t, count, first, last, days in zip(
-        r.ii, r.ai, r.di, r.vi, r.ti, r.counts, r.firsts, r.lasts, r.days, strict=True
-    ):
-        key = (r.identities[i], r.accesses[a], r.decisions[d], r.vias[v], r.tools[t])
-        assert key not in got
-        got[key] = [count, first, last, days]
+    got = _by_key(r)
     assert got == expected
 
 
