@@ -28,7 +28,7 @@ from rbac_advisor.errors import InputError
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, Identity
 from rbac_advisor.usage import access_order, identity_order, via_order
-from rbac_advisor.usage_merge import Rows, index_by_value, mixed_radix
+from rbac_advisor.usage_merge import Rows, index_by_value, merge
 
 # A packed key, from the low bits: decision (5 bits), tool (25), reason (30), access (30),
 # identity (the rest). Tables that large would not fit in memory anyway; add() refuses them.
@@ -162,9 +162,9 @@ class UseTable:
     def rows(self, *, ordered: bool) -> Rows:
         """The uses as Rows, in canonical order if ``ordered``; the table is then emptied.
 
-        Equal values under different ids give equal rows (``usage_merge.merge`` adds them
-        up). Ordered rows make merging cheap: worth it for an export merged elsewhere, not
-        for a part merged at once (the merge orders the rows anyway).
+        Equal values under different ids give equal rows, which ``usage_merge.merge`` adds
+        up. Ordered rows are merged here (so distinct) and make a later merge cheap: worth
+        it for an export merged elsewhere, not for a part merged at once.
         """
         if not self:
             return Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
@@ -197,16 +197,12 @@ class UseTable:
         del settled, new
         ii, ai, vi, ti, di = index
         del index
-        cols: list[Any] = [ii, ai, di, vi, ti, self._counts, self._firsts, self._lasts, self._days]
+        cols = (ii, ai, di, vi, ti, self._counts, self._firsts, self._lasts, self._days)
+        del ii, ai, di, vi, ti
         self._reset()
-        if ordered:
-            code = mixed_radix(cols[:5], [len(t) for t in (idents, accs, decs, vias, tools)])
-            order = sorted(range(len(code)), key=code.__getitem__)
-            del code
-            cols[:5] = [array("i", map(c.__getitem__, order)) for c in cols[:5]]
-            cols[5:8] = [array(c.typecode, map(c.__getitem__, order)) for c in cols[5:8]]
-            cols[8] = list(map(cols[8].__getitem__, order))
-        return Rows(idents, accs, vias, decs, tools, *cols)
+        parts = [Rows(idents, accs, vias, decs, tools, *cols)]
+        del cols
+        return merge(parts) if ordered else parts[0]  # merge lets the part go as it copies
 
 
 def _row_order(settled: list[int], new: dict[int, int]) -> Iterator[int]:
