@@ -95,8 +95,8 @@ class RawAggregator:
     def track_long(self, keys: set[int], begun: str) -> None:
         """Report in ``keys`` final stages past the head of requests that may have begun before.
 
-        That is the key hash of a watch, or of a request received at ``begun`` or earlier
-        (RFC 3339, UTC, with microseconds); at most ``LONG_MAX`` besides watches. Needs
+        That is the key hash of a request received at ``begun`` or earlier (RFC 3339, UTC,
+        with microseconds), a watch or a session as any other; at most ``LONG_MAX``. Needs
         :meth:`track_head`.
         """
         self._set_long(keys, begun)
@@ -227,9 +227,7 @@ class RawAggregator:
             if head is not None:
                 if no <= head_lines:
                     head.add(h)
-                elif long is not None and (
-                    verb == "watch" or (stamp <= begun and len(long) < long_max)
-                ):
+                elif long is not None and stamp <= begun and len(long) < long_max:
                     long.add(h)
             if not finalize(key, h):
                 return key  # a request already counted adds nothing

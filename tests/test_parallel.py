@@ -586,3 +586,47 @@ def test_a_real_apiserver_log_at_tiny_windows_equals_one_reader(
     par = load_usage([log], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
     ids = {json.loads(t)["auditID"] for t in Path(log).read_text().splitlines()}
     assert par == seq and seq.requests == len(ids) > 100
+
+
+def test_what_a_worker_reports_past_its_head_grows_with_open_requests_not_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three watches and an exec session open across the middle of the log, and 300 watches
+    # and sessions that begin and end past it: only the four may have begun in the first
+    # share, so only they are reported past the second share's head.
+    def at(n: int) -> str:
+        return f"2026-11-20T10:{n // 60:02d}:{n % 60:02d}.000000Z"
+
+    exec_ = {
+        "uri": "/api/v1/namespaces/ns/pods/p/exec?command=sh",
+        "ref": {"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+        "verb": "create",
+    }
+    opened = [{**_WATCH, "audit_id": f"open-{i}"} for i in range(3)]
+    opened.append({**exec_, "audit_id": "open-exec"})
+    texts = [line(event(stage="RequestReceived", time=at(0), **o)) for o in opened]
+    texts += [line(event(audit_id=f"a{n}", time=at(n))) for n in range(1, 200)]
+    for n in range(200, 500):
+        short = {**(_WATCH if n % 2 else exec_), "audit_id": f"s{n}"}
+        texts.append(line(event(stage="RequestReceived", time=at(n), **short)))
+        texts.append(line(event(audit_id=f"a{n}", time=at(n))))
+        texts.append(line(event(time=at(n), **short)))
+    texts += [line({**event(time=at(0), **o), "stageTimestamp": at(600)}) for o in opened]
+    p = tmp_path / "a.log"
+    p.write_bytes(b"".join(t + b"\n" for t in texts))
+    _tiny_windows(monkeypatch, pending=4, head=20, overlap=4000, block=1024)
+    results: list[list[Any]] = []
+    run = parallel._run_workers
+
+    def kept(*args: Any) -> list[Any]:
+        results.append(run(*args))
+        return results[-1]
+
+    monkeypatch.setattr(parallel, "_run_workers", kept)
+    par = load_usage([str(p)], workers=2, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    seq = load_usage([str(p)], workers=1, skip_malformed=False, **KW)  # type: ignore[arg-type]
+
+    assert par == seq and seq.requests == len(opened) + 199 + 300 * 2
+    first, second = results[0]
+    assert len(first.tail) >= len(opened)  # and a short request the cut fell in, maybe
+    assert len(second.long) == len(opened) and not first.long

@@ -16,8 +16,10 @@ the result equals a sequential read:
 * it hands back, uncounted, the requests still waiting for a later stage at the end of its
   share (its tail), the keys of the requests seen in its first ``HEAD_LINES`` lines (its
   head) and those of the requests ending past its head that may have begun in an earlier
-  share: watches and sessions, and any request received no later than the latest stage
-  time in the text before its share (lines are written in about that order);
+  share: any request (a watch or a session as any other) received no later than the
+  latest stage time in the text before its share, or than the latest request the parent
+  waits for (lines are written in about that order). How many it reports depends on how
+  many requests were open at the boundary, not on the length of the share;
 * a tail request seen in a later worker's head, or ending past it, is dropped, as is a
   request the parent was still waiting for; the others go through the parent's
   deduplication window.
@@ -63,7 +65,6 @@ from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, WorkerLost
 from rbac_advisor.events import Event
 from rbac_advisor.logfiles import BLOCK
-from rbac_advisor.usage import SESSION_SUBRESOURCES as SESSIONS
 from rbac_advisor.usage import BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_fast import GO_STAMP, LONG_MAX, RawAggregator
@@ -384,8 +385,8 @@ class _Result:
     tail: list[tuple[Event, int]]  # requests still waiting at the end, handed back uncounted
     head: set[int]  # requests seen in the first HEAD_LINES lines
     # Final stages past the head of requests that may have begun in an earlier share
-    # (watches, sessions, requests received before the last line before the share was
-    # written): their early stage is in that share's tail.
+    # (received before the last line before the share was written, watches and sessions
+    # included): their early stage is in that share's tail.
     long: set[int] = field(default_factory=set)
     stats: dict[str, SourceStats] = field(default_factory=dict)
     # path, line within the piece, reason, whether --skip-malformed gets past it
@@ -537,11 +538,7 @@ def _work(args: _Args, hand: Callable[[Any], None] | None = None) -> _Result:
                 if k is not None:
                     if pos[0] <= left:
                         head.add(hash(k))
-                    elif final and (
-                        ev.access.verb == "watch"
-                        or ev.access.subresource in SESSIONS
-                        or (ev.time <= limit and len(long) < LONG_MAX)
-                    ):
+                    elif final and ev.time <= limit and len(long) < LONG_MAX:
                         long.add(hash(k))
                 builder.add(ev, part.index)
             st = stats.get(part.path)
