@@ -9,19 +9,18 @@ few sets). Memory grows with distinct uses, so this is what bounds a long log.
 
 The uses counted lately are found by key in a dict (about 120 bytes each with the row
 number). Once there are ``_SETTLE`` of them, and at least an eighth as many as are settled,
-they settle: each becomes one integer, its key above its row number, in a list kept sorted
-and searched by bisection (about 55 bytes each). With the columns, a settled use takes
-about 90 bytes against about 155; a table too small to settle (a worker's share of a
-2M-line log) keeps the dict alone.
+they settle into typed arrays kept sorted by key: the key's high and low 64 bits and the
+row number, 20 bytes a use, found by bisection (a list of one integer per use took about
+55). With the columns, a settled use takes about 55 bytes against about 155; a table too
+small to settle (a worker's share of a 2M-line log) keeps the dict alone.
 """
 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
-from collections.abc import Hashable, Iterable, Iterator
-from itertools import chain, repeat
-from operator import and_
+from bisect import bisect_left, bisect_right
+from collections.abc import Hashable, Iterable
+from itertools import chain
 from typing import Any
 
 from rbac_advisor.errors import InputError
@@ -37,9 +36,13 @@ _MASK30 = (1 << 30) - 1
 _MASK25 = (1 << 25) - 1
 _FULL = "more than {:,} distinct {} in the input: too many for one table of uses"
 _NAMES = ("identities", "accesses", "reasons", "tools", "decisions")
-# Settled uses are ``key << _ROW | row``: one bisection finds a key's row.
-_ROW = 30
-_ROW_MASK = (1 << _ROW) - 1
+# A row number fits 30 bits; a settled key is held as its high and low 64 bits, so the
+# identity index fits 38 bits.
+_ROW_MASK = (1 << 30) - 1
+_LOW = 64
+_MASK64 = (1 << _LOW) - 1
+_IDENT_MAX = (1 << 38) - 1
+_MOVE = 1 << 16  # settled keys moved up at once (the slice copied on the way)
 _SETTLE = 100_000  # uses counted lately, at least, before they settle (see above)
 
 
@@ -52,7 +55,10 @@ class UseTable:
 
     def _reset(self) -> None:
         self._new: dict[int, int] = {}  # packed key -> row number, uses not yet settled
-        self._settled: list[int] = []  # packed key << _ROW | row number, sorted
+        # Settled uses, sorted by key: its high and low 64 bits, and its row number.
+        self._hi = array("Q")
+        self._lo = array("Q")
+        self._at = array("I")
         self._idents: list[Identity] = []
         self._accs: list[Access] = []
         self._vias: list[ReasonRef | None] = []
@@ -71,7 +77,7 @@ class UseTable:
 
     def __len__(self) -> int:
         """The number of distinct uses."""
-        return len(self._new) + len(self._settled)
+        return len(self._new) + len(self._hi)
 
     def add(
         self,
@@ -97,11 +103,16 @@ class UseTable:
         new = self._new
         row = new.get(key)
         if row is None:
-            settled = self._settled
-            if settled:
-                at = bisect_left(settled, key << _ROW)
-                if at < len(settled) and settled[at] >> _ROW == key:
-                    row = settled[at] & _ROW_MASK
+            hi = self._hi
+            if hi:
+                h = key >> _LOW
+                at = bisect_left(hi, h)
+                if at < len(hi) and hi[at] == h:
+                    end = bisect_right(hi, h, at)
+                    lo = self._lo
+                    k = bisect_left(lo, key & _MASK64, at, end)
+                    if k < end and lo[k] == key & _MASK64:
+                        row = self._at[k]
             if row is None:
                 row = len(self._counts)
                 if row > _ROW_MASK:
@@ -112,7 +123,7 @@ class UseTable:
                 self._lasts.append(last)
                 fs = frozenset(days)
                 self._days.append(self._day_sets.setdefault(fs, fs))
-                if len(new) >= _SETTLE and len(new) >= len(settled) >> 3:
+                if len(new) >= _SETTLE and len(new) >= len(hi) >> 3:
                     self._settle()
                 return
         self._counts[row] += count
@@ -127,20 +138,40 @@ class UseTable:
             self._days[row] = self._day_sets.setdefault(fs, fs)
 
     def _settle(self) -> None:
-        """Move the uses counted lately into the sorted list (the sort merges them in)."""
-        settled, new = self._settled, self._new
-        pop, append = new.popitem, settled.append
-        while new:  # each key let go as its settled form is made: the memory is reused
-            key, row = pop()
-            append(key << _ROW | row)
-        settled.sort()
+        """Merge the uses counted lately into the sorted arrays, in place.
+
+        The arrays grow by the new uses and are filled from their end: each new key, from
+        the largest, goes where it belongs and the settled keys above it move up, a slice at
+        a time. The Python loop goes over the new keys only, and nothing is held twice.
+        """
+        new = self._new
+        fresh = sorted(new)
+        hi, lo, at = self._hi, self._lo, self._at
+        end, k = len(hi), len(fresh)  # settled keys not moved yet; new keys not placed yet
+        hi.frombytes(bytes(hi.itemsize * k))
+        lo.frombytes(bytes(lo.itemsize * k))
+        at.frombytes(bytes(at.itemsize * k))
+        for key in reversed(fresh):
+            h, low = key >> _LOW, key & _MASK64
+            pos = bisect_left(hi, h, 0, end)
+            if pos < end and hi[pos] == h:
+                pos = bisect_left(lo, low, pos, bisect_right(hi, h, pos, end))
+            if pos < end:
+                for column in (hi, lo, at):
+                    _move_up(column, pos, end, k)
+            end = pos
+            k -= 1
+            hi[pos + k] = h
+            lo[pos + k] = low
+            at[pos + k] = new[key]
+        new.clear()
 
     def _index(
         self, ident: Identity, acc: Access, via: ReasonRef | None, tool: str, dec: Decision
     ) -> tuple[int, int, int, int, int]:
         """The part indices of a use, giving new parts the next index of their table."""
-        parts: list[tuple[dict[Any, int], list[Any], Hashable, object, int | None]] = [
-            (self._ident_at, self._idents, id(ident), ident, None),
+        parts: list[tuple[dict[Any, int], list[Any], Hashable, object, int]] = [
+            (self._ident_at, self._idents, id(ident), ident, _IDENT_MAX),
             (self._acc_at, self._accs, id(acc), acc, _MASK30),
             (self._via_at, self._vias, id(via), via, _MASK30),
             (self._tool_at, self._tools, tool, tool, _MASK25),
@@ -151,7 +182,7 @@ class UseTable:
             k = at.get(key)
             if k is None:
                 k = len(table)
-                if limit is not None and k > limit:
+                if k > limit:
                     raise InputError(_FULL.format(limit + 1, _NAMES[len(out)]))
                 at[key] = k
                 table.append(part)
@@ -168,14 +199,14 @@ class UseTable:
         """
         if not self:
             return Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
-        settled, new = self._settled, self._new
-        self._settled, self._new = [], {}
-        if settled:  # the rows of settled uses (in key order) first, then the others
+        hi, lo, at, new = self._hi, self._lo, self._at, self._new
+        if hi:  # the rows of settled uses (in key order) first, then the others
             # A column at a time: each is let go as its copy in that order replaces it.
-            self._counts = array("q", map(self._counts.__getitem__, _row_order(settled, new)))
-            self._firsts = array("d", map(self._firsts.__getitem__, _row_order(settled, new)))
-            self._lasts = array("d", map(self._lasts.__getitem__, _row_order(settled, new)))
-            self._days = list(map(self._days.__getitem__, _row_order(settled, new)))
+            self._counts = array("q", map(self._counts.__getitem__, chain(at, new.values())))
+            self._firsts = array("d", map(self._firsts.__getitem__, chain(at, new.values())))
+            self._lasts = array("d", map(self._lasts.__getitem__, chain(at, new.values())))
+            self._days = list(map(self._days.__getitem__, chain(at, new.values())))
+        del at
         idents, irank = index_by_value(list(map(identity_order, self._idents)))
         accs, arank = index_by_value(list(map(access_order, self._accs)))
         vias, vrank = index_by_value(list(map(via_order, self._vias)))
@@ -190,11 +221,12 @@ class UseTable:
             (trank, _T, _MASK25),
             (drank, 0, 31),
         ):
-            # At 4 bytes a row; a settled use's key lies _ROW bits higher.
-            col = array("i", [rank[c >> shift + _ROW & mask] for c in settled])
+            # At 4 bytes a row.
+            keys = zip(hi, lo, strict=True)
+            col = array("i", [rank[(h << _LOW | low) >> shift & mask] for h, low in keys])
             col.extend([rank[k >> shift & mask] for k in new])
             index.append(col)
-        del settled, new
+        del hi, lo, new
         ii, ai, vi, ti, di = index
         del index
         cols = (ii, ai, di, vi, ti, self._counts, self._firsts, self._lasts, self._days)
@@ -205,6 +237,9 @@ class UseTable:
         return merge(parts) if ordered else parts[0]  # merge lets the part go as it copies
 
 
-def _row_order(settled: list[int], new: dict[int, int]) -> Iterator[int]:
-    """The row numbers of the settled uses, in key order, then those of the others."""
-    return chain(map(and_, settled, repeat(_ROW_MASK)), new.values())
+def _move_up(column: array[int], start: int, end: int, by: int) -> None:
+    """Move ``column[start:end]`` up by ``by`` places, from its end: no large copy held."""
+    while end > start:
+        low = max(start, end - _MOVE)
+        column[low + by : end + by] = column[low:end]
+        end = low

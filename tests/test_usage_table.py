@@ -172,20 +172,36 @@ def test_a_table_refuses_more_values_than_its_key_holds(monkeypatch: pytest.Monk
         table.add(Identity("u"), Access("get"), Decision.ALLOW, None, "tool3", 1, 0.0, 0.0, ())
 
 
+def test_a_table_refuses_more_identities_than_its_settled_key_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(usage_table, "_IDENT_MAX", 1)
+    table = UseTable()
+    for u in ("u0", "u1"):
+        table.add(Identity(u), Access("get"), Decision.ALLOW, None, "kubectl", 1, 0.0, 0.0, ())
+    with pytest.raises(InputError, match="more than 2 distinct identities in the input"):
+        table.add(Identity("u2"), Access("get"), Decision.ALLOW, None, "kubectl", 1, 0.0, 0.0, ())
+
+
 @pytest.mark.parametrize("settle", [1, 3, 64])
 @pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("move", [2, 1 << 16])
 def test_settled_uses_are_found_again_and_come_back_exactly(
-    monkeypatch: pytest.MonkeyPatch, settle: int, ordered: bool
+    monkeypatch: pytest.MonkeyPatch, settle: int, ordered: bool, move: int
 ) -> None:
-    """Uses settled into the sorted list are counted on, not counted twice."""
+    """Uses settled into the sorted arrays are counted on, not counted twice."""
     uses = _uses(1500, seed=3)
     uses += _again(uses, seed=4) + _again(uses, seed=5)
     expected = _expected(uses)
     monkeypatch.setattr(usage_table, "_SETTLE", settle)
+    monkeypatch.setattr(usage_table, "_MOVE", move)
     table = UseTable()
     _add_all(table, uses)
-    assert table._settled, "the uses never settled"
+    assert table._hi, "the uses never settled"
     assert len(table) == len(expected)
+    keys = [h << 64 | low for h, low in zip(table._hi, table._lo, strict=True)]
+    assert keys == sorted(set(keys)), "the settled keys are not strictly sorted"
+    assert sorted(table._at) == sorted({*range(len(table))} - {*table._new.values()})
     r = table.rows(ordered=ordered)
     assert len(table) == 0
     got = _by_key(r)
