@@ -105,14 +105,10 @@ class UseTable:
         if row is None:
             hi = self._hi
             if hi:
-                h = key >> _LOW
-                at = bisect_left(hi, h)
-                if at < len(hi) and hi[at] == h:
-                    end = bisect_right(hi, h, at)
-                    lo = self._lo
-                    k = bisect_left(lo, key & _MASK64, at, end)
-                    if k < end and lo[k] == key & _MASK64:
-                        row = self._at[k]
+                h, low = key >> _LOW, key & _MASK64
+                at = _place(hi, self._lo, h, low, len(hi))
+                if at < len(hi) and hi[at] == h and self._lo[at] == low:
+                    row = self._at[at]
             if row is None:
                 row = len(self._counts)
                 if row > _ROW_MASK:
@@ -153,9 +149,7 @@ class UseTable:
         at.frombytes(bytes(at.itemsize * k))
         for key in reversed(fresh):
             h, low = key >> _LOW, key & _MASK64
-            pos = bisect_left(hi, h, 0, end)
-            if pos < end and hi[pos] == h:
-                pos = bisect_left(lo, low, pos, bisect_right(hi, h, pos, end))
+            pos = _place(hi, lo, h, low, end)
             if pos < end:
                 for column in (hi, lo, at):
                     _move_up(column, pos, end, k)
@@ -235,6 +229,14 @@ class UseTable:
         parts = [Rows(idents, accs, vias, decs, tools, *cols)]
         del cols
         return merge(parts) if ordered else parts[0]  # merge lets the part go as it copies
+
+
+def _place(hi: array[int], lo: array[int], h: int, low: int, end: int) -> int:
+    """Where the key ``h``, ``low`` (high and low words) is, or goes, in ``[0, end)``."""
+    pos = bisect_left(hi, h, 0, end)
+    if pos < end and hi[pos] == h:
+        pos = bisect_left(lo, low, pos, bisect_right(hi, h, pos, end))
+    return pos
 
 
 def _move_up(column: array[int], start: int, end: int, by: int) -> None:
