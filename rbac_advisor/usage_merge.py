@@ -169,8 +169,8 @@ def _run_ends(dup: list[int], order: Sequence[int]) -> list[int]:
 class Merged:
     """Rows of several parts ranked together; ``order`` lists the kept rows, sorted.
 
-    ``parts`` is emptied as its rows are copied: each part can be let go before the next
-    is copied, and all of them before the result is built.
+    ``parts`` is emptied before its rows are copied, a column at a time: each part's column
+    can be let go once copied, and all of them before the result is built.
     """
 
     def __init__(self, parts: list[Rows]) -> None:
@@ -181,21 +181,19 @@ class Merged:
         self.decs, dmaps = _rank(p.decisions for p in parts)
         self.tools, tmaps = _rank(p.tools for p in parts)
         # Typed arrays: the rank and statistics columns of all parts at 4 or 8 bytes a row.
+        # Column by column, each part's column let go once copied: the parts' columns stand
+        # beside one new column at a time, not beside all of them.
+        held: list[list[Any]] = [list(islice(p, 5, None)) for p in parts]  # ii .. ti, stats
+        parts.clear()
+        maps = (imaps, amaps, dmaps, vmaps, tmaps)
         cols: list[Any] = [*(array("i") for _ in range(5)), array("q"), array("d"), array("d"), []]
+        for c, new in enumerate(cols):
+            for k, h in enumerate(held):
+                col, h[c] = h[c], None
+                new.extend(map(maps[c][k].__getitem__, col) if c < 5 else col)
+                del col
+        del held, maps, imaps, amaps, vmaps, dmaps, tmaps
         ri, ra, rd, rv, rt, counts, firsts, lasts, days = cols
-        for k in range(len(parts)):
-            p = parts.pop(0)
-            ri.extend(map(imaps[k].__getitem__, p.ii))
-            ra.extend(map(amaps[k].__getitem__, p.ai))
-            rd.extend(map(dmaps[k].__getitem__, p.di))
-            rv.extend(map(vmaps[k].__getitem__, p.vi))
-            rt.extend(map(tmaps[k].__getitem__, p.ti))
-            counts.extend(p.counts)
-            firsts.extend(p.firsts)
-            lasts.extend(p.lasts)
-            days.extend(p.days)
-            del p
-        del imaps, amaps, vmaps, dmaps, tmaps
         n = len(ri)
         # Each row's code with its position below it: sorting these integers in place puts
         # the rows in code order, equal codes in part order (each part's rows are a sorted
@@ -229,10 +227,13 @@ class Merged:
 def merge(parts: list[Rows]) -> Rows:
     """Combine Rows by value: each use once, rows in canonical order; ``parts`` is emptied."""
     m = Merged(parts)
-    ii, ai, di, vi, ti, counts, firsts, lasts, days = (
-        array(c.typecode, m.column(k)) if isinstance(c, array) else list(m.column(k))
-        for k, c in enumerate(m.columns)
-    )
+    src = m.columns
+    cols: list[Any] = []
+    for k in range(len(src)):  # each column let go once its replacement is built
+        c = m.column(k)
+        cols.append(array(src[k].typecode, c) if isinstance(src[k], array) else list(c))
+        src[k] = None
+    ii, ai, di, vi, ti, counts, firsts, lasts, days = cols
     return Rows(
         m.idents, m.accs, m.vias, m.decs, m.tools, ii, ai, di, vi, ti, counts, firsts, lasts, days
     )
