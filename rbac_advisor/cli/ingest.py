@@ -21,6 +21,7 @@ from typing import BinaryIO
 from rbac_advisor import logfiles
 from rbac_advisor.audit import SourceStats, normalise, parse_blocks
 from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.cli import spool
 from rbac_advisor.cli.memory import give_back_large_blocks
 from rbac_advisor.cli.options import default_workers
 from rbac_advisor.cli.progress import Progress
@@ -262,6 +263,22 @@ class _Reader:
         self.stats, self.options, self.skip, self.meter = stats, options, skip_malformed, meter
         self.digests: dict[str, str] = {}
         self.named: set[str] = set()  # files given by name, not found in a directory
+        # Counts of what this process reads itself, past SPILL_AT distinct uses.
+        self.spool = spool.Spool()
+
+    def add_spilled(self) -> None:
+        """Add the counts kept on disk back into the builder, one export at a time."""
+        if not self.spool.parts:
+            return
+        # The counts still held go too: adding up then starts from nothing held.
+        self.spool.put(self.builder.hand_over())
+        parts = self.spool.parts
+        self.meter.phase(f"adding up the {parts} parts of the counts")
+        for k, state in enumerate(self.spool.drain(), 1):
+            if k < parts:
+                spool.add_up(self.builder, state)
+            else:  # building the model merges the last with the rest
+                self.builder.absorb_export(state, own=True)
 
     def read_all(self, workers: int) -> dict[str, str]:
         """Read every file; return their sha256 digests.
@@ -338,6 +355,7 @@ class _Reader:
             logfiles.read_blocks(src, st, skip_malformed=self.skip),
             functools.partial(getattr, src, "consumed"),
         )
+        blocks = spool.handing(blocks, self.builder, self.spool.put, spool.SPILL_AT)
         add = self.builder.add
         self.fast.source = i
         for ev in parse_blocks(
@@ -412,7 +430,11 @@ def load_usage(
             give_back_large_blocks()
         reader = _Reader(files, sizes, builder, fast, stats, options, skip_malformed, meter)
         reader.named.update(paths)
-        digests = reader.read_all(n_workers)
+        try:
+            digests = reader.read_all(n_workers)
+            reader.add_spilled()
+        finally:
+            reader.spool.close()
         if not any(st.events for st in stats.values()):
             where = files[0] if len(files) == 1 else f"{len(files)} inputs"
             first = next((st.first_error for st in stats.values() if st.first_error), "")

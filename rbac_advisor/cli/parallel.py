@@ -62,6 +62,7 @@ from rbac_advisor.audit.stream import parse_text
 from rbac_advisor.audit.timestamps import canonical_stamp, format_time, parse_time
 from rbac_advisor.cli.memory import give_back_large_blocks
 from rbac_advisor.cli.progress import Progress
+from rbac_advisor.cli.spool import add_up, handing
 from rbac_advisor.errors import AuditParseError, WorkerLost
 from rbac_advisor.events import Event
 from rbac_advisor.logfiles import BLOCK
@@ -471,21 +472,6 @@ def _seed(
 _Args = tuple[list[Part], list[Part], BuildOptions, bool]
 
 
-def _handing(
-    blocks: Iterator[Block], builder: UsageBuilder, hand: Callable[[Any], None]
-) -> Iterator[Block]:
-    """``blocks``, handing the builder's counts over between two once they reach HAND_OVER.
-
-    Between blocks every line before has been counted or waits in the deduplication window,
-    which stays. The normaliser lets go of its interned values too: the uses held them.
-    """
-    for block in blocks:
-        yield block
-        if builder.uses >= HAND_OVER:
-            hand(builder.hand_over())
-            normalise.forget()
-
-
 def _work(args: _Args, hand: Callable[[Any], None] | None = None) -> _Result:
     """Read one share; with ``hand``, counts are handed over past HAND_OVER uses on the way."""
     parts, before, options, skip = args
@@ -531,7 +517,7 @@ def _work(args: _Args, hand: Callable[[Any], None] | None = None) -> _Result:
             too_long = logfiles.too_long_handler(part.path, part_stats, skip_malformed=skip)
             blocks = _range_blocks(pieces, part.path, pos, too_long=too_long)
             if hand is not None:
-                blocks = _handing(blocks, builder, hand)
+                blocks = handing(blocks, builder, hand, HAND_OVER)
             for ev in parse_blocks(blocks, skip_malformed=skip, stats=stats, sink=fast.sink):
                 final = rank(ev.stage) >= 2
                 k = request_key(ev) if final or pos[0] <= left else None
@@ -767,8 +753,7 @@ def read_files(
         meter.phase(TAKING)
         if early is None:
             early = UsageBuilder(options, dedupe=False)
-        early.absorb_export(state, own=True)
-        early.compact()
+        add_up(early, state)
 
     try:
         results = _run_workers(
