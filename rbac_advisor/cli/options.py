@@ -21,7 +21,9 @@ Jobs = Annotated[
             "Processes that read large logs (16 MB of text or more). Default: one per CPU "
             "this process may run on, up to 4; 1 reads everything in this process. Each "
             "process holds its own counts: more processes take more memory in all, and "
-            "1 the least."
+            "1 the least. Past 150k distinct uses a process hands its counts on (a worker "
+            "to the parent; one process reading alone to a temporary file in TMPDIR, added "
+            "back at the end)."
         ),
     ),
 ]

@@ -43,7 +43,8 @@ for `analyze --usage` or a later --load merge; it never replaces an input log.
 
 Exit codes: 0 done; 2 bad flags or no input; 3 bad input (a malformed record, a truncated
 gzip, no audit event, an output path that is an input); 6 out of memory, a reading process
-was killed (--jobs 1 reads in one process), or standard output could not be written.
+was killed (--jobs 1 reads in one process), or standard output or the temporary file for
+counts (in TMPDIR) could not be written.
 
 Examples:
 
