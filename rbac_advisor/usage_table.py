@@ -194,6 +194,8 @@ class UseTable:
         if not self:
             return Rows([], [], [], [], [], [], [], [], [], [], [], [], [], [])
         hi, lo, at, new = self._hi, self._lo, self._at, self._new
+        # Held here alone from now on: each is let go below once it has been read.
+        self._hi, self._lo, self._at, self._new = array("Q"), array("Q"), array("I"), {}
         if hi:  # the rows of settled uses (in key order) first, then the others
             # A column at a time: each is let go as its copy in that order replaces it.
             self._counts = array("q", map(self._counts.__getitem__, chain(at, new.values())))

@@ -30,10 +30,10 @@ _BUFFER = 1 << 16
 class SpillError(ResourceError):
     """The temporary file holding counts could not be written or read back."""
 
-    def __init__(self, where: str, err: OSError) -> None:
-        """Name the directory and the system's reason."""
+    def __init__(self, where: str, reason: str) -> None:
+        """Name the directory and why."""
         super().__init__(
-            f"cannot keep counts in a temporary file in {where} ({err.strerror or err}): "
+            f"cannot keep counts in a temporary file in {where} ({reason}): "
             "set TMPDIR to a writable directory with free space"
         )
 
@@ -68,7 +68,7 @@ class Spool:
                 pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError as err:
             self.close()
-            raise SpillError(self.where, err) from None
+            raise SpillError(self.where, err.strerror or str(err)) from None
         self.parts += 1
 
     def drain(self) -> Iterator[Export]:
@@ -86,8 +86,10 @@ class Spool:
                 for _ in range(self.parts):
                     try:
                         state: Export = pickle.load(r)
-                    except (OSError, EOFError, pickle.UnpicklingError) as err:
-                        raise SpillError(self.where, _as_os_error(err)) from None
+                    except OSError as err:
+                        raise SpillError(self.where, err.strerror or str(err)) from None
+                    except (EOFError, pickle.UnpicklingError) as err:
+                        raise SpillError(self.where, f"read back short: {err}") from None
                     yield state
         finally:
             self.parts = 0
@@ -99,10 +101,6 @@ class Spool:
             self._file.close()
             self._file = None
         self.parts = 0
-
-
-def _as_os_error(err: Exception) -> OSError:
-    return err if isinstance(err, OSError) else OSError(0, f"read back short: {err}")
 
 
 def add_up(into: UsageBuilder, state: Export) -> None:
