@@ -16,11 +16,11 @@ from typing import Any
 
 import orjson
 
-from rbac_advisor.audit.timestamps import format_time
+from rbac_advisor.audit.timestamps import format_second
 from rbac_advisor.audit.useragent import name_of
 from rbac_advisor.events import Decision
 from rbac_advisor.rbac import Access
-from rbac_advisor.usage import SourceInfo, Stats, Usage, UsageKey, earliest
+from rbac_advisor.usage import SourceInfo, Stats, Usage, UsageKey
 from rbac_advisor.usage_entries import Entries
 
 REPORT_FORMAT = "rbac-advisor/usage-report"
@@ -33,7 +33,7 @@ def iso(t: float | None) -> str | None:
     """Epoch seconds as RFC 3339 UTC; None for None and for 0 (no record gave a time)."""
     if not t:
         return None
-    return format_time(t)[:19] + "Z"
+    return format_second(t)
 
 
 def is_impersonation_check(k: UsageKey) -> bool:
@@ -162,21 +162,40 @@ def _summary(
         s.tools[tool or "unknown"] += n
     for ips in addresses:
         s.ips.update(ips)
+    accesses, days, groups = s.accesses, s.days, s.groups
+    first: float | None = None
+    last: float | None = None
+    denied = unknown = 0
+    ident = via = None
+    via_text = ""
     for k, st in entries:
-        s.groups.update(k.identity.groups)
-        via = k.via.binding.display() if k.via is not None else ""
-        acc = s.accesses.setdefault((k.access, k.decision.value, via), _Acc())
-        acc.stats = st if acc.stats is None else acc.stats.merge(st)
-        acc.tools.add(k.tool or "unknown")
-        s.first = st.first if s.first is None else earliest(s.first, st.first)
-        s.last = st.last if s.last is None else max(s.last, st.last)
-        s.days |= st.days
-        if is_impersonation_check(k) and k.decision is not Decision.FORBID:
-            continue  # made on behalf of another request, counted there
-        if k.decision is Decision.FORBID:
-            s.denied += st.count
-        elif k.decision is Decision.UNKNOWN:
-            s.unknown += st.count
+        # A subject's uses share few identities and bindings: each is read once.
+        if k.identity is not ident:
+            ident = k.identity
+            groups.update(ident.groups)
+        if k.via is not via:
+            via = k.via
+            via_text = via.binding.display() if via is not None else ""
+        dec = k.decision
+        key = (k.access, dec.value, via_text)
+        acc = accesses.get(key)
+        if acc is None:
+            accesses[key] = _Acc(st, {k.tool or "unknown"})
+        else:
+            acc.stats = st if acc.stats is None else acc.stats.merge(st)
+            acc.tools.add(k.tool or "unknown")
+        # The earliest time a record gave (0: none did).
+        if first is None or (st.first and (not first or st.first < first)):
+            first = st.first
+        if last is None or st.last > last:
+            last = st.last
+        days |= st.days
+        if dec is Decision.FORBID:
+            denied += st.count
+        elif dec is Decision.UNKNOWN and not is_impersonation_check(k):
+            # An impersonation check is made on behalf of another request, counted there.
+            unknown += st.count
+    s.first, s.last, s.denied, s.unknown = first, last, denied, unknown
     # Per request: one request can hold several allowed checks (server-side apply that
     # creates is also authorized as create), but it is one allowed request.
     s.allowed = max(0, s.requests - s.denied - s.unknown)
@@ -227,22 +246,39 @@ def iter_json(usage: Usage, progress: Callable[[float], None] | None = None) -> 
     )
     yield head
     first = True
+    texts: dict[Access, str] = {}
     for summary in iter_summaries(usage, progress):  # built when reached, let go once written
-        text = orjson.dumps(_subject_json(summary), option=orjson.OPT_INDENT_2).decode()
+        if len(texts) > _TEXTS_MAX:
+            texts.clear()
+        doc = _subject_json(summary, texts)
+        text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
         yield ("[\n" if first else ",\n") + "    " + text.replace("\n", "\n    ")
         first = False
     yield "[]" if first else "\n  ]"
     yield tail + "\n"
 
 
+# The access texts kept while the subjects are written (about 200 bytes each).
+_TEXTS_MAX = 50_000
 _SUBJECTS = "\x00subjects\x00"  # placeholder in the document, replaced by the streamed list
 
 
-def _subject_json(s: SubjectSummary) -> dict[str, Any]:
-    accesses = sorted(
-        s.accesses.items(),
-        key=lambda kv: (-(kv[1].stats.count if kv[1].stats else 0), str(kv[0])),
-    )
+def _subject_json(s: SubjectSummary, texts: dict[Access, str]) -> dict[str, Any]:
+    """The JSON of one subject; ``texts`` keeps the ``repr`` of accesses between subjects.
+
+    Uses are listed most frequent first, ties in the order of the text of their
+    ``(access, decision, via)`` key. Subjects share many accesses, whose text is kept.
+    """
+
+    def order(kv: tuple[tuple[Access, str, str], _Acc]) -> tuple[int, str]:
+        (a, decision, via), acc = kv
+        text = texts.get(a)
+        if text is None:
+            text = texts[a] = repr(a)
+        # str() of the key tuple, with the access's text kept
+        return -(acc.stats.count if acc.stats else 0), f"({text}, {decision!r}, {via!r})"
+
+    accesses = sorted(s.accesses.items(), key=order)
     return {
         "kind": s.kind,
         "name": s.name,

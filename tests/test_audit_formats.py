@@ -597,6 +597,43 @@ def test_format_time_is_rfc3339_with_four_digit_years(text: str, shown: str) -> 
     assert parse_time(shown) == parse_time(text)
 
 
+@pytest.mark.parametrize(
+    ("t", "shown"),
+    [
+        (86401.5, "1970-01-02T00:00:01Z"),
+        (1.9999994, "1970-01-01T00:00:01Z"),
+        (1.9999996, "1970-01-01T00:00:02Z"),  # the microseconds round up into the next second
+        (59.9999996, "1970-01-01T00:01:00Z"),
+        (86399.9999996, "1970-01-02T00:00:00Z"),
+        (-1e-7, "1970-01-01T00:00:00Z"),
+        (-6e-7, "1969-12-31T23:59:59Z"),
+        (-86400.5, "1969-12-30T23:59:59Z"),
+        (-62135596800, "0001-01-01T00:00:00Z"),
+        (253402300799.25, "9999-12-31T23:59:59Z"),
+    ],
+)
+def test_format_second_is_the_second_format_time_shows(t: float, shown: str) -> None:
+    from rbac_advisor.audit.timestamps import format_second, format_time
+
+    assert format_second(t) == shown == format_time(t)[:19] + "Z"
+
+
+@given(
+    st.floats(-62135596800, 253402300799.5)
+    | st.builds(
+        float.__add__,
+        st.integers(-62135596800, 253402300798).map(float),
+        st.sampled_from([0.0, 0.4999995, 0.5000005, 0.9999994999, 0.9999995, 0.9999996]),
+    )
+)
+def test_format_second_agrees_with_format_time(t: float) -> None:
+    from rbac_advisor.audit import timestamps
+
+    assert timestamps.format_second(t) == timestamps.format_time(t)[:19] + "Z"
+    timestamps._MINUTES.clear()  # computed afresh, not from the minute kept
+    assert timestamps.format_second(t) == timestamps.format_time(t)[:19] + "Z"
+
+
 @given(
     st.integers(-62135596800 + 86400, 253402300800 - 86400 - 1),
     st.integers(0, 999_999),

@@ -149,3 +149,132 @@ def test_the_share_summarised_counts_each_subjects_uses(monkeypatch) -> None:  #
     # Work: 101 subjects and 200 uses. Before each subject, what the ones before it did.
     assert shares[:3] == [0, 101 / 301, 103 / 301]
     assert len(shares) == 101 and shares == sorted(shares)
+
+
+_DECIDED = [
+    ("allow", "", 200),
+    ("allow", 'RBAC: allowed by ClusterRoleBinding "b" of ClusterRole "r" to Group "g"', 200),
+    ("forbid", "", 403),
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["alice", "bob", "system:serviceaccount:a:x"]),
+            st.sampled_from(["get", "list", "delete"]),
+            st.sampled_from(["pods", "secrets", "configmaps"]),
+            st.sampled_from(_NAMESPACES[:3]),
+            st.sampled_from(_DECIDED),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from([0, 1, 50_000]),
+)
+def test_json_lists_each_subjects_uses_most_frequent_first_then_by_text(
+    requests: list[tuple[str, str, str, str, tuple[str, str, int]]], kept: int
+) -> None:
+    """Ties in count go by the text of (access, decision, via), whatever texts are kept."""
+    import json
+
+    from rbac_advisor import usage_report
+
+    u = usage.build(
+        e
+        for n, (user, verb, res, ns, (decision, reason, code)) in enumerate(requests)
+        for e in parse_record(
+            event(
+                audit_id=f"r{n}",
+                user=user,
+                verb=verb,
+                uri=f"/api/v1/namespaces/{ns}/{res}",
+                decision=decision,
+                reason=reason,
+                code=code,
+            )
+        ).events
+    )
+    was, usage_report._TEXTS_MAX = usage_report._TEXTS_MAX, kept
+    try:
+        doc = json.loads(usage_report.to_json(u))
+    finally:
+        usage_report._TEXTS_MAX = was
+    for s, summary in zip(doc["subjects"], usage_report.summarize(u), strict=True):
+        assert s["user"] == summary.user
+        want = sorted(
+            summary.accesses.items(),
+            key=lambda kv: (-(kv[1].stats.count if kv[1].stats else 0), str(kv[0])),
+        )
+        got = [
+            (a["verb"], a["resource"], a["namespace"], a["decision"], a["via"] or "", a["count"])
+            for a in s["accesses"]
+        ]
+        assert got == [
+            (a.verb, a.resource, a.namespace, d, v, acc.stats.count)  # type: ignore[union-attr]
+            for (a, d, v), acc in want
+        ]
+
+
+_TIMES = ["1969-12-31T10:00:00.5Z", "2026-11-20T10:00:00.000001Z", "2026-11-22T23:59:59Z", None]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["alice", "bob"]),
+            st.sampled_from(["get", "list"]),
+            st.sampled_from(["allow", "forbid", None]),
+            st.sampled_from(_TIMES),
+            st.sampled_from([None, "carol"]),  # impersonating carol
+            st.sampled_from([["dev"], ["ops", "dev"]]),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_subject_totals_match_a_plain_reading_of_the_model(
+    requests: list[tuple[str, str, str | None, str | None, str | None, list[str]]],
+) -> None:
+    """Times (0 where no record gave one), days, groups and decisions of each subject."""
+    from rbac_advisor.usage import earliest
+    from rbac_advisor.usage_report import is_impersonation_check, summarize
+
+    docs = []
+    for n, (user, verb, decision, when, imp, groups) in enumerate(requests):
+        d = event(
+            audit_id=f"r{n}",
+            user=user,
+            verb=verb,
+            decision=decision,
+            code=403 if decision == "forbid" else 200,
+            groups=groups,
+            imp=None if imp is None else {"username": imp, "groups": ["system:authenticated"]},
+        )
+        if when is None:
+            del d["requestReceivedTimestamp"], d["stageTimestamp"]
+        else:
+            d["requestReceivedTimestamp"] = d["stageTimestamp"] = when
+        docs.append(d)
+    u = usage.build(e for d in docs for e in parse_record(d).events)
+    summaries = summarize(u)
+    assert summaries
+    for s in summaries:
+        rows = [(k, st) for k, st in u.entries.items() if k.identity.user == s.user]
+        firsts = [st.first for _, st in rows]
+        want_first = None if not rows else firsts[0]
+        for f in firsts[1:]:
+            want_first = earliest(want_first, f)  # type: ignore[arg-type]
+        assert s.first == want_first
+        assert s.last == (max(st.last for _, st in rows) if rows else None)
+        assert s.days == {day for _, st in rows for day in st.days}
+        assert s.groups == {g for k, _ in rows for g in k.identity.groups}
+        assert s.denied == sum(st.count for k, st in rows if k.decision is Decision.FORBID)
+        assert s.unknown == sum(
+            st.count
+            for k, st in rows
+            if k.decision is Decision.UNKNOWN and not is_impersonation_check(k)
+        )
+        assert s.allowed == max(0, s.requests - s.denied - s.unknown)

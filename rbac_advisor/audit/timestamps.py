@@ -137,6 +137,36 @@ def format_time(t: float) -> str:
     )
 
 
+_MINUTES: dict[int, str] = {}  # minute since the epoch: "YYYY-MM-DDTHH:MM:"
+_SECONDS = [f"{n:02d}Z" for n in range(60)]
+
+
+def format_second(t: float) -> str:
+    """``format_time(t)`` to the second, without the fraction: ``1970-01-02T00:00:01Z``.
+
+    Reports write one for every use they list, so the text of each minute is kept. The
+    second is the one :func:`format_time` shows: microseconds are rounded half to even
+    first, as ``datetime.fromtimestamp`` rounds them, so ``1.9999996`` is second 2.
+
+    >>> format_second(86401.5)
+    '1970-01-02T00:00:01Z'
+    """
+    frac, whole = math.modf(t)
+    second = int(whole)
+    micros = round(frac * 1e6)
+    if micros >= 1_000_000:
+        second += 1
+    elif micros < 0:
+        second -= 1
+    minute, s = divmod(second, 60)
+    head = _MINUTES.get(minute)
+    if head is None:
+        if len(_MINUTES) >= _CACHE_MAX:
+            _MINUTES.clear()
+        head = _MINUTES[minute] = format_time(minute * 60)[:17]
+    return head + _SECONDS[s]
+
+
 def _parse_head(head: str) -> int:
     if (
         len(head) != 19
