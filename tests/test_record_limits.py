@@ -345,3 +345,62 @@ def test_a_batch_of_events_larger_than_the_limit_is_read_whole(
     r = runner.invoke(app, ["usage", "--json", str(p)])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["requests"] == len(events)
+
+
+def _within(batches: int, record: object, shape: str) -> object:
+    """``record`` inside ``batches`` nested arrays or AKS ``records`` batches."""
+    for _ in range(batches):
+        record = [record] if shape == "array" else {"records": [record]}
+    return record
+
+
+@pytest.mark.parametrize("shape", ["array", "records"])
+def test_batches_are_read_eight_deep_and_refused_deeper(shape: str) -> None:
+    from rbac_advisor.audit import Malformed, parse_record
+    from rbac_advisor.audit.records import MAX_BATCH_DEPTH
+
+    assert MAX_BATCH_DEPTH == 8
+    ev = event(audit_id="deep")
+    assert [e.audit_id for e in parse_record(_within(8, ev, shape)).events] == ["deep"]
+    where = "item 0" if shape == "array" else "records[0]"
+    with pytest.raises(Malformed) as err:
+        parse_record(_within(9, ev, shape))
+    assert str(err.value) == f"{where}: " * 8 + "batches nested more than 8 deep"
+    # Skipped, the deep item alone: the others of the batch still count.
+    parsed = parse_record([_within(9, ev, shape), event(audit_id="flat")], skip_malformed=True)
+    assert [e.audit_id for e in parsed.events] == ["flat"]
+    assert parsed.skipped == ["item 0: " + f"{where}: " * 7 + "batches nested more than 8 deep"]
+
+
+@pytest.mark.parametrize("pretty_printed", [False, True])
+def test_arrays_nested_hundreds_deep_are_one_error(tmp_path: Path, pretty_printed: bool) -> None:
+    """Arrays 600 deep decode (orjson reads about 1000 levels, less the stack in use): a
+    process of its own, as the command runs, with a stack as shallow as the command's."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "deep.log"
+    if pretty_printed:
+        first = json.dumps(event(audit_id="a"), indent=2) + "\n"
+        deep = "[\n" * 600 + json.dumps(event(audit_id="deep"), indent=2) + "\n]" * 600
+    else:
+        first = line(event(audit_id="a")).decode() + "\n"
+        deep = "[" * 600 + json.dumps(event(audit_id="deep")) + "]" * 600
+    p.write_text(first + deep + "\n")
+    at = first.count("\n") + 1
+
+    def run(*flags: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "rbac_advisor", "usage", str(p), *flags]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+    r = run()
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: {p}:{at}: "
+        + "item 0: " * 8
+        + "batches nested more than 8 deep; --skip-malformed skips such records and counts them"
+    ]
+    r = run("--skip-malformed", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["requests"] == 1 and doc["skipped"] == 1

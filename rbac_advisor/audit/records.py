@@ -51,12 +51,23 @@ def _bad_item(out: Parsed, skip: bool, reason: str) -> None:
     out.skipped.append(reason)
 
 
-def _nested(obj: Any, out: Parsed, skip: bool, where: str) -> None:
+# Batches within batches (an array of EventLists, of CloudWatch envelopes, of arrays) are
+# read this many levels deep; a record nested deeper is malformed, not a deeper recursion.
+MAX_BATCH_DEPTH = 8
+
+
+def _deeper(depth: int) -> None:
+    """Refuse to read the items of a batch that lies within ``MAX_BATCH_DEPTH`` others."""
+    if depth > MAX_BATCH_DEPTH:
+        raise Malformed(f"batches nested more than {MAX_BATCH_DEPTH} deep")
+
+
+def _nested(obj: Any, out: Parsed, skip: bool, where: str, depth: int) -> None:
     """Parse a batch item that may itself be a batch; ``where`` names it in reasons."""
     n = len(out.skipped)
     reason = ""
     try:
-        parse_record(obj, out, skip_malformed=skip)
+        _record(obj, out, skip, depth)
     except Malformed as err:
         reason = f"{where}: {err}"
     for j in range(n, len(out.skipped)):
@@ -77,12 +88,18 @@ def parse_record(obj: Any, out: Parsed | None = None, *, skip_malformed: bool = 
             ``skip_malformed``: only when the record as a whole is, not one item of it).
     """
     out = out if out is not None else Parsed()
-    skip = skip_malformed
+    _record(obj, out, skip_malformed, 1)
+    return out
+
+
+def _record(obj: Any, out: Parsed, skip: bool, depth: int) -> Parsed:
+    """:func:`parse_record` of a record within ``depth - 1`` batches."""
     if isinstance(obj, list):
         if not obj:
             raise Malformed("empty JSON array")
+        _deeper(depth)
         for i, item in enumerate(obj):
-            _nested(item, out, skip, f"item {i}")
+            _nested(item, out, skip, f"item {i}", depth + 1)
         return out
     if not isinstance(obj, dict):
         raise Malformed(f"not an audit event: a JSON {type(obj).__name__}")
@@ -135,8 +152,9 @@ def parse_record(obj: Any, out: Parsed | None = None, *, skip_malformed: bool = 
         out.missing.update(gke.missing_fields(obj))
         return out
     if isinstance(obj.get("records"), list) and obj["records"]:
+        _deeper(depth)
         for i, rec in enumerate(obj["records"]):
-            _nested(rec, out, skip, f"records[{i}]")
+            _nested(rec, out, skip, f"records[{i}]", depth + 1)
         return out
     if aks.is_aks(obj):
         inner = aks.inner_event(obj)
