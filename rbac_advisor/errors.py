@@ -44,6 +44,12 @@ class InputError(AdvisorError):
     exit_code = ExitCode.BAD_INPUT
 
 
+def located(path: str, line: int, reason: str) -> str:
+    """``path:line: reason`` as messages name a record (stdin as ``<stdin>``; line 0: none)."""
+    shown = "<stdin>" if path == "-" else path
+    return f"{shown}:{line}: {reason}" if line else f"{shown}: {reason}"
+
+
 class AuditParseError(InputError):
     """An audit log line could not be read as an audit event."""
 
@@ -53,8 +59,7 @@ class AuditParseError(InputError):
         ``skippable`` False: ``--skip-malformed`` does not get past it (text that is not
         UTF-8, or invalid JSON in a file of JSON documents, ends what can be read).
         """
-        shown = "<stdin>" if path == "-" else path
-        super().__init__(f"{shown}:{line}: {reason}" if line else f"{shown}: {reason}")
+        super().__init__(located(path, line, reason))
         self.path = path
         self.line = line
         self.reason = reason

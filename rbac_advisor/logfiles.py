@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
 
 from rbac_advisor.audit import SourceStats
-from rbac_advisor.errors import AuditParseError, InputError
+from rbac_advisor.errors import AuditParseError, InputError, located
 
 _zlib: types.ModuleType = zlib
 INFLATE_ERRORS: tuple[type[Exception], ...] = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -445,7 +445,7 @@ def _malformed(stats: SourceStats, path: str, no: int, reason: str, *, skip: boo
         raise AuditParseError(path, no, reason)
     stats.skipped += 1
     if not stats.first_error:
-        stats.first_error = f"{path}:{no}: {reason}"
+        stats.first_error = located(path, no, reason)
 
 
 def too_long_handler(

@@ -643,3 +643,16 @@ def test_a_file_name_cannot_send_terminal_escapes(tmp_path) -> None:
     assert r.exit_code == 3
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
     assert "x\\x1b]0;pwned\\x07\\x1b[31m.log:1: " in r.stderr
+
+
+def test_a_skipped_record_of_stdin_is_named_as_stdin() -> None:
+    """Every message names standard input ``<stdin>``, the first skipped record's too."""
+    bad = b"not json\n"
+    good = line(event(audit_id="a")) + b"\n"
+    r = runner.invoke(app, ["usage", "-", "--skip-malformed", "--json"], input=bad + good)
+    assert r.exit_code == 0, r.output
+    [source] = json.loads(r.stdout)["sources"]
+    assert source["path"] == "-" and source["firstError"].startswith("<stdin>:1: invalid JSON")
+    r = runner.invoke(app, ["usage", "-", "--skip-malformed"], input=bad)
+    assert r.exit_code == 3
+    assert r.stderr.startswith("error: <stdin>: no audit events found (first: <stdin>:1: ")

@@ -21,7 +21,7 @@ from rbac_advisor.audit.normalise import Malformed
 from rbac_advisor.audit.records import Parsed, parse_record
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.timestamps import canonical_stamp
-from rbac_advisor.errors import AuditParseError
+from rbac_advisor.errors import AuditParseError, located
 from rbac_advisor.events import Event
 
 DEFER_MAX = 8192
@@ -167,12 +167,12 @@ def parse_blocks(
                 raise AuditParseError(path, no, reason) from None
             st.skipped += 1
             if not st.first_error:
-                st.first_error = f"{path}:{no}: {reason}"
+                st.first_error = located(path, no, reason)
             return []
         if parsed.skipped:  # malformed items of a batch; the others still count
             st.skipped += len(parsed.skipped)
             if not st.first_error:
-                st.first_error = f"{path}:{no}: {parsed.skipped[0]}"
+                st.first_error = located(path, no, parsed.skipped[0])
         st.events += len(parsed.events)
         st.ignored += parsed.ignored
         st.formats.update(parsed.formats)
