@@ -135,6 +135,27 @@ def test_two_processes_equal_one(
     assert taken[0] > 3 if hand_over else taken[0] == 0
 
 
+@pytest.mark.parametrize("blank", [b"\n", b"   \n", b"\t\r\n"])
+def test_blank_lines_in_an_earlier_share_count_in_line_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blank: bytes
+) -> None:
+    """Blank lines are no records, but numbered: a later share's lines come after them."""
+    p, n = _log(tmp_path, False)
+    data = Path(p).read_bytes().splitlines(keepends=True)
+    data[1:1] = [blank] * 100  # early in the first share
+    data.append(b"garbage\n")
+    Path(p).write_bytes(b"".join(data))
+    bad = n + 100 + 1
+    monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+    for workers in (1, 2, 3):
+        with pytest.raises(AuditParseError, match=rf"big.log:{bad}: invalid JSON"):
+            load_usage([p], workers=workers, skip_malformed=False, **KW)  # type: ignore[arg-type]
+    seq = load_usage([p], workers=1, skip_malformed=True, **KW)  # type: ignore[arg-type]
+    par = load_usage([p], workers=2, skip_malformed=True, **KW)  # type: ignore[arg-type]
+    assert par == seq and seq.skipped == 1 and seq.sources[0].lines == n + 1
+    assert par.sources[0].first_error.startswith(f"{p}:{bad}: invalid JSON")
+
+
 def test_malformed_line_is_reported_at_its_absolute_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

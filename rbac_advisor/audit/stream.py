@@ -35,6 +35,7 @@ class SourceStats:
 
     path: str
     lines: int = 0
+    blank: int = 0  # blank lines (not records, but numbered: a share's first line follows them)
     events: int = 0
     skipped: int = 0
     ignored: int = 0
@@ -187,18 +188,19 @@ def parse_blocks(
 
     # Per-line counters stay local (attribute updates per line are measurable); they are
     # written to the source's stats when the path changes and at the end.
-    n_lines = n_fast = 0
+    n_lines = n_fast = n_blank = 0
     decode = native.decoder().decode
     errors = native.DECODE_ERRORS
     no_sink = sink is None
     for path, first_no, block in blocks:
         if path is not cur:
             if st is not None:
-                st.lines += n_lines
+                st.lines += n_lines - n_blank
+                st.blank += n_blank
                 st.events += n_fast
                 if n_fast:
                     st.formats.add("native")
-                n_lines = n_fast = 0
+                n_lines = n_fast = n_blank = 0
             st = stats.get(path)
             if st is None:
                 st = stats[path] = SourceStats(path)
@@ -269,7 +271,7 @@ def parse_blocks(
                             yield ev
                             continue
             elif not text or text.isspace():
-                n_lines -= 1
+                n_blank += 1
                 continue
             assert st is not None
             if text.endswith(b"\r"):
@@ -281,7 +283,8 @@ def parse_blocks(
                         deferred.pop(k, None)
                 yield ev
     if st is not None:
-        st.lines += n_lines
+        st.lines += n_lines - n_blank
+        st.blank += n_blank
         st.events += n_fast
         if n_fast:
             st.formats.add("native")

@@ -769,13 +769,14 @@ def read_files(
     if any(r.damaged for r in results):
         hasher.join()
         return None
-    # A piece's line numbers start at 1: add the lines of the same file in earlier shares.
+    # A piece's line numbers start at 1: add the lines of the same file in earlier shares,
+    # blank ones too.
     offsets: list[dict[str, int]] = []
     before: dict[str, int] = {}
     for r in results:
         offsets.append(dict(before))
         for path, st in r.stats.items():
-            before[path] = before.get(path, 0) + st.lines
+            before[path] = before.get(path, 0) + st.lines + st.blank
     for k, r in enumerate(results):  # shares in order: the first error is the first line
         if r.error is not None:
             path, line, reason, skippable = r.error
@@ -795,6 +796,7 @@ def read_files(
         for path, got in r.stats.items():
             st = stats[path]
             st.lines += got.lines
+            st.blank += got.blank
             st.events += got.events
             st.skipped += got.skipped
             st.ignored += got.ignored
