@@ -11,7 +11,6 @@ paths give exactly the same model (``tests/test_usage_fast.py`` checks this).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ from rbac_advisor.audit.normalise import (
 )
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.requestinfo import resource_info, split_uri
-from rbac_advisor.audit.timestamps import parse_time
+from rbac_advisor.audit.timestamps import GO_STAMP, parse_time
 from rbac_advisor.audit.useragent import label as ua_label
 from rbac_advisor.audit.useragent import tool as ua_tool
 from rbac_advisor.events import Decision, ReasonRef
@@ -35,8 +34,6 @@ from rbac_advisor.usage import DAY, IPS_MAX, SESSION_SUBRESOURCES, BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
 
 _FINAL = frozenset({"ResponseComplete", "Panic"})
-# The apiserver's own time form (UTC, microseconds), whose text sorts like the time.
-GO_STAMP = re.compile(r"\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z", re.ASCII)
 _DECISIONS = {"allow": Decision.ALLOW, "forbid": Decision.FORBID}
 # Raw combinations held before they are normalised into the builder (memory bound; a
 # combination seen again later is merged there, at the cost of normalising it twice).

@@ -285,3 +285,41 @@ def test_merge_is_associative(reqs, i, j) -> None:
     ]
     x, y, z = parts
     assert x.merge(y).merge(z) == x.merge(y.merge(z))
+
+
+# An early stage wrong in a field the final stage repeats: a malformed record, wherever its
+# final stage is logged (before, after, or not at all).
+_BAD_EARLY = [
+    ({"objectRef": 5}, "objectRef must be an object, got int"),
+    ({"sourceIPs": "10.0.0.1"}, "sourceIPs must be a list of strings"),
+    ({"userAgent": 7}, "userAgent must be a string, got int"),
+    ({"impersonatedUser": "bob"}, "impersonatedUser must be an object, got str"),
+    ({"user": {"groups": ["dev"]}}, "audit event has no user.username"),
+    ({"requestReceivedTimestamp": "yesterday"}, "not a timestamp"),
+]
+
+
+@pytest.mark.parametrize(("fields", "reason"), _BAD_EARLY)
+@pytest.mark.parametrize("stage", ["RequestReceived", "ResponseStarted"])
+@pytest.mark.parametrize("final_at", ["after", "before", "none"])
+def test_a_malformed_early_stage_is_reported_wherever_its_final_stage_is(
+    fields: dict[str, object], reason: str, stage: str, final_at: str
+) -> None:
+    from rbac_advisor.errors import AuditParseError
+
+    bad = {**event(stage=stage), **fields}
+    good = event(stage="ResponseComplete")
+    later = event(audit_id="other", stage="ResponseComplete")
+    docs = {"after": [bad, good, later], "before": [good, bad, later], "none": [bad, later]}
+    records = docs[final_at]
+    at = records.index(bad) + 1
+    # A later line that is not JSON: the first malformed record is the one reported.
+    numbered = [*lines(*records), ("t.log", len(records) + 1, b"not json")]
+    with pytest.raises(AuditParseError) as err:
+        usage.build(parse_lines(numbered))
+    assert err.value.line == at and reason in str(err.value)
+    stats: dict[str, stream_mod.SourceStats] = {}
+    u = usage.build(parse_lines(numbered, skip_malformed=True, stats=stats))
+    assert u.requests == (1 if final_at == "none" else 2)
+    [st] = stats.values()
+    assert st.skipped == 2 and st.first_error.startswith(f"t.log:{at}: ")

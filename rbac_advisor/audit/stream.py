@@ -1,10 +1,12 @@
 """Numbered lines of text to Events, with per-source statistics. Pure: never opens files.
 
 Apiserver-written v1 lines take a typed fast path. A RequestReceived or ResponseStarted
-line is only checked (valid JSON, key fields) and set aside: when the final stage of the
-same request follows within ``DEFER_MAX`` deferred lines, or a more complete early stage
-replaces it, the record adds nothing (the deduplication would discard it) and is dropped
-unparsed; otherwise it is parsed in full and yielded late. Every request reaches the caller.
+line is checked as a final stage is (the typed decode of every field read, and what an
+Event needs: a user name, a verb, a target, a time; a line that fails goes to the general
+path, which says what is wrong) and set aside: when the final stage of the same request
+follows within ``DEFER_MAX`` deferred lines, or a more complete early stage replaces it,
+the record adds nothing (the deduplication would discard it) and no Event is built for
+it; otherwise it is parsed in full and yielded late. Every request reaches the caller.
 """
 
 from __future__ import annotations
@@ -154,10 +156,11 @@ def parse_blocks(
     stage_tag = b'"stage":"'
     struct_event = native.struct_event
     usable = native.usable
-    light = native.light_decoder().decode
+    early_usable = native.early_usable
     early_rank = native.EARLY_RANK
     redact = redact_uri
     canonical = canonical_stamp
+    decode = native.decoder().decode
 
     def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
         try:
@@ -189,7 +192,6 @@ def parse_blocks(
     # Per-line counters stay local (attribute updates per line are measurable); they are
     # written to the source's stats when the path changes and at the end.
     n_lines = n_fast = n_blank = 0
-    decode = native.decoder().decode
     errors = native.DECODE_ERRORS
     no_sink = sink is None
     for path, first_no, block in blocks:
@@ -215,12 +217,13 @@ def parse_blocks(
                     text.startswith(b'RequestReceived"', at)
                     or text.startswith(b'ResponseStarted"', at)
                 ):
-                    # Only validated and keyed (a small decode); see the module docstring.
+                    # Checked as a final stage is, then keyed; see the module docstring.
                     try:
-                        le = light(text)
+                        le: native.NativeStruct | None = decode(text)
                     except errors:
                         le = None
-                    if le is not None and le.auditID and le.user is not None and le.verb:
+                    if le is not None and early_usable(le):
+                        assert le.user is not None  # checked by early_usable
                         rank = early_rank.get(le.stage)
                         if rank is not None:
                             uri = le.requestURI

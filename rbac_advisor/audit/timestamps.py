@@ -12,7 +12,10 @@ from __future__ import annotations
 import calendar
 import datetime
 import math
+import re
 
+# The apiserver's own time form (UTC, microseconds), whose text sorts like the time.
+GO_STAMP = re.compile(r"\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z", re.ASCII)
 _SECOND_CACHE: dict[str, int] = {}
 # 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z: reports write four-digit years.
 _FIRST, _AFTER_LAST = -62135596800, 253402300800

@@ -59,7 +59,7 @@ from rbac_advisor.audit import (
 from rbac_advisor.audit.dedupe import rank
 from rbac_advisor.audit.redact import redact_uri
 from rbac_advisor.audit.stream import parse_text
-from rbac_advisor.audit.timestamps import canonical_stamp, format_time, parse_time
+from rbac_advisor.audit.timestamps import GO_STAMP, canonical_stamp, format_time, parse_time
 from rbac_advisor.cli.memory import give_back_large_blocks
 from rbac_advisor.cli.progress import Progress
 from rbac_advisor.cli.spool import add_up, handing
@@ -68,7 +68,7 @@ from rbac_advisor.events import Event
 from rbac_advisor.logfiles import BLOCK
 from rbac_advisor.usage import BuildOptions
 from rbac_advisor.usage_builder import UsageBuilder
-from rbac_advisor.usage_fast import GO_STAMP, LONG_MAX, RawAggregator
+from rbac_advisor.usage_fast import LONG_MAX, RawAggregator
 
 # Bytes of text (decompressed) worth splitting: below, starting the workers and merging
 # their results costs more than it saves (measured: 8 MB of text is even, 16 MB gains).
