@@ -296,6 +296,8 @@ _BAD_EARLY = [
     ({"impersonatedUser": "bob"}, "impersonatedUser must be an object, got str"),
     ({"user": {"groups": ["dev"]}}, "audit event has no user.username"),
     ({"requestReceivedTimestamp": "yesterday"}, "not a timestamp"),
+    # The apiserver's form, on a day that does not exist.
+    ({"requestReceivedTimestamp": "2026-02-30T10:00:00.000001Z"}, "not a timestamp"),
 ]
 
 

@@ -294,11 +294,12 @@ def early_usable(e: NativeStruct) -> bool:
         and not e.p_log_type
         and ((ref is not None and ref.resource) or e.requestURI)
         and stamp
-        and (_go_stamp(stamp) is not None or _is_time(stamp))
+        and ((_go_stamp(stamp) is not None and stamp[:10] in _DAYS) or _is_time(stamp))
     )
 
 
 _go_stamp = GO_STAMP.fullmatch
+_DAYS: set[str] = set()  # dates of the apiserver's time form known to exist (not 02-30)
 
 
 def _is_time(text: str) -> bool:
@@ -306,6 +307,10 @@ def _is_time(text: str) -> bool:
         parse_time(text)
     except ValueError:
         return False
+    if _go_stamp(text) is not None:
+        if len(_DAYS) >= 100_000:
+            _DAYS.clear()
+        _DAYS.add(text[:10])
     return True
 
 
