@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from audit_samples import event, lines
+from audit_samples import event, line, lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -298,6 +298,8 @@ _BAD_EARLY = [
     ({"requestReceivedTimestamp": "yesterday"}, "not a timestamp"),
     # The apiserver's form, on a day that does not exist.
     ({"requestReceivedTimestamp": "2026-02-30T10:00:00.000001Z"}, "not a timestamp"),
+    # Past 64 bits: the general path's parser gives a float.
+    ({"responseStatus": {"code": 10**23}}, "responseStatus.code must be an integer"),
 ]
 
 
@@ -325,3 +327,25 @@ def test_a_malformed_early_stage_is_reported_wherever_its_final_stage_is(
     assert u.requests == (1 if final_at == "none" else 2)
     [st] = stats.values()
     assert st.skipped == 2 and st.first_error.startswith(f"t.log:{at}: ")
+
+
+@pytest.mark.parametrize("stage", ["RequestReceived", "ResponseComplete"])
+@pytest.mark.parametrize("final_after", [False, True])
+def test_text_that_is_not_utf8_in_a_field_not_read_is_malformed(
+    stage: str, final_after: bool
+) -> None:
+    """The typed decoder skips unread fields unchecked: a line not in ASCII is checked first."""
+    from rbac_advisor.errors import AuditParseError
+
+    def with_body(d: dict[str, object], body: bytes) -> bytes:
+        return line(d)[:-1] + b',"requestObject":{"x":"' + body + b'"}}'
+
+    bad = with_body(event(stage=stage), b"\xff")
+    good = with_body(event(stage=stage), "\u00fc\u4e2d".encode())  # UTF-8: read as usual
+    final = [line(event(audit_id="id-1"))] if final_after else []
+    numbered = [("t.log", i, t) for i, t in enumerate([bad, *final], 1)]
+    with pytest.raises(AuditParseError) as err:
+        usage.build(parse_lines(numbered))
+    assert err.value.line == 1 and "not valid UTF-8" in str(err.value)
+    u = usage.build(parse_lines([("t.log", i, t) for i, t in enumerate([good, *final], 1)]))
+    assert u.requests == 1

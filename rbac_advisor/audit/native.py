@@ -8,7 +8,7 @@ other shape and whenever the typed decoder refuses a line, so that errors name t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -212,7 +212,9 @@ class RefStruct(msgspec.Struct, frozen=True):
 
 
 class _Status(msgspec.Struct):
-    code: int = 0
+    # An int64, as the apiserver writes it. The general path reads larger ones (orjson
+    # gives a float past 64 bits, which is refused there), so they are left to it.
+    code: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] = 0
     reason: str = ""
     message: str = ""
 

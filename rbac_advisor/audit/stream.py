@@ -61,6 +61,15 @@ def parse_text(text: bytes, skip_malformed: bool) -> Parsed:
     return parse_record(obj, skip_malformed=skip_malformed)
 
 
+def _utf8(text: bytes) -> bool:
+    """True when ``text`` is UTF-8 (without surrogates, as JSON parsers require)."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
@@ -161,6 +170,7 @@ def parse_blocks(
     redact = redact_uri
     canonical = canonical_stamp
     decode = native.decoder().decode
+    utf8 = _utf8
 
     def general(path: str, no: int, text: bytes, st: SourceStats) -> list[Event]:
         try:
@@ -211,7 +221,9 @@ def parse_blocks(
         no = first_no - 1
         for text in block:
             no += 1
-            if text.startswith(prefix):
+            # The typed decoder skips the fields it does not read without checking that
+            # their text is UTF-8: a line that is not ASCII is checked first.
+            if text.startswith(prefix) and (text.isascii() or utf8(text)):
                 at = text.find(stage_tag, 60, 240) + 9
                 if at > 8 and (
                     text.startswith(b'RequestReceived"', at)
