@@ -349,3 +349,49 @@ def test_text_that_is_not_utf8_in_a_field_not_read_is_malformed(
     assert err.value.line == 1 and "not valid UTF-8" in str(err.value)
     u = usage.build(parse_lines([("t.log", i, t) for i, t in enumerate([good, *final], 1)]))
     assert u.requests == 1
+
+
+def _with_body(d: dict[str, object], body: bytes, *, reorder: bool = False) -> bytes:
+    """The line of ``d`` with ``"requestObject": body``; ``reorder``: not the apiserver's order."""
+    if reorder:
+        d = {"apiVersion": d["apiVersion"], **d}  # the general path reads it
+    return line(d)[:-1] + b',"requestObject":' + body + b"}"
+
+
+@pytest.mark.parametrize("placement", ["final", "early+final", "early", "reordered", "lacking"])
+def test_a_number_past_a_double_in_a_body_is_read_on_every_path(placement: str) -> None:
+    """JSON sets no limit on numbers: 1e400 in a field not read is no error, on any path."""
+    body = b'{"big":1e400,"small":-1e400,"int":100000000000000000000000}'
+    early = _with_body(event(stage="RequestReceived"), body)
+    texts = {
+        "final": [_with_body(event(), body)],
+        "early+final": [early, line(event())],
+        "early": [early],
+        "reordered": [_with_body(event(), body, reorder=True)],
+        "lacking": [_with_body(event(ua=""), body)],  # the missing fields are then read
+    }[placement]
+    stats: dict[str, stream_mod.SourceStats] = {}
+    numbered = [("t.log", i, t) for i, t in enumerate(texts, 1)]
+    u = usage.build(parse_lines(numbered, stats=stats))
+    assert u.requests == 1 and stats["t.log"].skipped == 0
+
+
+@pytest.mark.parametrize("placement", ["final", "early+final", "early", "reordered"])
+def test_a_lone_surrogate_in_a_body_is_malformed_on_every_path(placement: str) -> None:
+    from rbac_advisor.errors import AuditParseError
+
+    body = b'{"x":"\\ud800","y":"\\ud83d\\ude00"}'  # a lone surrogate, then a pair
+    early = _with_body(event(stage="RequestReceived"), body)
+    texts = {
+        "final": [_with_body(event(), body)],
+        "early+final": [early, line(event())],
+        "early": [early],
+        "reordered": [_with_body(event(), body, reorder=True)],
+    }[placement]
+    numbered = [("t.log", i, t) for i, t in enumerate(texts, 1)]
+    with pytest.raises(AuditParseError) as err:
+        usage.build(parse_lines(numbered))
+    assert err.value.line == 1 and "surrogate" in str(err.value)
+    paired = [t.replace(b'"\\ud800"', b'"\\ud83d\\ude01"') for t in texts]
+    u = usage.build(parse_lines([("t.log", i, t) for i, t in enumerate(paired, 1)]))
+    assert u.requests == 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from rbac_advisor.audit import jsonvalue
 from rbac_advisor.audit.normalise import Malformed
 
 CATEGORIES = frozenset({"kube-audit", "kube-audit-admin"})
@@ -38,7 +39,7 @@ def inner_event(d: Mapping[str, Any]) -> dict[str, Any] | None:
     log = props.get("log")
     if isinstance(log, str):
         try:
-            log = orjson.loads(log)
+            log = jsonvalue.loads(log)
         except orjson.JSONDecodeError as err:
             raise Malformed(f"properties.log is not JSON: {err}") from None
     if not isinstance(log, dict):

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from rbac_advisor.audit import jsonvalue
 from rbac_advisor.audit.normalise import Malformed
 from rbac_advisor.audit.timestamps import parse_time
 
@@ -60,7 +61,7 @@ def message(item: Any, i: int) -> tuple[dict[str, Any], float]:
     if not isinstance(msg, str):
         raise Malformed(f"logEvents[{i}].message must be a string")
     try:
-        ev = orjson.loads(msg)
+        ev = jsonvalue.loads(msg)
     except orjson.JSONDecodeError as err:
         raise Malformed(f"logEvents[{i}].message is not JSON: {err}") from None
     if not isinstance(ev, dict):

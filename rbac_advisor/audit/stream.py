@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from rbac_advisor.audit import native
+from rbac_advisor.audit import jsonvalue, native
 from rbac_advisor.audit.dedupe import Key, request_key
 from rbac_advisor.audit.normalise import Malformed
 from rbac_advisor.audit.records import Parsed, parse_record
@@ -53,7 +53,7 @@ def parse_text(text: bytes, skip_malformed: bool) -> Parsed:
         Malformed: not JSON, or not an audit record of a known shape.
     """
     try:
-        obj = orjson.loads(text)
+        obj = jsonvalue.loads(text)
     except orjson.JSONDecodeError as err:
         if str(err).startswith("unexpected content after document"):
             return _back_to_back(text, skip_malformed, err)
@@ -95,7 +95,7 @@ def _back_to_back(text: bytes, skip: bool, first: orjson.JSONDecodeError) -> Par
             _, at = decoder.raw_decode(s, at)
             # orjson reads each document as a line is read (no lone surrogates, no nesting
             # past its limit): the json module only finds where documents end.
-            obj = orjson.loads(s[start:at])
+            obj = jsonvalue.loads(s[start:at])
         except (json.JSONDecodeError, ValueError, RecursionError) as err:
             reason = f"invalid JSON in document {k} of several back to back ({err})"
             if not skip:
@@ -278,7 +278,7 @@ def parse_blocks(
                             n_fast += 1
                             if lacking:
                                 assert st is not None
-                                st.missing.update(native.missing_fields(orjson.loads(text)))
+                                st.missing.update(native.missing_fields(jsonvalue.loads(text)))
                             if deferred:
                                 k = request_key(ev)
                                 if k is not None:
