@@ -358,18 +358,22 @@ def _with_body(d: dict[str, object], body: bytes, *, reorder: bool = False) -> b
     return line(d)[:-1] + b',"requestObject":' + body + b"}"
 
 
-@pytest.mark.parametrize("placement", ["final", "early+final", "early", "reordered", "lacking"])
-def test_a_number_past_a_double_in_a_body_is_read_on_every_path(placement: str) -> None:
-    """JSON sets no limit on numbers: 1e400 in a field not read is no error, on any path."""
-    body = b'{"big":1e400,"small":-1e400,"int":100000000000000000000000}'
+def _placed(placement: str, body: bytes) -> list[bytes]:
+    """The lines of one request whose stage named by ``placement`` holds ``body``."""
     early = _with_body(event(stage="RequestReceived"), body)
-    texts = {
+    return {
         "final": [_with_body(event(), body)],
         "early+final": [early, line(event())],
         "early": [early],
         "reordered": [_with_body(event(), body, reorder=True)],
         "lacking": [_with_body(event(ua=""), body)],  # the missing fields are then read
     }[placement]
+
+
+@pytest.mark.parametrize("placement", ["final", "early+final", "early", "reordered", "lacking"])
+def test_a_number_past_a_double_in_a_body_is_read_on_every_path(placement: str) -> None:
+    """JSON sets no limit on numbers: 1e400 in a field not read is no error, on any path."""
+    texts = _placed(placement, b'{"big":1e400,"small":-1e400,"int":100000000000000000000000}')
     stats: dict[str, stream_mod.SourceStats] = {}
     numbered = [("t.log", i, t) for i, t in enumerate(texts, 1)]
     u = usage.build(parse_lines(numbered, stats=stats))
@@ -380,14 +384,7 @@ def test_a_number_past_a_double_in_a_body_is_read_on_every_path(placement: str) 
 def test_a_lone_surrogate_in_a_body_is_malformed_on_every_path(placement: str) -> None:
     from rbac_advisor.errors import AuditParseError
 
-    body = b'{"x":"\\ud800","y":"\\ud83d\\ude00"}'  # a lone surrogate, then a pair
-    early = _with_body(event(stage="RequestReceived"), body)
-    texts = {
-        "final": [_with_body(event(), body)],
-        "early+final": [early, line(event())],
-        "early": [early],
-        "reordered": [_with_body(event(), body, reorder=True)],
-    }[placement]
+    texts = _placed(placement, b'{"x":"\\ud800","y":"\\ud83d\\ude00"}')  # lone, then a pair
     numbered = [("t.log", i, t) for i, t in enumerate(texts, 1)]
     with pytest.raises(AuditParseError) as err:
         usage.build(parse_lines(numbered))
