@@ -91,7 +91,7 @@ def typed(path: str) -> int:
 def stripped(path: str, start: int = 0, end: int = -1) -> int:
     """Typed decode, request key, deferral window, deduplication, one lookup, counters."""
     decode = native.decoder().decode
-    light = native.light_decoder().decode
+    light = msgspec.json.Decoder(native.Light).decode  # the early-stage key alone
     early = b'"stage":"RequestReceived"'
     started = b'"stage":"ResponseStarted"'
     waiting: dict[tuple[str, str, str, str], tuple[int, bytes]] = {}

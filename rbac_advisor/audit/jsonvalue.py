@@ -17,7 +17,8 @@ _INFINITE = "number is infinity when parsed as double"
 _INT_MIN, _INT_END = -(2**63), 2**64  # orjson's integers; past them it gives a float
 
 
-def _no_constant(name: str) -> None:
+def no_constant(name: str) -> None:
+    """A ``parse_constant`` for the json module: NaN and Infinity are not JSON."""
     raise ValueError(f"{name} is not JSON")
 
 
@@ -43,7 +44,7 @@ def loads(text: bytes | str) -> Any:
     try:
         # orjson checked the UTF-8 of the whole text before it read any value.
         s = text.decode("utf-8") if isinstance(text, bytes) else text
-        value = json.loads(s, parse_int=_int, parse_constant=_no_constant)
+        value = json.loads(s, parse_int=_int, parse_constant=no_constant)
         orjson.dumps(value)  # refuses what orjson refuses to read: lone surrogates
     except (ValueError, RecursionError, TypeError, orjson.JSONEncodeError):
         raise first from None

@@ -432,16 +432,10 @@ class Stamped(Light):
     stageTimestamp: str = ""
 
 
-_light = msgspec.json.Decoder(Light)
 _stamped = msgspec.json.Decoder(Stamped)
 EARLY_RANK = {"RequestReceived": 0, "ResponseStarted": 1}
 
 
-def light_decoder() -> msgspec.json.Decoder[Light]:
-    """The small decoder for early-stage lines (validates the whole line, keeps five fields)."""
-    return _light
-
-
 def stamped_decoder() -> msgspec.json.Decoder[Stamped]:
-    """:func:`light_decoder` that also keeps the two timestamps."""
+    """A decoder of :class:`Stamped`: an early-stage key and the two timestamps."""
     return _stamped

@@ -70,10 +70,6 @@ def _utf8(text: bytes) -> bool:
     return True
 
 
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _back_to_back(text: bytes, skip: bool, first: orjson.JSONDecodeError) -> Parsed:
     """JSON objects written one after the other without a newline, each a record.
 
@@ -85,7 +81,7 @@ def _back_to_back(text: bytes, skip: bool, first: orjson.JSONDecodeError) -> Par
         s = text.decode("utf-8")
     except UnicodeDecodeError:
         raise Malformed(f"invalid JSON ({first})") from None
-    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    decoder = json.JSONDecoder(parse_constant=jsonvalue.no_constant)
     out = Parsed()
     at, n, k = 0, len(s), 0
     while at < n:
