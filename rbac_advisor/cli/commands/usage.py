@@ -27,6 +27,9 @@ HELP = """Summarise who did what per user and service account, from audit logs.
 Counts every API request once, whatever stages were logged, with the subject (the
 impersonated user when there is one), the authorizer's attributes, the decision and the
 binding that allowed it, the tool and its version (from the user agent), and when.
+The stages of a request are matched in a bounded window that assumes a log is written in
+about the order requests arrive (docs/usage-json.md): only stages logged further apart
+than that window (hundreds of thousands of requests) may count as two requests.
 Reads apiserver logs (JSON lines, EventList batches, pretty-printed documents), GKE, EKS
 and AKS exports, .gz files, directories (rotated sets in order) and stdin. Log files that
 add up to 16 MB of text or more are read by one process per CPU (--jobs to choose), each
