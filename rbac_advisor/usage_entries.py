@@ -17,7 +17,7 @@ from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from itertools import chain, pairwise, starmap
 from operator import attrgetter, lt
-from typing import Any
+from typing import Any, NamedTuple
 
 from rbac_advisor.events import Decision, ReasonRef
 from rbac_advisor.rbac import Access, Identity
@@ -51,6 +51,19 @@ _PARTS: tuple[tuple[str, Callable[[Any], Any] | None], ...] = (
     ("via", via_order),
     ("tool", None),
 )
+
+
+class UseColumns(NamedTuple):
+    """The columns of :class:`Entries` a check of every use reads (see ``use_columns``)."""
+
+    ii: Sequence[int]
+    ai: Sequence[int]
+    ti: Sequence[int]
+    tools: Sequence[str]
+    counts: Sequence[int]
+    firsts: Sequence[float]
+    lasts: Sequence[float]
+    days: Sequence[frozenset[int]]
 
 
 class Entries(Mapping[UsageKey, Stats]):
@@ -190,6 +203,16 @@ class Entries(Mapping[UsageKey, Stats]):
     def reasons(self) -> Sequence[ReasonRef]:
         """The distinct reasons of the uses (None left out), in key order."""
         return [v for v in self._vias if v is not None]
+
+    def use_columns(self) -> UseColumns:
+        """The identity, access and tool indices and the statistics of the uses, in order.
+
+        No table is copied (see :meth:`rows` for what merging needs).
+        """
+        ii, ai, _, _, ti = self._cols
+        return UseColumns(
+            ii, ai, ti, self._tools, self._counts, self._firsts, self._lasts, self._days
+        )
 
     def rows(self) -> Rows:
         """The uses as ``usage_merge.Rows`` (to be merged by value, see :func:`from_rows`)."""

@@ -29,6 +29,7 @@ from rbac_advisor.errors import AuditParseError, InputError, UsageError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage, loads
 from rbac_advisor.usage_builder import UsageBuilder
 from rbac_advisor.usage_codec import Text
+from rbac_advisor.usage_consistency import contradiction
 from rbac_advisor.usage_fast import RawAggregator
 
 _NOT_A_MODEL = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
@@ -111,7 +112,8 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
     so the peak is the model's memory and not the model's plus the file's.
 
     Raises:
-        InputError: unreadable, not UTF-8, or not a saved model.
+        InputError: unreadable, not UTF-8, not a saved model, or one whose parts
+            disagree (see :mod:`rbac_advisor.usage_consistency`).
     """
     try:
         f = path.open("rb")
@@ -128,11 +130,17 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
             meter = Progress(progress, size)
             meter.file(size, f"reading {path.name}")
             try:
-                return loads(text, str(path), lambda at: meter.tick(0, at / size))
+                model = loads(text, str(path), lambda at: meter.tick(0, at / size))
             finally:
                 meter.done()
         except OSError as err:  # the file read where it is sliced: at any point
             raise InputError(f"{path}: cannot read ({err.strerror})") from None
+    # Well formed, but its parts may still disagree (an edited file): what it would report
+    # would contradict its own uses.
+    found = contradiction(model)
+    if found is not None:
+        raise InputError(f"{path}: damaged usage model: {found}")
+    return model
 
 
 def parse_when(text: str | None, now: float, flag: str) -> float | None:

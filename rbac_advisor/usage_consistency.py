@@ -1,0 +1,205 @@
+"""Whether a usage model agrees with itself. Pure.
+
+A model holds the same requests several times over: as uses (entries with their counts,
+times and days), as requests per user, tool and day (``activity``), as requests per source,
+and as totals. Every model the tool builds, and every merge of them, keeps these in step; a
+saved model that does not was edited or damaged, and the subjects' totals, tools and active
+days it would report would contradict its uses. :func:`contradiction` names the first such
+disagreement.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat
+from operator import floordiv, gt, ne
+
+from rbac_advisor.usage import DAY, Usage
+from rbac_advisor.usage_entries import Entries, UseColumns, gc_paused
+
+
+def contradiction(usage: Usage) -> str | None:
+    """The first way ``usage`` contradicts itself, as a phrase; None when it does not."""
+    with gc_paused():  # many small acyclic objects: a collection would walk the model too
+        return next(_contradictions(usage), None)
+
+
+def _contradictions(usage: Usage) -> Iterator[str]:
+    if usage.sources and sum(s.requests for s in usage.sources) != usage.requests:
+        yield "the requests of its sources do not add up to requests"
+    if sum(usage.activity.values()) != usage.requests - usage.unauthenticated:
+        yield "its activity (requests per user, tool and day) does not add up to requests"
+    entries = Entries.of(usage.entries)
+    uses = entries.use_columns()
+    if not _uses_plausible(usage, uses):
+        window = repeat(usage.start), repeat(usage.end)
+        problems = map(_use_problem, uses.counts, uses.firsts, uses.lasts, uses.days, *window)
+        for n, problem in enumerate(problems):
+            if problem is not None:
+                user = entries.identities[uses.ii[n]].user
+                a = entries.accesses[uses.ai[n]]
+                what = a.path or "/".join(p for p in (a.resource, a.subresource) if p)
+                yield f"the use of {what or '-'} ({a.verb}) by {user!r} {problem}"
+    problem = _against_activity(usage, entries, uses)
+    if problem is not None:
+        yield problem
+
+
+def _uses_plausible(usage: Usage, uses: UseColumns) -> bool:
+    """Quick checks of every use at once: True when none can be wrong."""
+    counts, firsts, lasts, days = uses.counts, uses.firsts, uses.lasts, uses.days
+    if any(map(gt, map(len, days), counts)):
+        return False
+    # A use's days run from the day of its first time to the day of its last, both
+    # included. Uses without a time, which have no day, and a time before 1970 beside a
+    # record without one (``last`` 0) are looked at one by one.
+    if not (all(days) and all(firsts) and all(lasts)):
+        return False
+    held = {id(d): d for d in days}  # uses share their sets of days
+    lows = {k: min(d) for k, d in held.items()}
+    highs = {k: max(d) for k, d in held.items()}
+    # Compared a row at a time, with no list of a model's length beside the model.
+    if any(map(ne, map(lows.__getitem__, map(id, days)), map(floordiv, firsts, repeat(DAY)))):
+        return False
+    if any(map(ne, map(highs.__getitem__, map(id, days)), map(floordiv, lasts, repeat(DAY)))):
+        return False
+    first = min(filter(None, firsts), default=None)
+    last = max(filter(None, lasts), default=None)
+    if first is None and last is None:
+        return True
+    start, end = usage.start, usage.end
+    return (
+        start is not None
+        and end is not None
+        and (first is None or first >= start)
+        and (last is None or last <= end)
+    )
+
+
+def _use_problem(
+    count: int,
+    first: float,
+    last: float,
+    days: frozenset[int],
+    start: float | None,
+    end: float | None,
+) -> str | None:
+    """What is wrong with one use, if anything."""
+    if len(days) > count:
+        return "has more active days than requests"
+    if not first and not last:
+        return "has active days but no time" if days else None
+    if (first and first // DAY not in days) or (last and last // DAY not in days):
+        return "lacks the day of its first or last time"
+    if (first and min(days) < first // DAY) or (last and max(days) > last // DAY):
+        return "has a day outside its first and last times"
+    if (first and (start is None or first < start)) or (last and (end is None or last > end)):
+        return "has a time outside the model's window"
+    return None
+
+
+def _against_activity(usage: Usage, entries: Entries, uses: UseColumns) -> str | None:
+    """The requests per user, tool and day against the uses of each user with each tool.
+
+    Each request adds one to its user's activity with its tool on its day, and to the
+    count of one use of that user and tool or more (a server-side apply that creates is
+    authorized twice; the checks of an impersonator are uses of the impersonator, made
+    for another's request). So a user's activity with a tool is at least the count of
+    each of its own uses and at most the sum of all of them, and it holds every day of its
+    own uses. Users are taken one at a time, in order, in the uses and in the activity:
+    nothing is held per user beyond the one at hand.
+    """
+    own = [not a.verb.startswith("impersonate") for a in entries.accesses]
+    users = [i.user for i in entries.identities]  # sorted: a user's uses are one run
+    activity = usage.activity
+    keys = sorted(activity)  # (user, tool, day): by user first, as the uses
+    tools = uses.tools
+    k = 0  # the next activity key
+    user = None
+    total: dict[int, int] = {}  # per tool: the counts of every use
+    most: dict[int, int] = {}  # per tool: the largest count of an own use
+    held: dict[int, dict[int, frozenset[int]]] = {}  # per tool: own uses' sets of days
+    for i, t, a, count, days in zip(uses.ii, uses.ti, uses.ai, uses.counts, uses.days, strict=True):
+        if users[i] != user:
+            if user is not None:
+                k, problem = _user_against(user, (total, most, held), keys, k, activity, tools)
+                if problem is not None:
+                    return problem
+                total, most, held = {}, {}, {}
+            user = users[i]
+        total[t] = total.get(t, 0) + count
+        if own[a]:
+            if count > most.get(t, 0):
+                most[t] = count
+            sets = held.get(t)
+            if sets is None:
+                held[t] = {id(days): days}
+            else:
+                sets[id(days)] = days
+    if user is not None:
+        k, problem = _user_against(user, (total, most, held), keys, k, activity, tools)
+        if problem is not None:
+            return problem
+    if k < len(keys):
+        return _no_use(*keys[k][:2])
+    return _unknown_in_the_rest(usage, keys)
+
+
+def _user_against(
+    user: str,
+    counted: tuple[dict[int, int], dict[int, int], dict[int, dict[int, frozenset[int]]]],
+    keys: list[tuple[str, str, int]],
+    k: int,
+    activity: Mapping[tuple[str, str, int], int],
+    tools: Sequence[str],
+) -> tuple[int, str | None]:
+    """One user's uses against its activity, from ``keys[k]`` on.
+
+    ``counted``: per tool, the total count, the largest own count and the own uses' days.
+    Returns the next key and what disagrees, if anything.
+    """
+    total, most, held = counted
+    if k < len(keys) and keys[k][0] < user:
+        return k, _no_use(*keys[k][:2])
+    made: dict[str, int] = {}  # requests per tool
+    while k < len(keys) and keys[k][0] == user:
+        key = keys[k]
+        made[key[1]] = made.get(key[1], 0) + activity[key]
+        k += 1
+    if len(made) > len(total) or not made.keys() <= {tools[t] for t in total}:
+        tool = next(t for t in made if t not in {tools[t] for t in total})
+        return k, _no_use(user, tool)
+    for t, largest in most.items():
+        tool = tools[t]
+        n = made.get(tool)
+        if n is None:
+            return k, f"{user!r} has uses with {tool!r} but no activity"
+        if not largest <= n <= total[t]:
+            return k, f"the activity of {user!r} with {tool!r} does not match its uses' counts"
+        if not all((user, tool, d) in activity for ds in held[t].values() for d in ds):
+            return k, f"the activity of {user!r} with {tool!r} lacks days of its uses"
+    return k, None
+
+
+def _unknown_in_the_rest(usage: Usage, keys: list[tuple[str, str, int]]) -> str | None:
+    """Client addresses and sessions of a user and tool without activity."""
+
+    def active(user: str, tool: str) -> bool:
+        at = bisect_left(keys, (user, tool))
+        return at < len(keys) and keys[at][:2] == (user, tool)
+
+    for user, tool in usage.client_ips:
+        if not active(user, tool):
+            return f"its client addresses name {user!r} with {tool!r}, who made no request"
+    start, end = usage.start, usage.end
+    for s in usage.sessions:
+        if not active(s.user, s.tool):
+            return f"a session names {s.user!r} with {s.tool!r}, who made no request"
+        if s.time and (start is None or end is None or not start <= s.time <= end):
+            return f"a session of {s.user!r} lies outside the model's window"
+    return None
+
+
+def _no_use(user: str, tool: str) -> str:
+    return f"its activity names requests of {user!r} with {tool!r} that no use holds"
