@@ -88,7 +88,9 @@ def _use_problem(
     """What is wrong with one use, if anything."""
     if len(days) > count:
         return "has more active days than requests"
-    if not first and not last:
+    if not first:  # no record of the use gave a time; or 0 is an edited one
+        if last:
+            return "has a last time but no first time"
         return "has active days but no time" if days else None
     if (first and first // DAY not in days) or (last and last // DAY not in days):
         return "lacks the day of its first or last time"

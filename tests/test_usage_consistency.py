@@ -220,6 +220,11 @@ CASES: list[tuple[str, Callable[[Doc], None], str]] = [
     ),
     ("day-outside", _stretch, f"{USE} has a day outside its first and last times"),
     ("day-missing", _day_missing, f"{USE} lacks the day of its first or last time"),
+    (
+        "last-without-first",
+        lambda d: _entry(d).__setitem__(6, 0),
+        f"{USE} has a last time but no first time",
+    ),
     ("untimed-with-days", _untimed_with_days, f"{USE} has active days but no time"),
     ("time-outside-window", _late, f"{USE} has a time outside the model's window"),
     (
