@@ -656,3 +656,37 @@ def test_a_skipped_record_of_stdin_is_named_as_stdin() -> None:
     r = runner.invoke(app, ["usage", "-", "--skip-malformed"], input=bad)
     assert r.exit_code == 3
     assert r.stderr.startswith("error: <stdin>: no audit events found (first: <stdin>:1: ")
+
+
+def test_binary_given_as_a_model_is_refused_at_once(tmp_path) -> None:
+    """NUL bytes (JSON text holds none) refuse a file, and a stream before it is all read."""
+    import os
+    import threading
+
+    zeros = tmp_path / "zeros.json"
+    zeros.write_bytes(b"\0" * (3 << 20))  # valid UTF-8, but no model
+    message = "not a saved usage model: not UTF-8 text (compressed? decompress it first)"
+    r = runner.invoke(app, ["usage", "--load", str(zeros)])
+    assert (r.exit_code, r.stderr.strip()) == (3, f"error: {zeros}: {message}")
+    read_end, write_end = os.pipe()
+    sent = [0]
+
+    def feed() -> None:  # like /dev/zero, but it ends: 64 MB
+        try:
+            for _ in range(64):
+                sent[0] += os.write(write_end, b"\0" * (1 << 20))
+        except BrokenPipeError:
+            pass
+        finally:
+            os.close(write_end)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    stream = f"/dev/fd/{read_end}"
+    try:
+        r = runner.invoke(app, ["usage", "--load", stream])
+    finally:
+        os.close(read_end)
+        writer.join()
+    assert (r.exit_code, r.stderr.strip()) == (3, f"error: {stream}: {message}")
+    assert sent[0] < 8 << 20  # the reader stopped at the first piece

@@ -41,17 +41,37 @@ _YEAR_ONE = -62135596800.0  # 0001-01-01T00:00:00Z
 
 
 def _check_utf8(text: Text) -> None:
-    """Check that ``text`` is UTF-8, a megabyte at a time, without keeping a decoded copy.
+    """Check that ``text`` is UTF-8 without a NUL, a megabyte at a time, keeping no copy.
 
     Raises:
-        UnicodeDecodeError: it is not.
+        ValueError: it is not (UnicodeDecodeError, or a NUL byte: JSON text holds none).
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     for at in range(0, len(text), _CHUNK):
-        chunk = text[at : at + _CHUNK]
-        if not chunk.isascii() or decoder.getstate()[0]:
-            decoder.decode(chunk)
+        _check_chunk(text[at : at + _CHUNK], decoder)
     decoder.decode(b"", final=True)
+
+
+def _check_chunk(chunk: bytes, decoder: codecs.IncrementalDecoder) -> None:
+    """One piece of :func:`_check_utf8`."""
+    if b"\0" in chunk:
+        raise ValueError("a NUL byte")
+    if not chunk.isascii() or decoder.getstate()[0]:
+        decoder.decode(chunk)
+
+
+def _read_stream(f: BinaryIO) -> bytes:
+    """All of a pipe or device, checked as it comes: ``/dev/zero`` is refused at once.
+
+    Raises:
+        ValueError: not UTF-8 text without NUL bytes.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    parts: list[bytes] = []
+    while chunk := f.read(_CHUNK):
+        _check_chunk(chunk, decoder)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class FileText:
@@ -102,7 +122,7 @@ def _opened(f: BinaryIO) -> Text:
     """The bytes of an open file: read where sliced when it is a regular file, else all read."""
     if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
         return FileText(f.fileno())
-    return f.read()  # a pipe
+    return _read_stream(f)  # a pipe or a device
 
 
 def load_saved(path: Path, *, progress: bool) -> Usage:
@@ -121,10 +141,10 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
     with f:
         try:
-            text = _opened(f)
             try:
+                text = _opened(f)
                 _check_utf8(text)
-            except UnicodeDecodeError:
+            except ValueError:  # not UTF-8, or a NUL byte
                 raise InputError(f"{path}: {_NOT_A_MODEL}") from None
             size = len(text)
             meter = Progress(progress, size)
