@@ -30,6 +30,9 @@ def _contradictions(usage: Usage) -> Iterator[str]:
         yield "the requests of its sources do not add up to requests"
     if sum(usage.activity.values()) != usage.requests - usage.unauthenticated:
         yield "its activity (requests per user, tool and day) does not add up to requests"
+    outside = _activity_outside(usage)
+    if outside is not None:
+        yield outside
     entries = Entries.of(usage.entries)
     uses = entries.use_columns()
     if not _uses_plausible(usage, uses):
@@ -44,6 +47,17 @@ def _contradictions(usage: Usage) -> Iterator[str]:
     problem = _against_activity(usage, entries, uses)
     if problem is not None:
         yield problem
+
+
+def _activity_outside(usage: Usage) -> str | None:
+    """Activity on a day outside the model's window (day 0 also holds untimed requests)."""
+    start, end = usage.start, usage.end
+    low = None if start is None else start // DAY
+    high = None if end is None else end // DAY
+    for user, tool, day in usage.activity:
+        if day and (low is None or high is None or not low <= day <= high):
+            return f"the activity of {user!r} with {tool!r} has a day outside the model's window"
+    return None
 
 
 def _uses_plausible(usage: Usage, uses: UseColumns) -> bool:

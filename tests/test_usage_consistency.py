@@ -171,6 +171,19 @@ def _request_of_nobody(doc: Doc) -> None:
     doc["sources"][0]["requests"] += 1
 
 
+def _activity_next_day(doc: Doc) -> None:
+    """Alice's requests moved to the next day, which the window now reaches."""
+    doc["activity"][0][2] += 1
+    doc["end"] += 86400
+
+
+def _activity_on_day_one(doc: Doc) -> None:
+    """One of alice's requests moved to a new day in year 1 (the totals unchanged)."""
+    row = next(r for r in doc["activity"] if r[0] == "alice" and r[3] > 1)
+    row[3] -= 1
+    doc["activity"].append([row[0], row[1], -719162, 1])
+
+
 def _late(doc: Doc) -> None:
     """A use's time past the window's end (its day unchanged)."""
     e = _entry(doc)
@@ -229,8 +242,13 @@ CASES: list[tuple[str, Callable[[Doc], None], str]] = [
     ("time-outside-window", _late, f"{USE} has a time outside the model's window"),
     (
         "activity-day-moved",
-        lambda d: d["activity"][0].__setitem__(2, d["activity"][0][2] + 1),
+        _activity_next_day,
         "the activity of 'alice' with 'kubectl/v1.36.3' lacks days of its uses",
+    ),
+    (
+        "activity-day-outside-window",
+        _activity_on_day_one,
+        "the activity of 'alice' with 'kubectl/v1.36.3' has a day outside the model's window",
     ),
     (
         "addresses-of-nobody",
