@@ -690,3 +690,29 @@ def test_binary_given_as_a_model_is_refused_at_once(tmp_path) -> None:
         writer.join()
     assert (r.exit_code, r.stderr.strip()) == (3, f"error: {stream}: {message}")
     assert sent[0] < 8 << 20  # the reader stopped at the first piece
+
+
+def test_models_added_past_the_saved_bound_are_not_saved(tmp_path) -> None:
+    """Two models each at the bound add up past it: shown, but saving is refused."""
+    from rbac_advisor.usage_codec import INT_MAX
+
+    saved = tmp_path / "m.json"
+    log = write(tmp_path / "a.log", event())
+    assert runner.invoke(app, ["usage", log, "--save", str(saved)]).exit_code == 0
+    doc = json.loads(saved.read_text())
+    doc["entries"][0][5] = doc["activity"][0][3] = doc["requests"] = INT_MAX
+    doc["sources"][0]["requests"] = doc["sources"][0]["lines"] = INT_MAX
+    saved.write_text(json.dumps(doc))
+    other = tmp_path / "copy.json"
+    other.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["usage", "--load", str(saved), "--load", str(other), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["requests"] == 2 * INT_MAX
+    out = tmp_path / "sum.json"
+    r = runner.invoke(
+        app, ["usage", "--load", str(saved), "--load", str(other), "--save", str(out)]
+    )
+    assert r.exit_code == 3 and not out.exists()
+    assert r.stderr.strip() == (
+        f"error: cannot save {out}: requests ({2 * INT_MAX}) passes {INT_MAX}, "
+        "the most a saved model holds"
+    )

@@ -17,7 +17,7 @@ from rbac_advisor.cli.ingest import load_saved, load_usage, parse_window
 from rbac_advisor.cli.options import Jobs
 from rbac_advisor.cli.outputs import check_target, input_files, write_pieces
 from rbac_advisor.cli.progress import Progress
-from rbac_advisor.errors import ResourceError, UsageError
+from rbac_advisor.errors import InputError, ResourceError, UsageError
 
 __all__ = ["load_usage", "register", "usage"]
 
@@ -136,6 +136,8 @@ def usage(
     assert result is not None  # paths or --load, checked above
     from rbac_advisor import usage_codec, usage_report
 
+    if save is not None and (big := usage_codec.too_large(result)) is not None:
+        raise InputError(f"cannot save {save}: {big}")
     if save is not None:  # written as it is encoded: the model's text is never held whole
         steps.phase(f"saving the usage model to {save.name}")
         write_pieces(save, usage_codec.dump_chunks(result), inputs)
