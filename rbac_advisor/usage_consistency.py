@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
 from operator import floordiv, gt, ne
 
+from rbac_advisor.events import Decision
 from rbac_advisor.usage import DAY, Usage
 from rbac_advisor.usage_entries import Entries, UseColumns, gc_paused
 
@@ -127,6 +128,10 @@ def _against_activity(usage: Usage, entries: Entries, uses: UseColumns) -> str |
     nothing is held per user beyond the one at hand.
     """
     own = [not a.verb.startswith("impersonate") for a in entries.accesses]
+    # A request leaves at most one use refused or undecided: its own (an allowed one may
+    # add a refused check; a refused impersonation is one refused check).
+    refused = [d is Decision.FORBID for d in uses.decisions]
+    undecided = [d is Decision.UNKNOWN for d in uses.decisions]
     users = [i.user for i in entries.identities]  # sorted: a user's uses are one run
     activity = usage.activity
     keys = sorted(activity)  # (user, tool, day): by user first, as the uses
@@ -136,15 +141,20 @@ def _against_activity(usage: Usage, entries: Entries, uses: UseColumns) -> str |
     total: dict[int, int] = {}  # per tool: the counts of every use
     most: dict[int, int] = {}  # per tool: the largest count of an own use
     held: dict[int, dict[int, frozenset[int]]] = {}  # per tool: own uses' sets of days
-    for i, t, a, count, days in zip(uses.ii, uses.ti, uses.ai, uses.counts, uses.days, strict=True):
+    unsettled: dict[int, int] = {}  # per tool: the counts of refused and undecided uses
+    columns = zip(uses.ii, uses.ti, uses.ai, uses.di, uses.counts, uses.days, strict=True)
+    for i, t, a, d, count, days in columns:
         if users[i] != user:
             if user is not None:
-                k, problem = _user_against(user, (total, most, held), keys, k, activity, tools)
+                counted = (total, most, held, unsettled)
+                k, problem = _user_against(user, counted, keys, k, activity, tools)
                 if problem is not None:
                     return problem
-                total, most, held = {}, {}, {}
+                total, most, held, unsettled = {}, {}, {}, {}
             user = users[i]
         total[t] = total.get(t, 0) + count
+        if refused[d] or (undecided[d] and own[a]):
+            unsettled[t] = unsettled.get(t, 0) + count
         if own[a]:
             if count > most.get(t, 0):
                 most[t] = count
@@ -154,7 +164,7 @@ def _against_activity(usage: Usage, entries: Entries, uses: UseColumns) -> str |
             else:
                 sets[id(days)] = days
     if user is not None:
-        k, problem = _user_against(user, (total, most, held), keys, k, activity, tools)
+        k, problem = _user_against(user, (total, most, held, unsettled), keys, k, activity, tools)
         if problem is not None:
             return problem
     if k < len(keys):
@@ -164,7 +174,9 @@ def _against_activity(usage: Usage, entries: Entries, uses: UseColumns) -> str |
 
 def _user_against(
     user: str,
-    counted: tuple[dict[int, int], dict[int, int], dict[int, dict[int, frozenset[int]]]],
+    counted: tuple[
+        dict[int, int], dict[int, int], dict[int, dict[int, frozenset[int]]], dict[int, int]
+    ],
     keys: list[tuple[str, str, int]],
     k: int,
     activity: Mapping[tuple[str, str, int], int],
@@ -172,10 +184,10 @@ def _user_against(
 ) -> tuple[int, str | None]:
     """One user's uses against its activity, from ``keys[k]`` on.
 
-    ``counted``: per tool, the total count, the largest own count and the own uses' days.
-    Returns the next key and what disagrees, if anything.
+    ``counted``: per tool, the total count, the largest own count, the own uses' days and
+    the count of refused and undecided uses. Returns the next key and what disagrees.
     """
-    total, most, held = counted
+    total, most, held, unsettled = counted
     if k < len(keys) and keys[k][0] < user:
         return k, _no_use(*keys[k][:2])
     made: dict[str, int] = {}  # requests per tool
@@ -195,6 +207,10 @@ def _user_against(
             return k, f"the activity of {user!r} with {tool!r} does not match its uses' counts"
         if not all((user, tool, d) in activity for ds in held[t].values() for d in ds):
             return k, f"the activity of {user!r} with {tool!r} lacks days of its uses"
+    for t, n in unsettled.items():
+        if n > made.get(tools[t], 0):
+            tool = tools[t]
+            return k, f"{user!r} has more refused and undecided uses with {tool!r} than requests"
     return k, None
 
 

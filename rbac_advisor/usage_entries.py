@@ -58,7 +58,9 @@ class UseColumns(NamedTuple):
 
     ii: Sequence[int]
     ai: Sequence[int]
+    di: Sequence[int]
     ti: Sequence[int]
+    decisions: Sequence[Decision]
     tools: Sequence[str]
     counts: Sequence[int]
     firsts: Sequence[float]
@@ -205,13 +207,22 @@ class Entries(Mapping[UsageKey, Stats]):
         return [v for v in self._vias if v is not None]
 
     def use_columns(self) -> UseColumns:
-        """The identity, access and tool indices and the statistics of the uses, in order.
+        """The identity, access, decision and tool indices and the uses' statistics, in order.
 
         No table is copied (see :meth:`rows` for what merging needs).
         """
-        ii, ai, _, _, ti = self._cols
+        ii, ai, di, _, ti = self._cols
         return UseColumns(
-            ii, ai, ti, self._tools, self._counts, self._firsts, self._lasts, self._days
+            ii,
+            ai,
+            di,
+            ti,
+            self._decs,
+            self._tools,
+            self._counts,
+            self._firsts,
+            self._lasts,
+            self._days,
         )
 
     def rows(self) -> Rows:

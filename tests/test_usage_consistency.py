@@ -288,3 +288,33 @@ def test_an_edited_model_is_refused_in_one_line(
         assert r.stderr.startswith(f"error: {p}: damaged usage model: {message}"), r.stderr
         assert r.stderr.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_more_refused_uses_than_requests_is_refused(tmp_path: Path) -> None:
+    """A refused session upgrade is one refused use of an allowed request; two refused uses
+    of one request are an edit."""
+    upgrade = event(
+        audit_id="x1",
+        uri="/api/v1/namespaces/ns/pods/p/exec?command=sh",
+        ref={"resource": "pods", "namespace": "ns", "name": "p", "subresource": "exec"},
+        code=403,
+    )
+    upgrade["responseStatus"]["message"] = (
+        'pods "p" is forbidden: User "alice" cannot create resource "pods/exec" in API group '
+        '"" in the namespace "ns"'
+    )
+    log = tmp_path / "a.log"
+    log.write_bytes(line(upgrade) + b"\n" + line(event(audit_id="x2", decision="forbid", code=403)))
+    u = read_logs([str(log)])
+    assert sorted(k.decision.value for k in u.entries) == ["allow", "forbid", "forbid"]
+    _agrees(u)
+    doc = json.loads(usage.dumps(u))
+    allowed = next(e for e in doc["entries"] if e[2] == "allow")
+    allowed[2], allowed[3] = "forbid", -1  # the exec's own use refused as well
+    saved = tmp_path / "m.json"
+    saved.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["usage", "--load", str(saved)])
+    assert r.exit_code == 3 and r.stderr.strip() == (
+        f"error: {saved}: damaged usage model: 'alice' has more refused and undecided uses "
+        "with 'kubectl/v1.36.3' than requests"
+    )
