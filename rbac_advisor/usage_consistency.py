@@ -195,9 +195,10 @@ def _user_against(
         key = keys[k]
         made[key[1]] = made.get(key[1], 0) + activity[key]
         k += 1
-    if len(made) > len(total) or not made.keys() <= {tools[t] for t in total}:
-        tool = next(t for t in made if t not in {tools[t] for t in total})
-        return k, _no_use(user, tool)
+    used = {tools[t] for t in total}
+    unused = next((tool for tool in made if tool not in used), None)
+    if unused is not None:
+        return k, _no_use(user, unused)
     for t, largest in most.items():
         tool = tools[t]
         n = made.get(tool)
