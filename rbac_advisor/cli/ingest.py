@@ -151,13 +151,14 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
             meter.file(size, f"reading {path.name}")
             try:
                 model = loads(text, str(path), lambda at: meter.tick(0, at / size))
+                # Well formed, but its parts may still disagree (an edited file): what it
+                # would report would contradict its own uses.
+                meter.phase(f"checking {path.name}")
+                found = contradiction(model)
             finally:
                 meter.done()
         except OSError as err:  # the file read where it is sliced: at any point
             raise InputError(f"{path}: cannot read ({err.strerror})") from None
-    # Well formed, but its parts may still disagree (an edited file): what it would report
-    # would contradict its own uses.
-    found = contradiction(model)
     if found is not None:
         raise InputError(f"{path}: damaged usage model: {found}")
     return model
