@@ -45,7 +45,8 @@ Prints a table, or with --json one object (docs/usage-json.md). --save keeps the
 for `analyze --usage` or a later --load merge; it never replaces an input log.
 
 Exit codes: 0 done; 2 bad flags or no input; 3 bad input (a malformed record, a truncated
-gzip, no audit event, an output path that is an input); 6 out of memory, a reading process
+gzip, no audit event, a damaged saved model or one whose parts disagree, models that add up
+past what --save can hold, an output path that is an input); 6 out of memory, a reading process
 was killed (--jobs 1 reads in one process), or standard output or the temporary file for
 counts (in TMPDIR) could not be written.
 
