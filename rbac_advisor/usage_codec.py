@@ -940,6 +940,15 @@ def _whole(text: bytes, path: str) -> Usage:
     except _Unsupported as err:
         raise InputError(f"{path}: {err}") from None
     except _Bad as err:
-        raise InputError(f"{path}: damaged usage model: {err}") from None
+        raise damaged(path, str(err)) from None
     except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise InputError(f"{path}: damaged usage model ({type(err).__name__}: {err})") from None
+        raise damaged(path, f"{type(err).__name__}: {err}") from None
+
+
+# A damaged model cannot be repaired, only built again from the logs it was built from.
+REBUILD = "build it again from its audit logs (rbac-advisor usage LOGS --save FILE)"
+
+
+def damaged(path: str, what: str) -> InputError:
+    """The error for a saved model that is not as the tool writes it, with the way out."""
+    return InputError(f"{path}: damaged usage model: {what}; {REBUILD}")

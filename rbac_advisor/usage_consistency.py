@@ -29,6 +29,11 @@ def contradiction(usage: Usage) -> str | None:
 def _contradictions(usage: Usage) -> Iterator[str]:
     if usage.sources and sum(s.requests for s in usage.sources) != usage.requests:
         yield "the requests of its sources do not add up to requests"
+    for s in usage.sources:  # a source names its first skipped record exactly when it skipped
+        if s.skipped and not s.first_error:
+            yield f"its source {s.path!r} skipped records but names none of them"
+        if s.first_error and not s.skipped:
+            yield f"its source {s.path!r} names a skipped record but skipped none"
     if sum(usage.activity.values()) != usage.requests - usage.unauthenticated:
         yield "its activity (requests per user, tool and day) does not add up to requests"
     outside = _activity_outside(usage)

@@ -100,6 +100,10 @@ def test_malformed_exit_3_one_line_and_nothing_written(tmp_path) -> None:
     r = runner.invoke(app, ["usage", str(p), "--skip-malformed", "--save", str(out)])
     assert r.exit_code == 0 and "warning: skipped 1 malformed record (first: " in r.stderr
     assert model.loads(out.read_text()).skipped == 1
+    r = runner.invoke(app, ["usage", "--load", str(out), "--json"])  # and it loads as it was
+    assert r.exit_code == 0, r.stderr
+    (source,) = json.loads(r.stdout)["sources"]
+    assert source["skipped"] == 1 and source["firstError"].startswith(f"{p}:2: invalid JSON (")
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n", gzip.compress(b"")])

@@ -339,7 +339,7 @@ def test_analyze_with_a_damaged_model_says_one_line(saved: str, tmp_path: Path) 
     assert (r.returncode, r.stdout, r.stderr) == (
         3,
         "",
-        f"error: {p}: damaged usage model: {message}\n",
+        f"error: {p}: damaged usage model: {message}; {usage_codec.REBUILD}\n",
     )
 
 

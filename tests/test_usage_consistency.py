@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from rbac_advisor import usage
 from rbac_advisor.audit import parse_lines
 from rbac_advisor.cli import app, parallel, spool
+from rbac_advisor.usage_codec import REBUILD
 from rbac_advisor.usage_consistency import contradiction
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,6 +218,16 @@ CASES: list[tuple[str, Callable[[Doc], None], str]] = [
         "the activity of 'bob' with 'kubectl/v1.36.3' does not match",
     ),
     (
+        "skipped-unnamed",
+        lambda d: d["sources"][0].__setitem__("skipped", 2),
+        f"its source {str(DEMO_LOG)!r} skipped records but names none of them",
+    ),
+    (
+        "named-not-skipped",
+        lambda d: d["sources"][0].__setitem__("first_error", f"{DEMO_LOG}:3: invalid JSON"),
+        f"its source {str(DEMO_LOG)!r} names a skipped record but skipped none",
+    ),
+    (
         "activity-renamed",
         lambda d: d["activity"][0].__setitem__(0, "nobody-else"),
         "'alice' has uses with 'kubectl/v1.36.3' but no activity",
@@ -286,7 +297,7 @@ def test_an_edited_model_is_refused_in_one_line(
         assert r.exit_code == 3, (r.exception, r.stderr)
         assert r.stdout == ""
         assert r.stderr.startswith(f"error: {p}: damaged usage model: {message}"), r.stderr
-        assert r.stderr.count("\n") == 1
+        assert r.stderr.endswith(f"; {REBUILD}\n") and r.stderr.count("\n") == 1
     assert not (tmp_path / "o").exists()
 
 
@@ -316,5 +327,5 @@ def test_more_refused_uses_than_requests_is_refused(tmp_path: Path) -> None:
     r = runner.invoke(app, ["usage", "--load", str(saved)])
     assert r.exit_code == 3 and r.stderr.strip() == (
         f"error: {saved}: damaged usage model: 'alice' has more refused and undecided uses "
-        "with 'kubectl/v1.36.3' than requests"
+        f"with 'kubectl/v1.36.3' than requests; {REBUILD}"
     )

@@ -28,7 +28,7 @@ from rbac_advisor.cli.progress import Progress
 from rbac_advisor.errors import AuditParseError, InputError, UsageError
 from rbac_advisor.usage import BuildOptions, SourceInfo, Usage, loads
 from rbac_advisor.usage_builder import UsageBuilder
-from rbac_advisor.usage_codec import Text
+from rbac_advisor.usage_codec import Text, damaged
 from rbac_advisor.usage_consistency import contradiction
 from rbac_advisor.usage_fast import RawAggregator
 
@@ -160,7 +160,7 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
         except OSError as err:  # the file read where it is sliced: at any point
             raise InputError(f"{path}: cannot read ({err.strerror})") from None
     if found is not None:
-        raise InputError(f"{path}: damaged usage model: {found}")
+        raise damaged(str(path), found)
     return model
 
 
