@@ -696,6 +696,14 @@ def test_binary_given_as_a_model_is_refused_at_once(tmp_path) -> None:
     assert sent[0] < 8 << 20  # the reader stopped at the first piece
 
 
+def test_a_file_that_reports_no_size_is_read_whole() -> None:
+    """Files of /proc say size 0 but hold text: read as a stream, they are not empty."""
+    r = runner.invoke(app, ["usage", "--load", "/proc/self/status"])
+    assert r.exit_code == 3
+    assert r.stderr.startswith("error: /proc/self/status: not a saved usage model: invalid JSON")
+    assert "empty document" not in r.stderr and r.stderr.count("\n") == 1
+
+
 def test_models_added_past_the_saved_bound_are_not_saved(tmp_path) -> None:
     """Two models each at the bound add up past it: shown, but saving is refused."""
     from rbac_advisor.usage_codec import INT_MAX

@@ -119,10 +119,15 @@ class FileText:
 
 
 def _opened(f: BinaryIO) -> Text:
-    """The bytes of an open file: read where sliced when it is a regular file, else all read."""
-    if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    """The bytes of an open file: read where sliced when it is a regular file, else all read.
+
+    A regular file of size 0 is read as a stream too: files of /proc and /sys say 0 and
+    hold text all the same.
+    """
+    st = os.fstat(f.fileno())
+    if stat.S_ISREG(st.st_mode) and st.st_size:
         return FileText(f.fileno())
-    return _read_stream(f)  # a pipe or a device
+    return _read_stream(f)  # a pipe, a device, or a file that does not know its size
 
 
 def load_saved(path: Path, *, progress: bool) -> Usage:
