@@ -18,7 +18,7 @@ import pytest
 from audit_samples import corpus, event, line, read_logs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_usage_fast import _interleave, _req, _request_lines
+from request_samples import interleave, request, request_lines
 from typer.testing import CliRunner
 
 from rbac_advisor import usage
@@ -53,7 +53,7 @@ _AGENTS = ("kubectl/v1.36.3 (linux/amd64)", "Helm/3.15.2", "curl/8.0", "")
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(_req, max_size=30),
+    st.lists(request, max_size=30),
     st.randoms(use_true_random=False),
     st.lists(st.sampled_from(_AGENTS), min_size=1, max_size=4),
     st.integers(0, 30),
@@ -62,7 +62,7 @@ _AGENTS = ("kubectl/v1.36.3 (linux/amd64)", "Helm/3.15.2", "curl/8.0", "")
 def test_models_read_from_any_log_agree(tmp_path_factory, reqs, rnd, agents, cut, untimed) -> None:
     """Fast and general paths, pieces merged, agents and records without a time."""
     texts = []
-    for n, text in enumerate(_interleave(_request_lines(reqs), rnd)):
+    for n, text in enumerate(interleave(request_lines(reqs), rnd)):
         d = json.loads(text)
         d["userAgent"] = agents[n % len(agents)]
         if n in untimed:  # exported logs may lack the times
