@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
 
 from rbac_advisor.audit import SourceStats
-from rbac_advisor.errors import AuditParseError, InputError, located
+from rbac_advisor.errors import AuditParseError, InputError
 
 _zlib: types.ModuleType = zlib
 INFLATE_ERRORS: tuple[type[Exception], ...] = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -443,9 +443,7 @@ def _malformed(stats: SourceStats, path: str, no: int, reason: str, *, skip: boo
     """
     if not skip:
         raise AuditParseError(path, no, reason)
-    stats.skipped += 1
-    if not stats.first_error:
-        stats.first_error = located(path, no, reason)
+    stats.skip(no, reason)
 
 
 def too_long_handler(

@@ -43,7 +43,18 @@ class SourceStats:
     ignored: int = 0
     formats: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
-    first_error: str = ""
+    first_skipped: tuple[int, str] | None = None  # line and reason of the first record skipped
+
+    def skip(self, line: int, reason: str, n: int = 1) -> None:
+        """Count ``n`` records of ``line`` as skipped for ``reason`` (the first one is named)."""
+        self.skipped += n
+        if self.first_skipped is None:
+            self.first_skipped = (line, reason)
+
+    @property
+    def first_error(self) -> str:
+        """The first record skipped as ``path:line: reason``; empty when none was."""
+        return "" if self.first_skipped is None else located(self.path, *self.first_skipped)
 
 
 def parse_text(text: bytes, skip_malformed: bool) -> Parsed:
@@ -175,14 +186,10 @@ def parse_blocks(
             reason = str(err)
             if not skip_malformed:
                 raise AuditParseError(path, no, reason) from None
-            st.skipped += 1
-            if not st.first_error:
-                st.first_error = located(path, no, reason)
+            st.skip(no, reason)
             return []
         if parsed.skipped:  # malformed items of a batch; the others still count
-            st.skipped += len(parsed.skipped)
-            if not st.first_error:
-                st.first_error = located(path, no, parsed.skipped[0])
+            st.skip(no, parsed.skipped[0], len(parsed.skipped))
         st.events += len(parsed.events)
         st.ignored += parsed.ignored
         st.formats.update(parsed.formats)

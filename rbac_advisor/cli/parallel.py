@@ -802,9 +802,9 @@ def read_files(
             st.ignored += got.ignored
             st.formats |= got.formats
             st.missing |= got.missing
-            if got.first_error and not st.first_error:
-                no, _, why = got.first_error[len(path) + 1 :].partition(": ")
-                st.first_error = f"{path}:{offsets[k].get(path, 0) + int(no)}: {why}"
+            if got.first_skipped is not None and st.first_skipped is None:
+                no, why = got.first_skipped  # numbered from the share's first line
+                st.first_skipped = (offsets[k].get(path, 0) + no, why)
         builder.absorb_export(r.state, own=True)
         r.state = None
     for k, r in enumerate(results):
