@@ -44,6 +44,13 @@ with --load.
 Prints a table, or with --json one object (docs/usage-json.md). --save keeps the model
 for `analyze --usage` or a later --load merge; it never replaces an input log.
 
+The table has a row per subject, most active first: the REQUESTS made as it, by logged
+decision (UNKNOWN: logged only at RequestReceived, or refused before authorization), the
+distinct permissions it used (PERMS), its TOOLS and when it was LAST SEEN. A request made
+with impersonation is the impersonated user's; the impersonator has a row of its own,
+whose impersonate checks are permissions it used but not requests, so it may show 0
+requests beside them (a refused impersonation counts as denied for it).
+
 Exit codes: 0 done; 2 bad flags or no input; 3 bad input (a malformed record, a truncated
 gzip, no audit event, a damaged saved model or one whose parts disagree, models that add up
 past what --save can hold, an output path that is an input); 6 out of memory, a reading process
