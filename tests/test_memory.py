@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -79,13 +80,15 @@ def _saved_model(tmp_path: Path) -> tuple[Path, Any]:
     from rbac_advisor import usage
     from rbac_advisor.audit import parse_record
 
-    model = usage.build(
+    built = usage.build(
         e
         for n in range(50)
         for e in parse_record(
             event(audit_id=f"a{n}", user=f"u{n % 7}", uri=f"/api/v1/namespaces/n{n}/pods")
         ).events
     )
+    source = usage.SourceInfo("a.log", "native", 50, built.requests, 0, "0" * 64, ())
+    model = dataclasses.replace(built, sources=(source,))  # as read from a file
     filler = '"aaa":[\n' + ",\n".join([f'"{n:04d}' + "a" * 2000 + '"' for n in range(8000)])
     filler += "\n],"
     path = tmp_path / "model.json"

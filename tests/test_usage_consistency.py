@@ -301,6 +301,25 @@ def test_an_edited_model_is_refused_in_one_line(
     assert not (tmp_path / "o").exists()
 
 
+def test_a_model_without_sources_is_refused(saved: Doc, tmp_path: Path) -> None:
+    """Every saved model names what it was read from; one that names nothing would add up
+    with another into a model whose sources no longer account for its requests."""
+    doc = copy.deepcopy(saved)
+    doc["sources"] = []
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(doc))
+    assert contradiction(usage.loads(p.read_text())) is None  # a model built without input
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps(saved))
+    out = tmp_path / "merged.json"
+    r = runner.invoke(app, ["usage", "--load", str(whole), "--load", str(p), "--save", str(out)])
+    assert (r.exit_code, r.stderr) == (
+        3,
+        f"error: {p}: damaged usage model: it names no source; {REBUILD}\n",
+    )
+    assert not out.exists()
+
+
 def test_more_refused_uses_than_requests_is_refused(tmp_path: Path) -> None:
     """A refused session upgrade is one refused use of an allowed request; two refused uses
     of one request are an edit."""

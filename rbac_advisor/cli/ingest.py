@@ -159,7 +159,9 @@ def load_saved(path: Path, *, progress: bool) -> Usage:
                 # Well formed, but its parts may still disagree (an edited file): what it
                 # would report would contradict its own uses.
                 meter.phase(f"checking {path.name}")
-                found = contradiction(model)
+                # The tool saves what it read from at least one input; without one, the
+                # requests could not be checked against their sources, nor after a merge.
+                found = contradiction(model) if model.sources else "it names no source"
             finally:
                 meter.done()
         except OSError as err:  # the file read where it is sliced: at any point
