@@ -30,6 +30,8 @@ def _contradictions(usage: Usage) -> Iterator[str]:
     if usage.sources and sum(s.requests for s in usage.sources) != usage.requests:
         yield "the requests of its sources do not add up to requests"
     for s in usage.sources:  # a source names its first skipped record exactly when it skipped
+        if s.requests and not s.lines:
+            yield f"its source {s.path!r} counts requests but read no record"
         if s.skipped and not s.first_error:
             yield f"its source {s.path!r} skipped records but names none of them"
         if s.first_error and not s.skipped:

@@ -218,6 +218,11 @@ CASES: list[tuple[str, Callable[[Doc], None], str]] = [
         "the activity of 'bob' with 'kubectl/v1.36.3' does not match",
     ),
     (
+        "no-line-read",
+        lambda d: d["sources"][0].__setitem__("lines", 0),
+        f"its source {str(DEMO_LOG)!r} counts requests but read no record",
+    ),
+    (
         "skipped-unnamed",
         lambda d: d["sources"][0].__setitem__("skipped", 2),
         f"its source {str(DEMO_LOG)!r} skipped records but names none of them",
