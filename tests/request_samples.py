@@ -54,28 +54,36 @@ def request_lines(reqs: list[tuple[Any, ...]]) -> list[list[bytes]]:
         if no_ref or not uri.startswith("/api/"):
             ref = None
         reason = 'RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "y" to User "alice"'
-        per = []
-        for stage in sorted(stages, key=STAGES.index):
-            kw = {
-                "audit_id": aid,
-                "stage": stage,
-                "verb": verb,
-                "uri": uri,
-                "user": user,
-                "ref": ref,
-                "time": ts,
-                "decision": dec,
-                "code": code,
-                "reason": reason if dec == "allow" else None,
-            }
-            if imp and stage != "RequestReceived":
-                kw["imp"] = {"username": "carol", "groups": ["ops"]}
-            d = event(**kw)
-            if ref is None:
+        events = stage_events(
+            stages,
+            imp=imp,
+            audit_id=aid,
+            verb=verb,
+            uri=uri,
+            user=user,
+            ref=ref,
+            time=ts,
+            decision=dec,
+            code=code,
+            reason=reason if dec == "allow" else None,
+        )
+        if ref is None:
+            for d in events:
                 d.pop("objectRef", None)
-            per.append(line(d))
-        out.append(per)
+        out.append([line(d) for d in events])
     return out
+
+
+def stage_events(stages: set[str], *, imp: bool, **fields: Any) -> list[dict[str, Any]]:
+    """One request's events at each of ``stages``, in order; with ``imp`` impersonating
+    from ResponseStarted on (RequestReceived is logged before the impersonation filter)."""
+    per = []
+    for stage in sorted(stages, key=STAGES.index):
+        kw = {**fields, "stage": stage}
+        if imp and stage != "RequestReceived":
+            kw["imp"] = {"username": "carol", "groups": ["ops"]}
+        per.append(event(**kw))
+    return per
 
 
 def interleave(per: list[list[bytes]], rnd: random.Random) -> list[bytes]:

@@ -9,13 +9,12 @@ import pytest
 from audit_samples import event, line, lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from request_samples import STAGES, stage_events
 
 from rbac_advisor import usage
 from rbac_advisor.audit import Deduper, parse_lines, parse_record
 from rbac_advisor.audit import stream as stream_mod
 from rbac_advisor.events import Decision
-
-STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete")
 
 
 def build_lines(*dicts):
@@ -222,22 +221,9 @@ def _stage_dicts(reqs) -> tuple[list[list[dict]], int]:
         ts = f"2026-11-{20 + t // 86400:02d}T{hh:02d}:{mm:02d}:{ss:02d}.5Z"
         name = uri.rsplit("/", 1)[1]
         ref = {"resource": "pods", "namespace": "ns", "name": name}
-        per = []
-        for stage in sorted(stages, key=STAGES.index):
-            kw = {
-                "audit_id": aid,
-                "stage": stage,
-                "verb": verb,
-                "uri": uri,
-                "user": user,
-                "ref": ref,
-                "time": ts,
-                "decision": dec,
-                "code": 200 if dec == "allow" else 403,
-            }
-            if imp and stage != "RequestReceived":
-                kw["imp"] = {"username": "carol", "groups": ["ops"]}
-            per.append(event(**kw))
+        request = {"audit_id": aid, "verb": verb, "uri": uri, "user": user, "ref": ref, "time": ts}
+        code = 200 if dec == "allow" else 403
+        per = stage_events(stages, imp=imp, decision=dec, code=code, **request)
         out.append(per)
     return out, len(seen)
 
