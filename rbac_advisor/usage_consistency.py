@@ -86,17 +86,10 @@ def _uses_plausible(usage: Usage, uses: UseColumns) -> bool:
         return False
     if any(map(ne, map(highs.__getitem__, map(id, days)), map(floordiv, lasts, repeat(DAY)))):
         return False
-    first = min(filter(None, firsts), default=None)
-    last = max(filter(None, lasts), default=None)
-    if first is None and last is None:
+    if not firsts:  # no use at all
         return True
-    start, end = usage.start, usage.end
-    return (
-        start is not None
-        and end is not None
-        and (first is None or first >= start)
-        and (last is None or last <= end)
-    )
+    start, end = usage.start, usage.end  # every use has both times here
+    return start is not None and end is not None and min(firsts) >= start and max(lasts) <= end
 
 
 def _use_problem(
@@ -114,11 +107,12 @@ def _use_problem(
         if last:
             return "has a last time but no first time"
         return "has active days but no time" if days else None
-    if (first and first // DAY not in days) or (last and last // DAY not in days):
+    # From here the use has a first time (``last`` 0 only beside a time before 1970).
+    if first // DAY not in days or (last and last // DAY not in days):
         return "lacks the day of its first or last time"
-    if (first and min(days) < first // DAY) or (last and max(days) > last // DAY):
+    if min(days) < first // DAY or (last and max(days) > last // DAY):
         return "has a day outside its first and last times"
-    if (first and (start is None or first < start)) or (last and (end is None or last > end)):
+    if start is None or first < start or (last and (end is None or last > end)):
         return "has a time outside the model's window"
     return None
 
